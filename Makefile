@@ -1,0 +1,48 @@
+# pycni: a Container Network Interface in pure Python.
+PYTHON ?= /usr/bin/python3
+VENV ?= .venv
+HOSTPY ?= $(shell command -v python3 || echo $(PYTHON))
+DESTDIR ?=
+PREFIX ?= /opt/cni/bin
+SOURCES := $(shell find lib plugins zipapp -name '*.py' -not -path '*/__pycache__/*')
+
+.PHONY: all build test unit integration test-deps venv bench demo install clean test-zipapps
+
+all: build
+
+build: bin/.stamp
+
+bin/.stamp: $(SOURCES)
+	$(PYTHON) zipapp/build.py --python $(PYTHON)
+	@touch $@
+
+$(VENV)/bin/pytest:
+	$(HOSTPY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q pytest vermin
+
+venv: $(VENV)/bin/pytest
+
+test-deps:
+	@sh scripts/test-deps.sh
+
+test: build venv test-deps
+	$(VENV)/bin/pytest -q tests
+
+unit: build venv
+	$(VENV)/bin/pytest -q tests/unit
+
+test-zipapps: build
+	@for b in bin/*; do printf '%s: ' $$b; echo '{"cniVersion":"1.0.0"}' | CNI_COMMAND=VERSION $$b || exit 1; echo; done
+
+bench: build venv test-deps
+	$(VENV)/bin/python bench/run.py
+
+demo: build
+	@sh scripts/demo.sh
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)
+	install -m 0755 bin/* $(DESTDIR)$(PREFIX)/
+
+clean:
+	rm -rf bin build

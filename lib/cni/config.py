@@ -1,0 +1,173 @@
+"""Network configuration: the NetConf base, a declarative field parser, CNI_ARGS."""
+from __future__ import annotations
+
+from cni.errors import DecodingError, InvalidConfigError, InvalidEnvError
+
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", list: "a list",
+               dict: "an object", float: "a number"}
+
+
+def valid_id(s: str) -> bool:
+    """`^[A-Za-z0-9][A-Za-z0-9_.-]*$`: container IDs and network names."""
+    return bool(s) and s[0] in _ALNUM and all(c in _NAME_OK for c in s)
+
+
+def check_name(name) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidConfigError("missing network name", "the config has no \"name\"")
+    if not valid_id(name) or len(name) > 255:
+        raise InvalidConfigError("invalid network name",
+                                 f"name {name!r} must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    return name
+
+
+def coerce(value, typ, field: str):
+    """Check a decoded JSON value against a field type; Go's json rules, strict."""
+    if typ is None or value is None:
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidConfigError("invalid config", f"{field} must be a number")
+        return value
+    if typ is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidConfigError("invalid config", f"{field} must be an integer")
+        return value
+    if isinstance(typ, type):
+        if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)):
+            raise InvalidConfigError("invalid config",
+                                     f"{field} must be {_TYPE_NAMES.get(typ, typ.__name__)}")
+        return value
+    return typ(value, field)  # a converter function(value, field) -> value
+
+
+def parse_fields(obj, table: dict, target, prefix: str = "") -> None:
+    """Fill `target` attributes from obj per {jsonKey: (attr, type, default)}.
+
+    Keys match exactly, else case-insensitively (as Go's encoding/json does).
+    """
+    lower = None
+    for key, (attr, typ, default) in table.items():
+        if key in obj:
+            v = obj[key]
+        else:
+            if lower is None:
+                lower = {k.lower(): k for k in obj} if obj else {}
+            k2 = lower.get(key.lower())
+            v = obj[k2] if k2 is not None else None
+        if v is None:
+            v = default() if callable(default) and not isinstance(default, type) else default
+            if isinstance(v, (list, dict)):
+                v = type(v)(v)
+        else:
+            v = coerce(v, typ, prefix + key)
+        setattr(target, attr, v)
+
+
+def _dns(v, field):
+    from cni.types import DNS
+    try:
+        return DNS.from_dict(v)
+    except DecodingError as exc:
+        raise InvalidConfigError("invalid config", exc.details) from None
+
+
+class NetConf:
+    """Base of every plugin's config: the spec's common keys plus the raw object.
+
+    Subclasses add a FIELDS table {jsonKey: (attr, type, default)} and may
+    override validate(). Unknown keys stay in `raw` untouched.
+    """
+
+    BASE_FIELDS = {
+        "cniVersion": ("cni_version", str, ""),
+        "name": ("name", str, ""),
+        "type": ("type", str, ""),
+        "ipam": ("ipam", dict, None),
+        "dns": ("dns", _dns, None),
+        "args": ("args", dict, dict),
+        "runtimeConfig": ("runtime_config", dict, dict),
+        "capabilities": ("capabilities", dict, dict),
+    }
+    FIELDS: dict = {}
+    __slots__ = ("cni_version", "name", "type", "ipam", "dns", "args", "runtime_config",
+                 "capabilities", "prev_result", "raw", "raw_bytes")
+
+    @classmethod
+    def load(cls, obj: dict, raw_bytes: bytes = b"") -> NetConf:
+        self = cls.__new__(cls)
+        parse_fields(obj, cls.BASE_FIELDS, self)
+        if cls.FIELDS:
+            parse_fields(obj, cls.FIELDS, self)
+        self.raw = obj
+        self.raw_bytes = raw_bytes
+        self.prev_result = None
+        prev = obj.get("prevResult")
+        if prev is not None:
+            from cni.convert import from_json
+            try:
+                self.prev_result = from_json(prev, self.cni_version)
+            except DecodingError as exc:
+                raise DecodingError("invalid prevResult", str(exc)) from None
+        self.validate()
+        return self
+
+    def validate(self) -> None:
+        """Check field values; raise InvalidConfigError naming the field."""
+
+    def ipam_type(self) -> str:
+        t = (self.ipam or {}).get("type", "")
+        return t if isinstance(t, str) else ""
+
+    def cni_arg(self, key: str, default=None):
+        """args.cni.<key> from the config's `args` (the CONVENTIONS way)."""
+        c = self.args.get("cni") if isinstance(self.args, dict) else None
+        return c.get(key, default) if isinstance(c, dict) else default
+
+
+def parse_cni_args(s: str) -> list:
+    """CNI_ARGS 'K=V;K2=V2' -> [(K, V), ...]; Go's strict pair rules (code 4)."""
+    if not s:
+        return []
+    out = []
+    for pair in s.split(";"):
+        kv = pair.split("=")
+        if len(kv) != 2 or not kv[0]:
+            raise InvalidEnvError("invalid CNI_ARGS", f"ARGS: invalid pair {pair!r}")
+        out.append((kv[0], kv[1]))
+    return out
+
+
+def _truthy(v: str, key: str) -> bool:
+    lv = v.lower()
+    if lv in ("1", "true"):
+        return True
+    if lv in ("0", "false"):
+        return False
+    raise InvalidEnvError("invalid CNI_ARGS", f"ARGS: {key}={v!r} is not a boolean")
+
+
+def load_cni_args(s: str, known) -> dict:
+    """Pick known keys (case-sensitive, as Go field names) out of CNI_ARGS.
+
+    Unknown keys are an error unless IgnoreUnknown is true, as Go's LoadArgs.
+    Returns {key: value} for the known keys present.
+    """
+    pairs = parse_cni_args(s)
+    out: dict = {}
+    unknown = []
+    ignore = False
+    for k, v in pairs:
+        if k == "IgnoreUnknown":
+            ignore = _truthy(v, k)
+        elif k in known:
+            out[k] = v
+        else:
+            unknown.append(k)
+    if unknown and not ignore:
+        raise InvalidEnvError("invalid CNI_ARGS", f"ARGS: unknown args {unknown}")
+    return out

@@ -1,0 +1,120 @@
+"""Find and execute plugins: CNI_PATH lookup, exec protocol, delegation (spec section 4)."""
+from __future__ import annotations
+
+import os
+
+from cni import jsonx
+from cni.errors import CNIError, InternalError, InvalidConfigError, from_dict
+
+DEFAULT_TIMEOUT = 60.0
+
+
+def check_plugin_name(name) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidConfigError("no plugin name provided", "plugin type is empty")
+    if "/" in name or "\\" in name or "\x00" in name or name in (".", "..") or len(name) > 255:
+        raise InvalidConfigError("invalid plugin name", f"{name!r} must be a bare file name")
+    return name
+
+
+def find_in_path(name: str, paths) -> str:
+    """The first regular file `name` in `paths` (a list, or a ':' string)."""
+    check_plugin_name(name)
+    if isinstance(paths, str):
+        paths = [p for p in paths.split(":") if p]
+    if not paths:
+        raise InvalidConfigError("no paths provided", f"cannot find plugin {name!r}: CNI_PATH is empty")
+    for d in paths:
+        p = os.path.join(d, name)
+        if os.path.isfile(p):
+            return p
+    raise InvalidConfigError(f"failed to find plugin {name!r} in path {list(paths)}",
+                             "install it into a CNI_PATH directory")
+
+
+def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TIMEOUT) -> bytes:
+    """Run a plugin; return stdout on success, raise CNIError carrying its code on failure."""
+    from cni import proc
+    try:
+        rc, out, err = proc.run([path], stdin, env, timeout)
+    except TimeoutError:
+        raise InternalError(f"plugin {os.path.basename(path)} timed out",
+                            f"no answer after {timeout} s") from None
+    except OSError as exc:
+        raise InternalError(f"cannot execute plugin {path}", str(exc)) from None
+    if err:
+        from cni.log import warn
+        if rc != 0 or os.environ.get("CNI_DEBUG") == "1":
+            for line in err.decode("utf-8", "replace").splitlines():
+                warn(f"{os.path.basename(path)}: {line}")
+    if rc == 0:
+        return out
+    if not out.strip():
+        if err.strip():
+            raise InternalError(f"netplugin failed: {err.decode('utf-8', 'replace').strip()!r}",
+                                f"exit status {rc}")
+        raise InternalError("netplugin failed with no error message", f"exit status {rc}")
+    try:
+        obj = jsonx.loads(out)
+        if not isinstance(obj, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        raise InternalError("netplugin failed but error parsing its diagnostic message",
+                            f"{out[:512]!r}: {exc}") from None
+    raise from_dict(obj)
+
+
+def parse_result(out: bytes, version: str):
+    """Decode a plugin's ADD output; a result without cniVersion gets the request's."""
+    from cni.convert import from_json
+    try:
+        obj = jsonx.loads(out) if out.strip() else {}
+    except ValueError as exc:
+        raise InternalError("cannot decode plugin result", str(exc)) from None
+    if obj is None:
+        obj = {}
+    if isinstance(obj, dict) and not obj.get("cniVersion"):
+        obj["cniVersion"] = version
+    return from_json(obj, version)
+
+
+def _request_version(stdin: bytes) -> str:
+    try:
+        v = jsonx.loads(stdin).get("cniVersion", "")
+        return v if isinstance(v, str) else ""
+    except (ValueError, AttributeError):
+        return ""
+
+
+def delegate(command: str, plugin: str, stdin: bytes, *, env=None,
+             timeout: float | None = DEFAULT_TIMEOUT) -> bytes:
+    """Run a delegate with our own environment and only CNI_COMMAND changed."""
+    base = os.environ if env is None else env
+    path = find_in_path(plugin, base.get("CNI_PATH", ""))
+    child = dict(base)
+    child["CNI_COMMAND"] = command
+    return exec_plugin(path, stdin, child, timeout)
+
+
+def delegate_add(plugin: str, stdin: bytes, **kw):
+    return parse_result(delegate("ADD", plugin, stdin, **kw), _request_version(stdin))
+
+
+def delegate_check(plugin: str, stdin: bytes, **kw) -> None:
+    delegate("CHECK", plugin, stdin, **kw)
+
+
+def delegate_del(plugin: str, stdin: bytes, **kw) -> None:
+    delegate("DEL", plugin, stdin, **kw)
+
+
+def delegate_status(plugin: str, stdin: bytes, **kw) -> None:
+    delegate("STATUS", plugin, stdin, **kw)
+
+
+def delegate_gc(plugin: str, stdin: bytes, **kw) -> None:
+    delegate("GC", plugin, stdin, **kw)
+
+
+__all__ = ["CNIError", "find_in_path", "exec_plugin", "parse_result", "delegate",
+           "delegate_add", "delegate_check", "delegate_del", "delegate_status", "delegate_gc"]

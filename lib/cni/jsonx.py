@@ -1,0 +1,299 @@
+"""Small JSON codec that avoids importing `json` (which pulls in `re`).
+
+Decoding uses the C scanner in `_json` when the interpreter has it, and a
+pure-Python parser otherwise (Debian's python3-minimal lacks both `json` and
+`_json`). Encoding is pure Python: CNI documents are small.
+"""
+from __future__ import annotations
+
+try:
+    import _json
+except ImportError:  # python3-minimal
+    _json = None
+
+__all__ = ["loads", "dumps"]
+
+_WS = " \t\n\r"
+
+
+def _reject_constant(name):
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+class _Context:
+    """The attributes `_json.make_scanner` reads from its context object."""
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = staticmethod(_reject_constant)
+    memo: dict = {}
+
+
+_scan = _json.make_scanner(_Context()) if _json is not None else None
+
+
+def loads(data):
+    """Decode a JSON document from str or bytes; raise ValueError on bad input."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            data = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"invalid UTF-8: {exc}") from None
+    if data.startswith("\ufeff"):
+        raise ValueError("unexpected UTF-8 BOM")
+    n = len(data)
+    i = n - len(data.lstrip(_WS))
+    if i == n:
+        raise ValueError("empty input")
+    if _scan is not None:
+        try:
+            obj, end = _scan(data, i)
+        except StopIteration as exc:
+            raise ValueError(f"invalid JSON at offset {exc.value}") from None
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        except Exception as exc:  # JSONDecodeError (a ValueError) or its import failing
+            raise ValueError(str(exc) or "invalid JSON") from None
+    else:
+        try:
+            obj, end = _Parser(data).value(i)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+    if data[end:].strip(_WS):
+        raise ValueError(f"extra data at offset {end}")
+    return obj
+
+
+class _Parser:
+    """Pure-Python fallback for interpreters without `_json`."""
+
+    __slots__ = ("s",)
+    _ESC = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+    def __init__(self, s: str):
+        self.s = s
+
+    def _ws(self, i: int) -> int:
+        s = self.s
+        while i < len(s) and s[i] in _WS:
+            i += 1
+        return i
+
+    def _fail(self, i: int):
+        raise ValueError(f"invalid JSON at offset {i}")
+
+    def value(self, i: int, depth: int = 0):
+        if depth > 128:
+            raise ValueError("JSON nested too deeply")
+        s = self.s
+        if i >= len(s):
+            self._fail(i)
+        c = s[i]
+        if c == '"':
+            return self.string(i + 1)
+        if c == "{":
+            return self.obj(i + 1, depth)
+        if c == "[":
+            return self.arr(i + 1, depth)
+        for lit, val in (("true", True), ("false", False), ("null", None)):
+            if s.startswith(lit, i):
+                return val, i + len(lit)
+        return self.number(i)
+
+    def number(self, i: int):
+        s, j = self.s, i
+        if j < len(s) and s[j] == "-":
+            j += 1
+        k = j
+        while j < len(s) and s[j].isdigit() and s[j].isascii():
+            j += 1
+        if j == k or (s[k] == "0" and j - k > 1):
+            self._fail(i)
+        is_float = False
+        if j < len(s) and s[j] == ".":
+            j += 1
+            k = j
+            while j < len(s) and s[j] in "0123456789":
+                j += 1
+            if j == k:
+                self._fail(i)
+            is_float = True
+        if j < len(s) and s[j] in "eE":
+            j += 1
+            if j < len(s) and s[j] in "+-":
+                j += 1
+            k = j
+            while j < len(s) and s[j] in "0123456789":
+                j += 1
+            if j == k:
+                self._fail(i)
+            is_float = True
+        text = s[i:j]
+        return (float(text) if is_float else int(text)), j
+
+    def string(self, i: int):
+        s, out = self.s, []
+        while True:
+            j = i
+            while j < len(s) and s[j] not in '"\\' and s[j] >= " ":
+                j += 1
+            out.append(s[i:j])
+            if j >= len(s) or s[j] < " ":
+                self._fail(j)
+            if s[j] == '"':
+                return "".join(out), j + 1
+            esc = s[j + 1:j + 2]
+            if esc == "u":
+                cp = self._hex4(j + 2)
+                j += 6
+                if 0xD800 <= cp < 0xDC00 and s.startswith("\\u", j):
+                    lo = self._hex4(j + 2)
+                    if 0xDC00 <= lo < 0xE000:
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                        j += 6
+                out.append(chr(cp))
+                i = j
+            elif esc in self._ESC:
+                out.append(self._ESC[esc])
+                i = j + 2
+            else:
+                self._fail(j)
+
+    def _hex4(self, i: int) -> int:
+        h = self.s[i:i + 4]
+        if len(h) != 4 or any(c not in "0123456789abcdefABCDEF" for c in h):
+            self._fail(i)
+        return int(h, 16)
+
+    def obj(self, i: int, depth: int):
+        d: dict = {}
+        i = self._ws(i)
+        if self.s[i:i + 1] == "}":
+            return d, i + 1
+        while True:
+            if self.s[i:i + 1] != '"':
+                self._fail(i)
+            k, i = self.string(i + 1)
+            i = self._ws(i)
+            if self.s[i:i + 1] != ":":
+                self._fail(i)
+            v, i = self.value(self._ws(i + 1), depth + 1)
+            d[k] = v
+            i = self._ws(i)
+            c = self.s[i:i + 1]
+            if c == "}":
+                return d, i + 1
+            if c != ",":
+                self._fail(i)
+            i = self._ws(i + 1)
+
+    def arr(self, i: int, depth: int):
+        a: list = []
+        i = self._ws(i)
+        if self.s[i:i + 1] == "]":
+            return a, i + 1
+        while True:
+            v, i = self.value(self._ws(i), depth + 1)
+            a.append(v)
+            i = self._ws(i)
+            c = self.s[i:i + 1]
+            if c == "]":
+                return a, i + 1
+            if c != ",":
+                self._fail(i)
+            i = self._ws(i + 1)
+
+
+def _quote_py(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif o < 0x20 or o > 0x7E:
+            if o > 0xFFFF:
+                o -= 0x10000
+                out.append("\\u%04x\\u%04x" % (0xD800 | (o >> 10), 0xDC00 | (o & 0x3FF)))
+            else:
+                out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, "\\u%04x" % o))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+_quote = _json.encode_basestring_ascii if _json is not None else _quote_py
+
+
+def dumps(obj, indent: int | None = None) -> str:
+    """Encode obj; `indent` gives Go-style pretty output (as MarshalIndent)."""
+    out: list = []
+    _enc(obj, out, indent, 0)
+    return "".join(out)
+
+
+def _enc(o, out: list, indent, level: int) -> None:
+    if isinstance(o, str):
+        out.append(_quote(o))
+    elif o is None:
+        out.append("null")
+    elif o is True:
+        out.append("true")
+    elif o is False:
+        out.append("false")
+    elif isinstance(o, int):
+        out.append(int.__repr__(o))
+    elif isinstance(o, float):
+        if o != o or o in (float("inf"), float("-inf")):
+            raise ValueError("cannot encode non-finite float")
+        out.append(float.__repr__(o))
+    elif isinstance(o, dict):
+        if not o:
+            out.append("{}")
+            return
+        if indent is None:
+            out.append("{")
+            first = True
+            for k, v in o.items():
+                if not first:
+                    out.append(",")
+                first = False
+                out.append(_quote(str(k)))
+                out.append(":")
+                _enc(v, out, None, 0)
+            out.append("}")
+        else:
+            pad = "\n" + " " * (indent * (level + 1))
+            out.append("{")
+            first = True
+            for k, v in o.items():
+                out.append(pad if first else "," + pad)
+                first = False
+                out.append(_quote(str(k)))
+                out.append(": ")
+                _enc(v, out, indent, level + 1)
+            out.append("\n" + " " * (indent * level) + "}")
+    elif isinstance(o, (list, tuple)):
+        if not o:
+            out.append("[]")
+            return
+        if indent is None:
+            out.append("[")
+            for n, v in enumerate(o):
+                if n:
+                    out.append(",")
+                _enc(v, out, None, 0)
+            out.append("]")
+        else:
+            pad = "\n" + " " * (indent * (level + 1))
+            out.append("[")
+            for n, v in enumerate(o):
+                out.append(pad if n == 0 else "," + pad)
+                _enc(v, out, indent, level + 1)
+            out.append("\n" + " " * (indent * level) + "]")
+    else:
+        raise TypeError(f"cannot encode {type(o).__name__} as JSON")

@@ -1,0 +1,17 @@
+"""Diagnostics on stderr (stdout belongs to the protocol)."""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def warn(msg: str) -> None:
+    try:
+        sys.stderr.write(f"{os.path.basename(sys.argv[0] or 'cni')}: {msg}\n")
+    except (OSError, ValueError):
+        pass
+
+
+def debug(msg: str) -> None:
+    if os.environ.get("CNI_DEBUG") == "1":
+        warn(msg)

@@ -1,0 +1,230 @@
+"""The canonical result model (spec 1.1); convert.py maps it to each wire version.
+
+Addresses are kept as validated strings and turned into `ipaddress` objects
+on first use: importing `ipaddress` costs ~3 ms, which chained plugins that
+only pass a prevResult through should not pay.
+"""
+from __future__ import annotations
+
+import _socket
+
+from cni.errors import DecodingError
+
+
+def check_ip(s: str, what: str) -> str:
+    """Validate a bare IP string (v4 or v6) without importing ipaddress."""
+    if not isinstance(s, str) or not s:
+        raise DecodingError(f"invalid {what}", f"{s!r} is not an IP address")
+    fam = _socket.AF_INET6 if ":" in s else _socket.AF_INET
+    try:
+        _socket.inet_pton(fam, s)
+    except (OSError, ValueError):
+        raise DecodingError(f"invalid {what}", f"{s!r} is not an IP address") from None
+    return s
+
+
+def check_cidr(s: str, what: str) -> str:
+    """Validate 'ip/prefix' (host bits allowed, as Go's IPNet keeps them)."""
+    if not isinstance(s, str) or s.count("/") != 1:
+        raise DecodingError(f"invalid {what}", f"{s!r} is not in CIDR notation")
+    ip, plen = s.split("/")
+    check_ip(ip, what)
+    maxlen = 128 if ":" in ip else 32
+    if not plen.isdigit() or not plen.isascii() or int(plen) > maxlen or len(plen) > 3:
+        raise DecodingError(f"invalid {what}", f"{s!r} has a bad prefix length")
+    return s
+
+
+def _ipaddress():
+    import ipaddress
+    return ipaddress
+
+
+class Interface:
+    __slots__ = ("name", "mac", "mtu", "sandbox", "socket_path", "pci_id")
+
+    def __init__(self, name: str, mac: str = "", sandbox: str = "", *, mtu: int = 0,
+                 socket_path: str = "", pci_id: str = ""):
+        self.name = name
+        self.mac = mac
+        self.mtu = mtu
+        self.sandbox = sandbox
+        self.socket_path = socket_path
+        self.pci_id = pci_id
+
+    def __eq__(self, other):
+        return isinstance(other, Interface) and all(
+            getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    def __repr__(self):
+        return f"Interface({self.name!r}, mac={self.mac!r}, sandbox={self.sandbox!r})"
+
+
+class IPConfig:
+    """One address. `address` is an ip_interface (host bits kept), `gateway` an ip_address."""
+    __slots__ = ("_address", "_gateway", "interface")
+
+    def __init__(self, address, gateway=None, interface: int | None = None):
+        self._address = address if isinstance(address, str) else str(address)
+        self._gateway = None if gateway in (None, "") else str(gateway)
+        self.interface = interface
+
+    @property
+    def address(self):
+        return _ipaddress().ip_interface(self._address)
+
+    @address.setter
+    def address(self, v):
+        self._address = str(v)
+
+    @property
+    def gateway(self):
+        return None if self._gateway is None else _ipaddress().ip_address(self._gateway)
+
+    @gateway.setter
+    def gateway(self, v):
+        self._gateway = None if v in (None, "") else str(v)
+
+    @property
+    def address_str(self) -> str:
+        return self._address
+
+    @property
+    def gateway_str(self) -> str:
+        return self._gateway or ""
+
+    @property
+    def version(self) -> str:
+        return "6" if ":" in self._address else "4"
+
+    def __eq__(self, other):
+        return (isinstance(other, IPConfig) and self.address == other.address
+                and self.gateway == other.gateway and self.interface == other.interface)
+
+    def __repr__(self):
+        return f"IPConfig({self._address!r}, gateway={self._gateway!r}, interface={self.interface!r})"
+
+
+class Route:
+    """dst is an ip_network (host bits dropped), gw an ip_address or None."""
+    __slots__ = ("_dst", "_gw", "mtu", "advmss", "priority", "table", "scope")
+
+    def __init__(self, dst, gw=None, *, mtu: int = 0, advmss: int = 0, priority: int = 0,
+                 table: int | None = None, scope: int | None = None):
+        self._dst = dst if isinstance(dst, str) else str(dst)
+        self._gw = None if gw in (None, "") else str(gw)
+        self.mtu = mtu
+        self.advmss = advmss
+        self.priority = priority
+        self.table = table
+        self.scope = scope
+
+    @property
+    def dst(self):
+        return _ipaddress().ip_network(self._dst, strict=False)
+
+    @dst.setter
+    def dst(self, v):
+        self._dst = str(v)
+
+    @property
+    def gw(self):
+        return None if self._gw is None else _ipaddress().ip_address(self._gw)
+
+    @gw.setter
+    def gw(self, v):
+        self._gw = None if v in (None, "") else str(v)
+
+    @property
+    def dst_str(self) -> str:
+        return self._dst
+
+    @property
+    def gw_str(self) -> str:
+        return self._gw or ""
+
+    @property
+    def is_v6(self) -> bool:
+        return ":" in self._dst
+
+    def __eq__(self, other):
+        return isinstance(other, Route) and self.dst == other.dst and self.gw == other.gw and all(
+            getattr(self, a) == getattr(other, a)
+            for a in ("mtu", "advmss", "priority", "table", "scope"))
+
+    def __repr__(self):
+        return f"Route({self._dst!r}, gw={self._gw!r})"
+
+
+class DNS:
+    __slots__ = ("nameservers", "domain", "search", "options")
+
+    def __init__(self, nameservers=None, domain: str = "", search=None, options=None):
+        self.nameservers = list(nameservers or [])
+        self.domain = domain
+        self.search = list(search or [])
+        self.options = list(options or [])
+
+    def is_empty(self) -> bool:
+        return not (self.nameservers or self.domain or self.search or self.options)
+
+    def to_dict(self) -> dict:
+        d: dict = {}
+        if self.nameservers:
+            d["nameservers"] = list(self.nameservers)
+        if self.domain:
+            d["domain"] = self.domain
+        if self.search:
+            d["search"] = list(self.search)
+        if self.options:
+            d["options"] = list(self.options)
+        return d
+
+    @classmethod
+    def from_dict(cls, d) -> DNS:
+        if d is None:
+            return cls()
+        if not isinstance(d, dict):
+            raise DecodingError("invalid dns", "dns must be an object")
+        out = cls(domain=_str(d.get("domain", ""), "dns.domain"))
+        for key in ("nameservers", "search", "options"):
+            v = d.get(key)
+            if v is None:
+                continue
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise DecodingError("invalid dns", f"dns.{key} must be a list of strings")
+            setattr(out, key, list(v))
+        return out
+
+    def __eq__(self, other):
+        return isinstance(other, DNS) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return f"DNS({self.to_dict()!r})"
+
+
+def _str(v, what: str) -> str:
+    if not isinstance(v, str):
+        raise DecodingError(f"invalid {what}", f"{what} must be a string")
+    return v
+
+
+class Result:
+    """An ADD result in the 1.1 model; cni_version is the version it was made for."""
+    __slots__ = ("cni_version", "interfaces", "ips", "routes", "dns")
+
+    def __init__(self, cni_version: str = "1.1.0", interfaces=None, ips=None, routes=None,
+                 dns: DNS | None = None):
+        self.cni_version = cni_version
+        self.interfaces = list(interfaces or [])
+        self.ips = list(ips or [])
+        self.routes = list(routes or [])
+        self.dns = dns if dns is not None else DNS()
+
+    def __eq__(self, other):
+        return isinstance(other, Result) and all(
+            getattr(self, a) == getattr(other, a) for a in ("interfaces", "ips", "routes", "dns"))
+
+    def __repr__(self):
+        return (f"Result({self.cni_version!r}, interfaces={self.interfaces!r}, ips={self.ips!r},"
+                f" routes={self.routes!r}, dns={self.dns!r})")

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Install the Debian packages the test suite uses, when missing (needs root + apt).
+set -e
+need=""
+command -v iptables-restore >/dev/null 2>&1 || need="$need iptables"
+command -v nft >/dev/null 2>&1 || need="$need nftables"
+command -v ip >/dev/null 2>&1 || need="$need iproute2"
+[ -x /usr/lib/cni/bridge ] || need="$need containernetworking-plugins"
+command -v dnsmasq >/dev/null 2>&1 || need="$need dnsmasq-base"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "test-deps: missing$need (run as root on Debian to install them; tests needing them skip)" >&2
+    exit 0
+fi
+echo "test-deps: installing$need" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null 2>&1 || true
+apt-get install -y -qq --no-install-recommends $need >/dev/null

@@ -1,0 +1,129 @@
+"""Shared fixtures: fresh network namespaces, plugin runner, markers."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "bin")
+GO_BIN = "/usr/lib/cni"
+NS_PREFIX = "cnit-"
+
+
+def _kind_available(kind: str) -> bool:
+    """True if the kernel can create a link of this kind (probed in a scratch netns)."""
+    name = NS_PREFIX + "probe-" + uuid.uuid4().hex[:6]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        r = subprocess.run(["ip", "-n", name, "link", "add", "p0", "type", kind],
+                           capture_output=True)
+        return r.returncode == 0
+    finally:
+        subprocess.run(["ip", "netns", "del", name])
+
+
+_KMOD_CACHE: dict = {}
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("root") and os.geteuid() != 0:
+        pytest.skip("needs root")
+    for m in item.iter_markers("tool"):
+        for tool in m.args:
+            if shutil.which(tool) is None:
+                pytest.skip(f"needs {tool}")
+    for m in item.iter_markers("gobin"):
+        for name in m.args:
+            if not os.path.exists(os.path.join(GO_BIN, name)):
+                pytest.skip(f"needs Go reference plugin {GO_BIN}/{name}")
+    for m in item.iter_markers("kmod"):
+        for kind in m.args:
+            if kind not in _KMOD_CACHE:
+                _KMOD_CACHE[kind] = os.geteuid() == 0 and _kind_available(kind)
+            if not _KMOD_CACHE[kind]:
+                pytest.skip(f"this kernel cannot create {kind} links")
+
+
+class NetNSHandle:
+    """A named network namespace made for one test."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.path = f"/run/netns/{name}"
+
+    def run(self, *argv, check=True, **kw):
+        """Run a command inside this netns."""
+        return subprocess.run(["ip", "netns", "exec", self.name, *argv],
+                              check=check, capture_output=True, text=True, **kw)
+
+    def ip(self, *args, check=True):
+        return subprocess.run(["ip", "-n", self.name, *args], check=check,
+                              capture_output=True, text=True)
+
+    def ipj(self, *args):
+        """`ip -j` output inside this netns, decoded."""
+        import json
+        out = subprocess.run(["ip", "-j", "-n", self.name, *args], check=True,
+                             capture_output=True, text=True).stdout
+        return json.loads(out or "[]")
+
+    def __repr__(self):
+        return f"NetNSHandle({self.name})"
+
+
+@pytest.fixture
+def make_netns():
+    """Factory for fresh named netns; all are deleted at teardown."""
+    made = []
+
+    def make(tag: str = "ns") -> NetNSHandle:
+        name = f"{NS_PREFIX}{tag}-{uuid.uuid4().hex[:8]}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        _MADE.add(name)
+        h = NetNSHandle(name)
+        h.ip("link", "set", "lo", "up")
+        made.append(h)
+        return h
+
+    yield make
+    for h in reversed(made):
+        subprocess.run(["ip", "netns", "del", h.name], capture_output=True)
+
+
+@pytest.fixture
+def host_ns(make_netns):
+    """A netns that plays the role of the node (root netns stays untouched)."""
+    return make_netns("host")
+
+
+@pytest.fixture
+def cont_ns(make_netns):
+    """A netns that plays the role of the container."""
+    return make_netns("cont")
+
+
+_MADE: set = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leaked_netns():
+    """Every netns this session made through make_netns is gone at the end."""
+    yield
+    if not os.path.isdir("/run/netns"):
+        return
+    leaked = sorted(n for n in os.listdir("/run/netns") if n in _MADE)
+    for n in leaked:
+        subprocess.run(["ip", "netns", "del", n], capture_output=True)
+    assert not leaked, f"tests leaked netns: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def built_bins():
+    """Make sure bin/ is built (make does the work; a no-op when fresh)."""
+    subprocess.run(["make", "-s", "-C", ROOT, "build"], check=True)
+    return BIN

@@ -1,0 +1,120 @@
+"""The built zipapps: self-contained, isolated from the environment, reproducible."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from helpers import BIN, ROOT, run_plugin
+
+PREV = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/run/netns/x"}],
+        "ips": [{"address": "10.1.0.5/16", "gateway": "10.1.0.1", "interface": 0}]}
+SAMPLE = {"cniVersion": "1.0.0", "name": "net1", "type": "sample", "anotherAwesomeArg": "x",
+          "prevResult": PREV}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _built(built_bins):
+    return built_bins
+
+
+def test_every_binary_answers_version():
+    for name in sorted(os.listdir(BIN)):
+        p = os.path.join(BIN, name)
+        if name.startswith(".") or not os.access(p, os.X_OK):
+            continue
+        r = run_plugin(p, "VERSION", {"cniVersion": "0.4.0"})
+        if name == "cnitool":
+            continue
+        assert r.rc == 0, (name, r)
+        assert r.json["cniVersion"] == "0.4.0" and "0.4.0" in r.json["supportedVersions"], name
+
+
+def test_shebang_is_isolated():
+    with open(os.path.join(BIN, "sample"), "rb") as f:
+        assert f.readline() == b"#!/usr/bin/python3 -IS\n"
+
+
+def test_copied_alone_runs(tmp_path):
+    exe = tmp_path / "sample"
+    shutil.copy(os.path.join(BIN, "sample"), exe)
+    r = run_plugin(str(exe), "ADD", SAMPLE, netns="/run/netns/x", path=str(tmp_path))
+    assert r.rc == 0, r
+    assert r.json["ips"][0]["address"] == "10.1.0.5/16"
+
+
+def test_hostile_pythonpath_ignored(tmp_path):
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "pwned"
+    for mod in ("json", "os", "cni", "_json", "struct", "sample", "encodings"):
+        (evil / f"{mod}.py").write_text(f"open({str(marker)!r}, 'w').write('x')\nraise SystemExit(42)\n")
+    env = {"PYTHONPATH": str(evil), "PYTHONSTARTUP": str(evil / "json.py"),
+           "PYTHONHOME": str(evil), "PYTHONINSPECT": "1"}
+    for cmd in ("VERSION", "ADD"):
+        r = run_plugin("sample", cmd, SAMPLE, netns="/run/netns/x", env=env)
+        assert r.rc == 0, r
+    assert not marker.exists()
+
+
+def test_error_output_shape():
+    r = run_plugin("sample", "ADD", dict(SAMPLE, anotherAwesomeArg=""), netns="/run/netns/x")
+    assert r.rc == 1
+    assert r.json == {"cniVersion": "1.0.0", "code": 7, "msg": "invalid config",
+                      "details": "anotherAwesomeArg must be specified"}
+
+
+def test_reproducible(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        subprocess.run([sys.executable, os.path.join(ROOT, "zipapp", "build.py"), "--out", str(d),
+                        "--only", "sample", "debug"], check=True)
+    for n in ("sample", "debug"):
+        assert (a / n).read_bytes() == (b / n).read_bytes()
+
+
+def test_only_needed_modules_inside():
+    import zipfile
+    names = zipfile.ZipFile(os.path.join(BIN, "sample")).namelist()
+    assert "sample.pyc" in names and "cni/skel.pyc" in names
+    assert not any(n.startswith("cni/nl/") for n in names)
+
+
+def test_delegation_with_debug(tmp_path):
+    """A delegate is found via CNI_PATH, run with our env, and its error passes up."""
+    log = tmp_path / "calls"
+    conf = {"cniVersion": "1.0.0", "name": "n", "type": "x", "cniOutput": str(log),
+            "debugResult": {"cniVersion": "1.0.0", "ips": [{"address": "10.9.0.2/24"}]}}
+    code = f"""
+import json, os, sys
+sys.path.insert(0, {os.path.join(ROOT, 'lib')!r})
+from cni import invoke
+from cni.errors import CNIError
+os.environ.update(CNI_PATH={BIN!r}, CNI_CONTAINERID="c1", CNI_NETNS="/x", CNI_IFNAME="eth0",
+                  CNI_COMMAND="ADD")
+stdin = json.dumps({conf!r}).encode()
+r = invoke.delegate_add("debug", stdin)
+print(r.ips[0].address_str)
+invoke.delegate_del("debug", stdin)
+for bad in ("../bin/debug", "/bin/sh", "..", ""):
+    try:
+        invoke.delegate_add(bad, stdin)
+        print("NOT REJECTED", bad)
+    except CNIError as e:
+        assert e.code == 7, (bad, e.code)
+bad = dict(json.loads(stdin), debugError={{"code": 117, "msg": "nope", "details": "d"}})
+try:
+    invoke.delegate_add("debug", json.dumps(bad).encode())
+except CNIError as e:
+    print(e.code, e.msg, e.details)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["10.9.0.2/24", "117 nope d"]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["command"] for c in calls] == ["ADD", "DEL", "ADD"]
+    assert calls[0]["env"]["CNI_CONTAINERID"] == "c1"

@@ -1,0 +1,55 @@
+"""Our JSON codec agrees with the stdlib json module, on both the _json and pure paths."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cni import jsonx
+
+DOCS = ['{}', '[]', '{"a": [1, 2.5, -3e2, true, false, null, "x\\u00e9\\n\\"q\\"\\ud83d\\ude00"]}',
+        ' {"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","mtu":1500}]} ',
+        '"just a string"', '0', '-0.0', '123456789012345678901234567890', '{"\\/": "/"}']
+BAD = ['', ' ', '{', '{"a":}', '[1,]', '{"a":1,}', 'nul', 'NaN', 'Infinity', '01', '1.', '.5',
+       '"\x01"', '"\\x"', '{"a" 1}', '[1 2]', '{} {}', '\ufeff{}', '"\\u12"']
+
+
+@pytest.fixture(params=["c", "pure"])
+def codec(request, monkeypatch):
+    if request.param == "pure":
+        monkeypatch.setattr(jsonx, "_scan", None)
+    return jsonx
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_loads_matches_stdlib(codec, doc):
+    assert codec.loads(doc) == json.loads(doc)
+    assert codec.loads(doc.encode()) == json.loads(doc)
+
+
+@pytest.mark.parametrize("doc", BAD)
+def test_loads_rejects(codec, doc):
+    with pytest.raises(ValueError):
+        codec.loads(doc)
+
+
+def test_deep_nesting_rejected(codec):
+    with pytest.raises(ValueError):
+        codec.loads("[" * 100000 + "]" * 100000)
+
+
+@pytest.mark.parametrize("obj", [
+    {}, [], {"a": [1, 2.5, True, False, None, "é\n\"\\\x01😀"]}, {"n": {"m": [[], {}]}}, "s", 7,
+])
+@pytest.mark.parametrize("indent", [None, 4])
+def test_dumps_matches_stdlib(obj, indent, monkeypatch):
+    expect = json.dumps(obj, indent=indent) if indent else json.dumps(obj, separators=(",", ":"))
+    assert jsonx.dumps(obj, indent=indent) == expect
+    monkeypatch.setattr(jsonx, "_quote", jsonx._quote_py)
+    assert jsonx.dumps(obj, indent=indent) == expect
+
+
+def test_dumps_rejects():
+    for bad in (float("nan"), object(), {1: set()}):
+        with pytest.raises((ValueError, TypeError)):
+            jsonx.dumps(bad)

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Build one self-contained, reproducible zipapp per plugin.
+
+Each archive holds the plugin module, only the `cni` modules it can import
+(found by scanning bytecode, lazy imports included), their .pyc compiled by
+this interpreter (unchecked-hash, next to the .py, where zipimport looks),
+and a generated __main__.py whose VERSION answer needs no imports.
+
+usage: build.py [--python /usr/bin/python3] [--out bin] [--only NAME ...]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import modulefinder
+import os
+import sys
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIB = os.path.join(ROOT, "lib")
+PLUGINS = os.path.join(ROOT, "plugins")
+EPOCH = (1980, 1, 1, 0, 0, 0)
+# extra executables that are not plugins: binary name -> "module:function"
+APPS = {"cnitool": "cni.runtime.cnitool:main"}
+
+MAIN_TEMPLATE = '''\
+import os
+if os.environ.get("CNI_COMMAND") == "VERSION" and {fast!r}:
+    import sys
+    v = "1.1.0"
+    try:
+        s = sys.stdin.buffer.read(65536).decode("utf-8", "replace")
+        i = s.find('"cniVersion"')
+        if i >= 0:
+            j = s.index('"', s.index(":", i) + 1)
+            c = s[j + 1:s.index('"', j + 1)]
+            if c and len(c) < 16 and all(ch in "0123456789." for ch in c):
+                v = c
+    except (OSError, ValueError):
+        pass
+    sys.stdout.write('{{"cniVersion":"%s","supportedVersions":{versions}}}' % v)
+    sys.stdout.flush()
+    raise SystemExit(0)
+from {module} import {func}
+{func}()
+'''
+
+
+def cni_modules(entry_module: str, entry_file: str) -> dict:
+    """{module name: source path} for the entry module and every cni.* module it reaches."""
+    finder = modulefinder.ModuleFinder(path=[LIB, PLUGINS], excludes=[])
+    finder.run_script(entry_file)
+    out = {}
+    for name, mod in finder.modules.items():
+        if (name == "cni" or name.startswith("cni.")) and mod.__file__:
+            out[name] = mod.__file__
+    out["cni"] = os.path.join(LIB, "cni", "__init__.py")
+    # packages of every module must be present
+    for name in list(out):
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            pkg = ".".join(parts[:i])
+            out.setdefault(pkg, os.path.join(LIB, *parts[:i], "__init__.py"))
+    return out
+
+
+def arcname(modname: str, path: str) -> str:
+    rel = modname.replace(".", "/")
+    return rel + "/__init__.py" if path.endswith("__init__.py") else rel + ".py"
+
+
+def compile_pyc(source: bytes, arc: str) -> bytes:
+    """A .pyc in unchecked-hash mode (flags=0b01): no mtime inside, reproducible."""
+    import importlib._bootstrap_external as be
+    code = compile(source, arc, "exec", dont_inherit=True, optimize=0)
+    source_hash = importlib.util.source_hash(source)
+    return be._code_to_hash_pyc(code, source_hash, checked=False)
+
+
+def plugin_versions(module: str):
+    sys.path[:0] = [LIB, PLUGINS]
+    try:
+        mod = __import__(module)
+        plugin = getattr(mod, "PLUGIN", None)
+        fast = plugin is not None and getattr(mod, "FAST_VERSION", True)
+        return (tuple(plugin.versions) if plugin else ()), fast
+    finally:
+        del sys.path[:2]
+
+
+def add_file(zf: zipfile.ZipFile, arc: str, data: bytes) -> None:
+    zi = zipfile.ZipInfo(arc, EPOCH)
+    zi.external_attr = 0o644 << 16
+    zi.compress_type = zipfile.ZIP_STORED
+    zi.create_system = 3
+    zf.writestr(zi, data)
+
+
+def build(binname: str, module: str, func: str, entry_file: str, python: str, outdir: str) -> str:
+    mods = cni_modules(module, entry_file)
+    versions, fast = plugin_versions(module) if entry_file.startswith(PLUGINS) else ((), False)
+    files = {}
+    for name, path in mods.items():
+        with open(path, "rb") as f:
+            files[arcname(name, path)] = f.read()
+    if "." not in module:  # a plugin file; an app's module is already among mods
+        with open(entry_file, "rb") as f:
+            files[module + ".py"] = f.read()
+    vjson = "[" + ",".join('"%s"' % v for v in versions) + "]"
+    files["__main__.py"] = MAIN_TEMPLATE.format(fast=bool(fast and versions), versions=vjson,
+                                                module=module, func=func).encode()
+    buf = io.BytesIO()
+    buf.write(f"#!{python} -IS\n".encode())
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for arc in sorted(files):
+            src = files[arc]
+            add_file(zf, arc, src)
+            if arc != "__main__.py":
+                add_file(zf, arc[:-3] + ".pyc", compile_pyc(src, arc))
+    dest = os.path.join(outdir, binname)
+    tmp = dest + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, dest)
+    return dest
+
+
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--python", default="/usr/bin/python3",
+                    help="interpreter for the shebang (its bytecode is shipped)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bin"))
+    ap.add_argument("--only", nargs="*", default=None, help="binary names to build")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    targets = {}
+    for fn in sorted(os.listdir(PLUGINS)):
+        if fn.endswith(".py") and not fn.startswith("_"):
+            mod = fn[:-3]
+            targets[mod.replace("_", "-")] = (mod, "main", os.path.join(PLUGINS, fn))
+    for binname, spec in APPS.items():
+        mod, func = spec.split(":")
+        path = os.path.join(LIB, *mod.split(".")) + ".py"
+        if os.path.exists(path):
+            targets[binname] = (mod, func, path)
+    for binname, (mod, func, path) in sorted(targets.items()):
+        if a.only and binname not in a.only:
+            continue
+        build(binname, mod, func, path, a.python, a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
