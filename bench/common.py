@@ -1,0 +1,40 @@
+"""Shared bench helpers: paired, interleaved timing of whole execs."""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "bin")
+GO_BIN = "/usr/lib/cni"
+
+
+def exec_once(argv, env=None, stdin_path=None) -> tuple:
+    """Run argv with stdin from a file; return (seconds, returncode, stdout)."""
+    fin = open(stdin_path or os.devnull, "rb")
+    try:
+        t = time.perf_counter()
+        r = subprocess.run(argv, stdin=fin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        dt = time.perf_counter() - t
+    finally:
+        fin.close()
+    return dt, r.returncode, r.stdout
+
+
+def paired(cases: dict, n: int = 40, warmup: int = 3) -> dict:
+    """cases: name -> callable() returning seconds. Interleaved; returns name -> median seconds."""
+    times = {k: [] for k in cases}
+    for _ in range(warmup):
+        for f in cases.values():
+            f()
+    for _ in range(n):
+        for k, f in cases.items():
+            times[k].append(f())
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def line(label: str, ours: float, ref: float, ref_label: str) -> str:
+    return (f"{label:<44} ours {ours * 1000:8.2f} ms   {ref_label} {ref * 1000:8.2f} ms"
+            f"   ratio {ours / ref:5.2f}x")
