@@ -1,0 +1,138 @@
+"""Firewall backend choice, tool lookup, exec and the Go-compatible name/hash helpers."""
+from __future__ import annotations
+
+import os
+
+from cni.errors import InternalError, InvalidConfigError
+
+IPTABLES = "iptables"
+NFTABLES = "nftables"
+BACKENDS = (IPTABLES, NFTABLES)
+
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_which_cache: dict = {}
+
+
+class ToolMissingError(InternalError):
+    """A firewall tool (iptables-restore, nft, ...) is not installed."""
+
+    def __init__(self, tool: str):
+        super().__init__(f"{tool} not found", "PATH=" + os.environ.get("PATH", _DEFAULT_PATH))
+        self.tool = tool
+
+
+class RuleError(InternalError):
+    """A firewall tool exited non-zero."""
+
+
+def which(name: str) -> str | None:
+    """Path of an executable on PATH (default PATH when unset), cached per process."""
+    try:
+        return _which_cache[name]
+    except KeyError:
+        pass
+    found = None
+    for d in os.environ.get("PATH", _DEFAULT_PATH).split(os.pathsep):
+        p = os.path.join(d or ".", name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            found = p
+            break
+    _which_cache[name] = found
+    return found
+
+
+def require(name: str) -> str:
+    path = which(name)
+    if path is None:
+        raise ToolMissingError(name)
+    return path
+
+
+def have_iptables(v6: bool = False) -> bool:
+    pre = "ip6tables" if v6 else "iptables"
+    return which(pre + "-restore") is not None and which(pre + "-save") is not None
+
+
+def have_nft() -> bool:
+    return which("nft") is not None
+
+
+def select(explicit: str | None = None, field: str = "backend") -> str:
+    """The backend to use: an explicit value wins, else nftables only when iptables is absent."""
+    if explicit:
+        if explicit not in BACKENDS:
+            raise InvalidConfigError(f"unknown {field} {explicit!r}", f"{field}={explicit}")
+        return explicit
+    if not have_iptables() and have_nft():
+        return NFTABLES
+    return IPTABLES
+
+
+def run(argv: list, input: bytes = b"") -> tuple:
+    """Run a tool through cni.proc.run; returns (rc, stdout, stderr). Missing tool -> ToolMissingError."""
+    from cni import proc
+    try:
+        return proc.run(argv, input=input)
+    except FileNotFoundError:
+        raise ToolMissingError(os.path.basename(argv[0])) from None
+
+
+def check_run(argv: list, input: bytes = b"", what: str = "") -> bytes:
+    rc, out, err = run(argv, input)
+    if rc != 0:
+        text = err.decode("utf-8", "replace").strip()
+        raise RuleError(what or f"{os.path.basename(argv[0])} failed", f"exit {rc}: {text}")
+    return out
+
+
+# --- Go-compatible names ----------------------------------------------------------------------
+
+def sha512_hex(s: str) -> str:
+    try:
+        from _sha512 import sha512  # 3.11: cheaper than hashlib
+    except ImportError:
+        try:
+            from _sha2 import sha512  # 3.12+
+        except ImportError:
+            from hashlib import sha512
+    return sha512(s.encode()).hexdigest()
+
+
+def hash_with_prefix(length: int, prefix: str, to_hash: str) -> str:
+    """Go MustFormatHashWithPrefix: (prefix + sha512 hex)[:length]."""
+    if len(prefix) >= length or length > 128:
+        raise ValueError("invalid length")
+    return (prefix + sha512_hex(to_hash))[:length]
+
+
+def chain_name(network: str, container_id: str, prefix: str = "") -> str:
+    """Go FormatChainName / MustFormatChainNameWithPrefix: 'CNI-'+prefix+hash, 28 chars."""
+    return hash_with_prefix(28, "CNI-" + prefix, network + container_id)
+
+
+_GO_ESC = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+           "\v": "\\v", "\\": "\\\\", '"': '\\"'}
+
+
+def go_quote(s: str) -> str:
+    """Go's %q of a string (printable unicode kept, control chars escaped)."""
+    out = ['"']
+    for ch in s:
+        e = _GO_ESC.get(ch)
+        if e is not None:
+            out.append(e)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def format_comment(network: str, container_id: str) -> str:
+    """Go FormatComment: name: "<net>" id: "<cid>"."""
+    return f"name: {go_quote(network)} id: {go_quote(container_id)}"

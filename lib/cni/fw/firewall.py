@@ -1,0 +1,130 @@
+"""iptables rules of the firewall plugin (filter table), compatible with Go's plugins/meta/firewall.
+
+FORWARD -> CNI-FORWARD (inserted first) -> admin chain (default CNI-ADMIN, first rule), then per
+container address `-d IP conntrack RELATED,ESTABLISHED ACCEPT` and `-s IP ACCEPT`.
+ingressPolicy same-bridge/isolated adds CNI-ISOLATION-STAGE-1/2 (never removed: shared).
+Every change is one iptables-save read and one iptables-restore write per family.
+"""
+from __future__ import annotations
+
+from cni.errors import InternalError, InvalidConfigError
+from cni.fw import backend as be
+
+PRIV_CHAIN = "CNI-FORWARD"
+ADMIN_CHAIN = "CNI-ADMIN"
+STAGE1 = "CNI-ISOLATION-STAGE-1"
+STAGE2 = "CNI-ISOLATION-STAGE-2"
+POLICIES = ("open", "same-bridge", "isolated")
+FILTER_COMMENT = "CNI firewall plugin rules"
+ADMIN_COMMENT = "CNI firewall plugin admin overrides"
+DEFAULT_POLICY_COMMENT = "CNI firewall plugin rules (ingressPolicy: same-bridge|isolated)"
+# Go <= 1.1 used the same-bridge comment for the shared isolation rules; accept it as present.
+LEGACY_POLICY_COMMENT = "CNI firewall plugin rules (ingressPolicy: same-bridge)"
+
+
+class FirewallCheckError(InternalError):
+    """CHECK found a firewall rule missing."""
+
+
+def validate_ingress_policy(policy: str | None) -> str:
+    policy = policy or "open"
+    if policy not in POLICIES:
+        raise InvalidConfigError(f"unknown ingress policy: {policy!r}", f"ingressPolicy={policy}")
+    return policy
+
+
+def ip_rules(ip) -> list:
+    """The two CNI-FORWARD rules of one address (save form)."""
+    from cni.fw.iptables import host
+    h = host(ip)
+    return [f"-d {h} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", f"-s {h} -j ACCEPT"]
+
+
+def _jump_rules(admin_chain: str) -> tuple:
+    from cni.fw.iptables import comment
+    return (f"{comment(FILTER_COMMENT)} -j {PRIV_CHAIN}", f"{comment(ADMIN_COMMENT)} -j {admin_chain}")
+
+
+def _families(ips) -> dict:
+    fams: dict = {}
+    for ip in ips:
+        ip = getattr(ip, "ip", ip)
+        fams.setdefault(ip.version, []).append(ip)
+    return fams
+
+
+def isolation_rules(bridge: str, isolated: bool) -> list:
+    """[(op, chain, spec, alts)] for the ingress policy, in Go's order."""
+    from cni.fw.iptables import comment
+    policy = comment("CNI firewall plugin rules (ingressPolicy: %s)" % ("isolated" if isolated else "same-bridge"))
+    dflt, legacy = comment(DEFAULT_POLICY_COMMENT), comment(LEGACY_POLICY_COMMENT)
+
+    def shared(spec_fmt: str) -> tuple:
+        return spec_fmt.format(dflt), (spec_fmt.format(legacy),)
+    out = [("insert", "FORWARD", *shared("{} -j " + STAGE1)),
+           ("insert", STAGE1, f"-i {bridge} ! -o {bridge} {policy} -j {STAGE2}", ())]
+    if isolated:
+        out.append(("insert", STAGE1, f"-i {bridge} -o {bridge} {policy} -j DROP", ()))
+    out += [("append", STAGE1, *shared("{} -j RETURN")),
+            ("insert", STAGE2, *shared(f"-o {bridge} {{}} -j DROP")),
+            ("append", STAGE2, *shared("{} -j RETURN"))]
+    return out
+
+
+def _build_add(b, ips, admin_chain, policy, bridge) -> None:
+    priv_jump, admin_jump = _jump_rules(admin_chain)
+    b.ensure_chain(PRIV_CHAIN)
+    b.ensure_chain(admin_chain)
+    b.insert_unique("FORWARD", priv_jump)
+    b.insert_unique(PRIV_CHAIN, admin_jump)
+    for ip in ips:
+        for spec in ip_rules(ip):
+            b.append_unique(PRIV_CHAIN, spec)
+    if policy != "open":
+        b.ensure_chain(STAGE1)
+        b.ensure_chain(STAGE2)
+        for op, chain, spec, alts in isolation_rules(bridge, policy == "isolated"):
+            (b.insert_unique if op == "insert" else b.append_unique)(chain, spec, alts)
+
+
+def add(ips, *, admin_chain: str = "", ingress_policy: str = "open", bridge: str = "") -> None:
+    """Allow traffic to/from each container address; set up the ingress policy (ADD)."""
+    from cni.fw import iptables
+    admin_chain = admin_chain or ADMIN_CHAIN
+    policy = validate_ingress_policy(ingress_policy)
+    fams = _families(ips)
+    if policy != "open" and fams and not bridge:
+        raise InvalidConfigError(f"interface needs to be set for ingress policy {policy!r}, "
+                                 'make sure to chain "firewall" plugin with "bridge"')
+    for ver, group in sorted(fams.items()):
+        for tool in iptables.tools(ver == 6):
+            be.require(tool)
+        iptables.apply("filter", lambda b, g=group: _build_add(b, g, admin_chain, policy, bridge),
+                       v6=ver == 6)
+
+
+def delete(ips, *, admin_chain: str = "") -> None:
+    """Remove the per-address rules only (shared chains stay); missing tools/rules are fine."""
+    from cni.fw import iptables
+    for ver, group in sorted(_families(ips).items()):
+        if not be.have_iptables(ver == 6):
+            continue
+
+        def build(b, g=group):
+            for ip in g:
+                for spec in ip_rules(ip):
+                    b.delete(PRIV_CHAIN, spec)
+        iptables.apply("filter", build, v6=ver == 6)
+
+
+def check(ips, *, admin_chain: str = "") -> None:
+    """Raise FirewallCheckError unless the jump rules and every per-address rule exist."""
+    from cni.fw import iptables
+    priv_jump, admin_jump = _jump_rules(admin_chain or ADMIN_CHAIN)
+    for ver, group in sorted(_families(ips).items()):
+        t = iptables.save("filter", v6=ver == 6)
+        want = [("FORWARD", priv_jump), (PRIV_CHAIN, admin_jump)]
+        want += [(PRIV_CHAIN, spec) for ip in group for spec in ip_rules(ip)]
+        for chain, spec in want:
+            if spec not in t.chains.get(chain, ()):
+                raise FirewallCheckError(f"expected {chain} rule not found", spec)

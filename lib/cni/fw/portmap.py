@@ -1,0 +1,366 @@
+"""Port-mapping rules for the portmap plugin, rule-compatible with Go's plugins/meta/portmap.
+
+iptables (nat): shared chains CNI-HOSTPORT-DNAT (PREROUTING/OUTPUT `-m addrtype --dst-type
+LOCAL`), CNI-HOSTPORT-SETMARK and CNI-HOSTPORT-MASQ (POSTROUTING, first); per container
+CNI-DN-<hash> reached by multiport jumps (<= 15 ports per rule, protocols sorted).
+nftables: tables `ip cni_hostport` / `ip6 cni_hostport`; per-container rules carry the
+container ID as comment. The shared chains are left in place on DEL, as Go does.
+"""
+from __future__ import annotations
+
+from cni.errors import InternalError, InvalidConfigError
+from cni.fw import backend as be
+from cni.fw.backend import IPTABLES, NFTABLES
+
+DNAT_CHAIN = "CNI-HOSTPORT-DNAT"
+SETMARK_CHAIN = "CNI-HOSTPORT-SETMARK"
+MASQ_CHAIN = "CNI-HOSTPORT-MASQ"
+OLD_SNAT_CHAIN = "CNI-HOSTPORT-SNAT"
+DEFAULT_MARK_BIT = 13
+NFT_TABLE = "cni_hostport"
+NFT_CHAINS = ("hostports", "hostip_hostports", "masquerading")
+PROTOCOLS = ("tcp", "udp", "sctp")
+_OPTS = {"snat": True, "mark_masq_bit": None, "external_setmark_chain": None,
+         "conditions_v4": None, "conditions_v6": None, "masq_all": False}
+
+
+class PortmapCheckError(InternalError):
+    """CHECK found a port-mapping rule missing."""
+
+
+# --- input -----------------------------------------------------------------------------------
+
+def normalize_mappings(raw) -> list:
+    """runtimeConfig.portMappings -> [{hostPort, containerPort, protocol, hostIP}] (validated).
+
+    Keys match case-insensitively (containerd sends HostPort, ...); protocol defaults to tcp
+    and is lower-cased; hostIP "" means unset (None), else an ipaddress object.
+    """
+    import ipaddress
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidConfigError("invalid portMappings", "portMappings must be a list")
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise InvalidConfigError("invalid port mapping", f"portMappings[{i}] must be an object")
+        low = {str(k).lower(): v for k, v in item.items()}
+        m: dict = {}
+        for key in ("hostPort", "containerPort"):
+            v = low.get(key.lower())
+            if isinstance(v, float) and v.is_integer():
+                v = int(v)
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 65535:
+                raise InvalidConfigError(f"invalid {key}", f"portMappings[{i}].{key}={v!r}: must be 1-65535")
+            m[key] = v
+        proto = low.get("protocol") or "tcp"
+        if not isinstance(proto, str) or proto.lower() not in PROTOCOLS:
+            raise InvalidConfigError("invalid protocol",
+                                     f"portMappings[{i}].protocol={proto!r}: must be tcp, udp or sctp")
+        m["protocol"] = proto.lower()
+        hip = low.get("hostip") or None
+        if hip is not None:
+            try:
+                hip = ipaddress.ip_address(hip)
+            except ValueError:
+                raise InvalidConfigError("invalid hostIP", f"portMappings[{i}].hostIP={hip!r}") from None
+        m["hostIP"] = hip
+        out.append(m)
+    return out
+
+
+def conditions_backend(conditions) -> str:
+    """Go detectBackendOfConditions: iptables if the first item starts with '-' or '!'."""
+    if not conditions or not conditions[0]:
+        return ""
+    return IPTABLES if conditions[0][0] in "-!" else NFTABLES
+
+
+def resolve_backend(backend: str | None = None, *, conditions_v4=None, conditions_v6=None,
+                    external_setmark_chain=None, mark_masq_bit=None) -> str:
+    """Pick the backend as Go's ensureBackend does and reject options of the other one."""
+    if mark_masq_bit is not None and external_setmark_chain is not None:
+        raise InvalidConfigError("cannot specify externalSetMarkChain and markMasqBit")
+    if mark_masq_bit is not None and not 0 <= mark_masq_bit <= 31:
+        raise InvalidConfigError("markMasqBit must be between 0 and 31", f"markMasqBit={mark_masq_bit}")
+    owned: dict = {IPTABLES: [], NFTABLES: []}
+    if external_setmark_chain is not None:
+        owned[IPTABLES].append("externalSetMarkChain")
+    for name, cond in (("conditionsV4", conditions_v4), ("conditionsV6", conditions_v6)):
+        b = conditions_backend(cond)
+        if b:
+            owned[b].append(name)
+    chosen = be.select(backend)
+    wrong = NFTABLES if chosen == IPTABLES else IPTABLES
+    if owned[wrong]:
+        raise InvalidConfigError(f"{chosen} backend was requested but configuration contains "
+                                 f"{wrong}-specific options", ", ".join(owned[wrong]))
+    return chosen
+
+
+def _pick_ips(container_ips) -> dict:
+    """First address of each family: {4: ip_interface, 6: ip_interface}."""
+    out: dict = {}
+    for ipi in container_ips:
+        out.setdefault(ipi.version, ipi)
+    return out
+
+
+def _for_family(m: dict, version: int) -> bool:
+    return m["hostIP"] is None or m["hostIP"].version == version
+
+
+# --- iptables ------------------------------------------------------------------------------
+
+def dn_chain(network: str, container_id: str) -> str:
+    return be.chain_name(network, container_id, "DN-")
+
+
+def _mark(bit: int) -> str:
+    v = 1 << bit
+    return f"{v:#x}/{v:#x}"
+
+
+def ipt_entry_rules(network: str, container_id: str, mappings: list, conditions=None) -> list:
+    """Jump rules into CNI-DN-<hash> (save form, without the `-j`)."""
+    from cni.fw.iptables import arg, comment
+    text = f'dnat name: "{network}" id: "{container_id}"'
+    if len(text) > 255:
+        text = text[:253] + "..."
+    cond = "".join(" " + arg(c) for c in conditions or ())
+    by_proto: dict = {}
+    for m in mappings:
+        by_proto.setdefault(m["protocol"], []).append(str(m["hostPort"]))
+    out = []
+    for proto in sorted(by_proto):
+        ports = by_proto[proto]
+        for i in range(0, len(ports), 15):
+            out.append(f"-p {proto} {comment(text)} -m multiport --dports {','.join(ports[i:i + 15])}{cond}")
+    return out
+
+
+def ipt_chain_rules(mappings: list, ipi, *, snat: bool = True, masq_all: bool = False,
+                    setmark: str = SETMARK_CHAIN) -> list:
+    """Rules of CNI-DN-<hash> for one container address, in Go's order (save form)."""
+    from cni.fw.iptables import host, net
+    v6 = ipi.version == 6
+    out = []
+    for m in mappings:
+        if not _for_family(m, ipi.version):
+            continue
+        dst = f"-d {host(m['hostIP'])} " if m["hostIP"] is not None and not m["hostIP"].is_unspecified else ""
+        base = f"{dst}-p {m['protocol']} -m {m['protocol']} --dport {m['hostPort']}"
+        if snat:
+            out.append(f"{base} -j {setmark}" if masq_all else f"-s {net(ipi)} {base} -j {setmark}")
+            if not v6 and not masq_all:
+                out.append(f"-s 127.0.0.1/32 {base} -j {setmark}")
+        to = f"[{ipi.ip}]:{m['containerPort']}" if v6 else f"{ipi.ip}:{m['containerPort']}"
+        out.append(f"{base} -j DNAT --to-destination {to}")
+    return out
+
+
+def _entry_key(spec: str):
+    toks = spec.split()
+    try:
+        return toks[toks.index("-p") + 1], toks[toks.index("--dports") + 1]
+    except (ValueError, IndexError):
+        return None
+
+
+def _has_entry(rules, spec: str, chain: str, lenient: bool) -> bool:
+    """Is the jump present? With user conditions iptables-save reorders them, so match the
+    jump by target, protocol and port list instead of the exact text."""
+    if f"{spec} -j {chain}" in rules:
+        return True
+    key = _entry_key(spec)
+    return lenient and any(r.endswith(" -j " + chain) and _entry_key(r) == key for r in rules)
+
+
+def _ipt_build(b, network, container_id, mappings, ipi, o) -> None:
+    from cni.fw.iptables import comment
+    setmark = o["external_setmark_chain"] or SETMARK_CHAIN
+    if o["snat"] and o["external_setmark_chain"] is None:
+        mark = _mark(o["mark_masq_bit"] if o["mark_masq_bit"] is not None else DEFAULT_MARK_BIT)
+        b.ensure_chain(SETMARK_CHAIN)
+        b.append_unique(SETMARK_CHAIN,
+                        f"{comment('CNI portfwd masquerade mark')} -j MARK --set-xmark {mark}")
+        b.ensure_chain(MASQ_CHAIN)
+        b.append_unique(MASQ_CHAIN, f"-m mark --mark {mark} -j MASQUERADE")
+        b.insert_unique("POSTROUTING", f"{comment('CNI portfwd requiring masquerade')} -j {MASQ_CHAIN}")
+    b.ensure_chain(DNAT_CHAIN)
+    for entry in ("PREROUTING", "OUTPUT"):
+        b.append_unique(entry, f"-m addrtype --dst-type LOCAL -j {DNAT_CHAIN}")
+    chain = dn_chain(network, container_id)
+    b.ensure_chain(chain)
+    for spec in ipt_chain_rules(mappings, ipi, snat=o["snat"], masq_all=o["masq_all"], setmark=setmark):
+        b.append_unique(chain, spec)
+    cond = o["conditions_v6"] if ipi.version == 6 else o["conditions_v4"]
+    for spec in ipt_entry_rules(network, container_id, mappings, cond):
+        if not _has_entry(b.t.chains[DNAT_CHAIN], spec, chain, bool(cond)):
+            b.append(DNAT_CHAIN, f"{spec} -j {chain}")
+
+
+def _ipt_delete(b, network: str, container_id: str) -> None:
+    b.delete_chain(dn_chain(network, container_id))
+    b.delete_chain(be.chain_name(network, container_id, "SN-"))  # pre-0.8 layout
+
+
+def _ipt_check(t, network, container_id, mappings, ipi, o) -> None:
+    chain = dn_chain(network, container_id)
+    if chain not in t.chains:
+        raise PortmapCheckError(f"chain {chain} not found in iptables table nat")
+    setmark = o["external_setmark_chain"] or SETMARK_CHAIN
+    for spec in ipt_chain_rules(mappings, ipi, snat=o["snat"], masq_all=o["masq_all"], setmark=setmark):
+        if spec not in t.chains[chain]:
+            raise PortmapCheckError(f"rule not found in chain {chain}", spec)
+    cond = o["conditions_v6"] if ipi.version == 6 else o["conditions_v4"]
+    for spec in ipt_entry_rules(network, container_id, mappings, cond):
+        if not _has_entry(t.chains.get(DNAT_CHAIN, ()), spec, chain, bool(cond)):
+            raise PortmapCheckError(f"rule not found in chain {DNAT_CHAIN}", spec)
+
+
+# --- nftables ------------------------------------------------------------------------------
+
+def nft_lines(container_id: str, mappings: list, ipi, stale=(), *, snat: bool = True,
+              masq_all: bool = False, conditions=None) -> list:
+    """The `nft -f -` transaction for one container address (Go's forwardPorts)."""
+    from cni.fw.nftables import comment, delete_rule
+    v6 = ipi.version == 6
+    fam, ipx = ("ip6", "ip6") if v6 else ("ip", "ip")
+    t = f"{fam} {NFT_TABLE}"
+    cond = " ".join(conditions or ())
+    cond = cond + " " if cond else ""
+    lines = [f"add table {t} {{ {comment('CNI portmap plugin')} ; }}",
+             f"add chain {t} hostports", f"add chain {t} hostip_hostports",
+             f"add chain {t} hostports_all", f"flush chain {t} hostports_all",
+             f"add rule {t} hostports_all jump hostip_hostports",
+             f"add rule {t} hostports_all jump hostports"]
+    for hook in ("prerouting", "output"):
+        lines += [f"add chain {t} {hook} {{ type nat hook {hook} priority -100 ; }}",
+                  f"flush chain {t} {hook}",
+                  f"add rule {t} {hook} {cond}fib daddr type local jump hostports_all"]
+    if snat:
+        lines.append(f"add chain {t} masquerading {{ type nat hook postrouting priority 100 ; }}")
+    lines += [delete_rule(r) for r in stale]
+    cmt = comment(container_id)
+    for m in mappings:
+        if not _for_family(m, ipi.version):
+            continue
+        dst = f"{ipx} daddr {m['hostIP']} " if m["hostIP"] is not None and not m["hostIP"].is_unspecified else ""
+        to = f"[{ipi.ip}]:{m['containerPort']}" if v6 else f"{ipi.ip}:{m['containerPort']}"
+        lines.append(f"add rule {t} hostports {dst}{m['protocol']} dport {m['hostPort']} dnat to {to} {cmt}")
+    if snat:
+        src = ("::/0" if v6 else "0.0.0.0/0") if masq_all else str(ipi.ip)
+        lines.append(f"add rule {t} masquerading {ipx} saddr {src} {ipx} daddr {ipi.ip} masquerade {cmt}")
+        if not v6 and not masq_all:
+            lines.append(f"add rule {t} masquerading ip saddr 127.0.0.1 ip daddr {ipi.ip} masquerade {cmt}")
+    return lines
+
+
+def _nft_owned(fam: str, container_id: str) -> list:
+    from cni.fw import nftables
+    rs = nftables.list_table(fam, NFT_TABLE)
+    if rs is None:
+        return []
+    return [r for r in rs.rules if r.chain in NFT_CHAINS and r.comment == container_id]
+
+
+# --- public API ----------------------------------------------------------------------------
+
+def _options(kw: dict) -> dict:
+    unknown = set(kw) - set(_OPTS)
+    if unknown:
+        raise TypeError(f"unknown portmap options: {sorted(unknown)}")
+    return {**_OPTS, **kw}
+
+
+def add(network: str, container_id: str, mappings: list, container_ips, *,
+        backend: str | None = None, **opts) -> None:
+    """Install the mappings for the first IPv4 and first IPv6 container address.
+
+    opts: snat=True, mark_masq_bit=None (13), external_setmark_chain=None, conditions_v4=None,
+    conditions_v6=None, masq_all=False. One read and one write per family.
+    """
+    o = _options(opts)
+    if not mappings:
+        return
+    which = resolve_backend(backend, conditions_v4=o["conditions_v4"], conditions_v6=o["conditions_v6"],
+                            external_setmark_chain=o["external_setmark_chain"],
+                            mark_masq_bit=o["mark_masq_bit"])
+    for ver, ipi in sorted(_pick_ips(container_ips).items()):
+        if which == NFTABLES:
+            from cni.fw import nftables
+            be.require("nft")
+            stale = _nft_owned("ip6" if ver == 6 else "ip", container_id)
+            nftables.apply(nft_lines(container_id, mappings, ipi, stale, snat=o["snat"], masq_all=o["masq_all"],
+                                     conditions=o["conditions_v6"] if ver == 6 else o["conditions_v4"]))
+        else:
+            from cni.fw import iptables
+            for tool in iptables.tools(ver == 6):
+                be.require(tool)
+            iptables.apply("nat", lambda b, ipi=ipi: _ipt_build(b, network, container_id, mappings, ipi, o),
+                           v6=ver == 6)
+
+
+def delete(network: str, container_id: str, backend: str | None = None) -> None:
+    """Remove the container's rules in both families; absent tools, chains and rules are fine."""
+    if be.select(backend) == NFTABLES:
+        if not be.have_nft():
+            return
+        from cni.fw import nftables
+        for fam in ("ip", "ip6"):
+            nftables.apply([nftables.delete_rule(r) for r in _nft_owned(fam, container_id)])
+        return
+    from cni.fw import iptables
+    for v6 in (False, True):
+        if be.have_iptables(v6):
+            iptables.apply("nat", lambda b: _ipt_delete(b, network, container_id), v6=v6)
+
+
+def check(network: str, container_id: str, mappings: list, container_ips, *,
+          backend: str | None = None, **opts) -> None:
+    """Raise PortmapCheckError unless the rules for every mapping exist."""
+    o = _options(opts)
+    if not mappings:
+        return
+    which = resolve_backend(backend, conditions_v4=o["conditions_v4"], conditions_v6=o["conditions_v6"],
+                            external_setmark_chain=o["external_setmark_chain"],
+                            mark_masq_bit=o["mark_masq_bit"])
+    for ver, ipi in sorted(_pick_ips(container_ips).items()):
+        if which == NFTABLES:
+            owned = _nft_owned("ip6" if ver == 6 else "ip", container_id)
+            want = sum(1 for m in mappings if _for_family(m, ver))
+            if sum(1 for r in owned if r.chain == "hostports") < want:
+                raise PortmapCheckError('missing hostport rules in "hostports" chain')
+            masq = (2 if ver == 4 and not o["masq_all"] else 1) if o["snat"] else 0
+            if sum(1 for r in owned if r.chain == "masquerading") < masq:
+                raise PortmapCheckError('missing hostport rules in "masquerading" chain')
+        else:
+            from cni.fw import iptables
+            _ipt_check(iptables.save("nat", v6=ver == 6), network, container_id, mappings, ipi, o)
+
+
+def gc(network: str, valid_container_ids, backend: str | None = None) -> None:
+    """Drop this network's per-container chains whose container is not valid (iptables only:
+    nftables rules are commented with the container ID alone, so their network is unknown)."""
+    from cni.fw import iptables
+    valid = set(valid_container_ids)
+    prefix = iptables.quote(f'dnat name: "{network}" id: "')[:-1]
+
+    def build(b):
+        for spec in list(b.t.chains.get(DNAT_CHAIN, ())):
+            at = spec.find("--comment " + prefix)
+            if at < 0:
+                continue
+            cid = spec[at + len("--comment ") + len(prefix):].split('\\"', 1)[0]
+            target = spec.rsplit("-j ", 1)[-1]
+            if cid not in valid and target == dn_chain(network, cid):
+                _ipt_delete(b, network, cid)
+    for v6 in (False, True):
+        if be.have_iptables(v6):
+            iptables.apply("nat", build, v6=v6)
+
+
+__all__ = ["normalize_mappings", "resolve_backend", "add", "delete", "check", "gc",
+           "PortmapCheckError", "DNAT_CHAIN", "SETMARK_CHAIN", "MASQ_CHAIN"]
