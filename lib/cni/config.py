@@ -60,9 +60,12 @@ def parse_fields(obj, table: dict, target, prefix: str = "") -> None:
             k2 = lower.get(key.lower())
             v = obj[k2] if k2 is not None else None
         if v is None:
-            v = default() if callable(default) and not isinstance(default, type) else default
-            if isinstance(v, (list, dict)):
-                v = type(v)(v)
+            if isinstance(default, type):      # list / dict: a fresh empty one
+                v = default()
+            elif isinstance(default, (list, dict)):
+                v = type(default)(default)
+            else:
+                v = default
         else:
             v = coerce(v, typ, prefix + key)
         setattr(target, attr, v)

@@ -29,9 +29,9 @@ class Ruleset:
 
     @classmethod
     def parse(cls, data: bytes | str) -> Ruleset:
-        import json
+        from cni import jsonx
         rs = cls()
-        for obj in json.loads(data or "{}").get("nftables", ()):
+        for obj in jsonx.loads(data or "{}").get("nftables", ()):
             if "table" in obj:
                 t = obj["table"]
                 rs.tables.add((t["family"], t["name"]))

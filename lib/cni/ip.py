@@ -1,0 +1,132 @@
+"""Helpers shared by the interface plugins: netns opening, veth pairs, forwarding, teardown."""
+from __future__ import annotations
+
+import os
+
+from cni.errors import CNIError, InvalidEnvError
+
+
+def open_netns(path: str):
+    """Open CNI_NETNS for ADD/CHECK; a clear code-4 error naming it when that fails."""
+    from cni.netns import NetNS
+    try:
+        return NetNS.open(path)
+    except CNIError:
+        raise
+    except OSError as exc:
+        raise InvalidEnvError("cannot open CNI_NETNS",
+                              f"{path}: {exc.strerror or exc}") from None
+
+
+def open_netns_for_del(path: str):
+    """Open CNI_NETNS for DEL: None when it is empty or already gone (DEL is idempotent)."""
+    if not path:
+        return None
+    from cni.netns import NetNS
+    try:
+        return NetNS.open(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno in (2, 3, 22):  # ENOENT, ESRCH (dead pid's /proc path), EINVAL
+            return None
+        raise InvalidEnvError("cannot open CNI_NETNS", f"{path}: {exc.strerror or exc}") from None
+    except CNIError:
+        return None   # no longer a netns (e.g. the bind mount is gone): nothing to undo inside
+
+
+def random_veth_name() -> str:
+    return "veth" + os.urandom(4).hex()
+
+
+def write_sysctl(key: str, value: str, *, missing_ok: bool = True) -> bool:
+    """Write /proc/sys/<key> (dotted or slashed) in the current netns; False if absent."""
+    path = "/proc/sys/" + (key.replace(".", "/") if "/" not in key else key)
+    try:
+        with open(path, "r+") as f:
+            if f.read().strip() == str(value):
+                return True
+            f.seek(0)
+            f.write(str(value))
+        return True
+    except FileNotFoundError:
+        if missing_ok:
+            return False
+        raise
+
+
+def read_sysctl(key: str) -> str | None:
+    path = "/proc/sys/" + (key.replace(".", "/") if "/" not in key else key)
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def setup_veth(host, cont_ns, ifname: str, *, mtu: int = 0, mac: str | None = None,
+               host_name: str | None = None):
+    """Create a veth pair from the host side; the peer is born in `cont_ns` named `ifname`.
+
+    `host` is an Rtnl bound to the host netns. Returns (host_link, container_link).
+    A killed plugin leaves a pair that DEL removes by deleting `ifname` in the container.
+    """
+    from cni.nl.rtnl import Rtnl
+    from cni.nl.socket import NetlinkError
+    with Rtnl(cont_ns) as cont:
+        if cont.link_lookup(ifname) is not None:
+            raise CNIError("container interface already exists",
+                           f"{ifname} already exists in {cont_ns.path}")
+        for attempt in range(10):
+            name = host_name or random_veth_name()
+            try:
+                hl = host.veth_add(name, ifname, peer_netns=cont_ns, mtu=mtu, peer_mac=mac)
+                break
+            except NetlinkError as exc:
+                if exc.errno != 17 or host_name or attempt == 9:  # EEXIST
+                    if exc.errno == 17 and cont.link_lookup(ifname) is not None:
+                        raise CNIError("container interface already exists",
+                                       f"{ifname} already exists in {cont_ns.path}") from None
+                    raise CNIError("failed to create veth pair", f"{name}/{ifname}: {exc}") from None
+        write_sysctl(f"net/ipv6/conf/{name}/accept_ra", "0")
+        host.link_up(hl.index)
+        cl = cont.link_get(ifname)
+        hl = host.link_get(hl.index)
+    return hl, cl
+
+
+def enable_forward(ipv4: bool, ipv6: bool) -> None:
+    """Turn on IP forwarding in the current (host) netns, as Go's EnableForward."""
+    if ipv4:
+        write_sysctl("net/ipv4/ip_forward", "1")
+    if ipv6:
+        write_sysctl("net/ipv6/conf/all/forwarding", "1")
+
+
+def del_link_collect_addrs(ns, ifname: str) -> list:
+    """Delete `ifname` in `ns`, returning its global addresses (ip_interface list).
+
+    A missing link returns []. Deleting a veth end removes its peer too.
+    """
+    from cni.nl.rtnl import Rtnl
+    from cni.nl.socket import LinkNotFoundError
+    with Rtnl(ns) as h:
+        link = h.link_lookup(ifname)
+        if link is None:
+            return []
+        addrs = [a.interface for a in h.addr_list(link.index) if a.scope == 0]
+        try:
+            h.link_del(link.index)
+        except LinkNotFoundError:
+            pass
+    return addrs
+
+
+def check_mac(mac) -> str:
+    """Validate a MAC address string (xx:xx:xx:xx:xx:xx); returns it lower-cased."""
+    from cni.errors import InvalidConfigError
+    parts = mac.split(":") if isinstance(mac, str) else []
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
+                                  for p in parts):
+        raise InvalidConfigError("invalid MAC address", f"{mac!r}")
+    return mac.lower()

@@ -1,0 +1,334 @@
+"""bridge: a veth pair per container, its host end a port of a Linux bridge.
+
+Keys (as the Go plugin): bridge (default cni0), isGateway, isDefaultGateway,
+forceAddress, ipMasq, ipMasqBackend, mtu, hairpinMode, promiscMode, vlan,
+vlanTrunk, preserveDefaultVlan, macspoofchk, enabledad,
+disableContainerInterface, portIsolation, ipam (empty = L2 only), dns; the
+`mac` capability, args.cni.mac and CNI_ARGS MAC.
+"""
+from __future__ import annotations
+
+from cni import skel
+from cni.config import NetConf
+from cni.errors import CNIError, InvalidConfigError
+
+
+def _trunk(value, field):
+    if not isinstance(value, list):
+        raise InvalidConfigError("invalid config", f"{field} must be a list")
+    vids = []
+    for i, t in enumerate(value):
+        if not isinstance(t, dict):
+            raise InvalidConfigError("invalid config", f"{field}[{i}] must be an object")
+        vid, lo, hi = t.get("id"), t.get("minID"), t.get("maxID")
+        if vid is not None:
+            if not isinstance(vid, int) or isinstance(vid, bool) or not 1 <= vid <= 4094:
+                raise InvalidConfigError("invalid VLAN ID", f"{field}[{i}].id={vid!r} (1-4094)")
+            vids.append(vid)
+        if lo is not None or hi is not None:
+            for k, v in (("minID", lo), ("maxID", hi)):
+                if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 4094:
+                    raise InvalidConfigError("invalid VLAN ID", f"{field}[{i}].{k}={v!r} (1-4094)")
+            if lo > hi:
+                raise InvalidConfigError("invalid VLAN range", f"{field}[{i}]: minID > maxID")
+            vids.extend(range(lo, hi + 1))
+        if vid is None and lo is None and hi is None:
+            raise InvalidConfigError("invalid config", f"{field}[{i}] needs id or minID/maxID")
+    return sorted(set(vids))
+
+
+class Config(NetConf):
+    FIELDS = {
+        "bridge": ("bridge", str, "cni0"),
+        "isGateway": ("is_gateway", bool, False),
+        "isDefaultGateway": ("is_default_gateway", bool, False),
+        "forceAddress": ("force_address", bool, False),
+        "ipMasq": ("ip_masq", bool, False),
+        "ipMasqBackend": ("ip_masq_backend", str, ""),
+        "mtu": ("mtu", int, 0),
+        "hairpinMode": ("hairpin_mode", bool, False),
+        "promiscMode": ("promisc_mode", bool, False),
+        "vlan": ("vlan", int, 0),
+        "vlanTrunk": ("vlan_trunk", _trunk, list),
+        "preserveDefaultVlan": ("preserve_default_vlan", bool, True),
+        "macspoofchk": ("macspoofchk", bool, False),
+        "enabledad": ("enable_dad", bool, False),
+        "disableContainerInterface": ("disable_container_interface", bool, False),
+        "portIsolation": ("port_isolation", bool, False),
+    }
+    __slots__ = tuple(a for a, _, _ in FIELDS.values())
+
+    def validate(self) -> None:
+        from cni.skel import valid_ifname
+        if valid_ifname(self.bridge):
+            raise InvalidConfigError("invalid bridge name", f"bridge={self.bridge!r}")
+        if self.is_default_gateway:
+            self.is_gateway = True
+        if self.hairpin_mode and self.promisc_mode:
+            raise InvalidConfigError("invalid config",
+                                     "cannot set hairpinMode and promiscMode at the same time")
+        if not 0 <= self.vlan <= 4094:
+            raise InvalidConfigError("invalid VLAN ID", f"vlan={self.vlan} (0-4094)")
+        if self.mtu < 0 or self.mtu > 65535:
+            raise InvalidConfigError("invalid config", f"mtu={self.mtu}")
+        if self.ip_masq_backend not in ("", "iptables", "nftables"):
+            raise InvalidConfigError("invalid config",
+                                     f"ipMasqBackend={self.ip_masq_backend!r} (iptables or nftables)")
+        if self.disable_container_interface and self.ipam_type():
+            raise InvalidConfigError("invalid config",
+                                     "disableContainerInterface cannot be used with ipam")
+
+    def mac(self, args) -> str | None:
+        """Container MAC: CNI_ARGS MAC < args.cni.mac < runtimeConfig.mac."""
+        from cni.ip import check_mac
+        mac = args.cni_args("MAC").get("MAC") if args.args else None
+        mac = self.cni_arg("mac") or mac
+        mac = self.runtime_config.get("mac") or mac
+        return check_mac(mac) if mac else None
+
+
+def _ensure_bridge(h, conf: Config):
+    from cni.ip import write_sysctl
+    from cni.nl.socket import NetlinkError
+    br = h.link_lookup(conf.bridge)
+    if br is None:
+        opts = {"vlan_filtering": 1} if conf.vlan or conf.vlan_trunk else {}
+        try:
+            h.bridge_add(conf.bridge, mtu=conf.mtu, **opts)
+        except NetlinkError as exc:
+            if exc.errno != 17:  # another ADD made it first
+                raise CNIError("failed to create bridge", f"{conf.bridge}: {exc}") from None
+        br = h.link_get(conf.bridge)
+        write_sysctl(f"net/ipv6/conf/{conf.bridge}/accept_ra", "0")
+    if br.kind != "bridge":
+        raise CNIError("existing interface is not a bridge", f"{conf.bridge} is {br.kind or 'a device'}")
+    if conf.promisc_mode and not br.promisc:
+        h.link_set(br.index, promisc=True)
+    if not br.up:
+        h.link_up(br.index)
+    return h.link_get(br.index)
+
+
+def _program_port(h, conf: Config, port: int, br: int) -> None:
+    h.link_set(port, master=br)
+    h.bridge_port_set(port, hairpin=conf.hairpin_mode,
+                      isolated=True if conf.port_isolation else None)
+    if conf.vlan or conf.vlan_trunk:
+        if not conf.preserve_default_vlan:
+            for vid in [v for v, _ in h.bridge_vlan_list(port).get(port, [])]:
+                h.bridge_vlan_del(port, vid)
+        if conf.vlan:
+            h.bridge_vlan_add(port, conf.vlan, pvid=True, untagged=True)
+        for vid in conf.vlan_trunk:
+            h.bridge_vlan_add(port, vid)
+        if conf.vlan_trunk and not conf.vlan:
+            h.bridge_vlan_add(port, 1, pvid=True, untagged=True)
+
+
+def _gateways(result, conf: Config) -> tuple:
+    """Fill missing gateways (network + 1) and add default routes; returns gateway ifaces."""
+    import ipaddress
+    from cni.types import Route
+    gws = []
+    for ipc in result.ips:
+        addr = ipc.address
+        if ipc.gateway is None and conf.is_gateway:
+            ipc.gateway = addr.network.network_address + 1
+        if ipc.gateway is None:
+            continue
+        gws.append(ipaddress.ip_interface(f"{ipc.gateway}/{addr.network.prefixlen}"))
+        if conf.is_default_gateway:
+            default = "0.0.0.0/0" if addr.version == 4 else "::/0"
+            if not any(r.dst_str == default and r.gw_str for r in result.routes):
+                result.routes.append(Route(default, ipc.gateway))
+    return gws
+
+
+def _ensure_addr(h, br, gw, force: bool) -> None:
+    """Put gateway address `gw` on the bridge (one IPv4 address only unless forceAddress)."""
+    from cni.nl.socket import NetlinkError
+    for a in h.addr_list(br.index, family=2 if gw.version == 4 else 10):
+        if a.scope != 0:
+            continue
+        cur = a.interface
+        if cur == gw:
+            return
+        if gw.version == 4 or cur.network.overlaps(gw.network):
+            if not force:
+                raise CNIError("bridge has an incompatible address",
+                               f"{br.name} has {cur}, wants {gw}; set forceAddress to replace it")
+            h.addr_del(br.index, str(cur))
+    try:
+        h.addr_add(br.index, str(gw))
+    except NetlinkError as exc:
+        if exc.errno != 17:
+            raise CNIError("failed to add gateway address", f"{gw} on {br.name}: {exc}") from None
+
+
+def _wait_port_up(h, index: int) -> None:
+    import time
+    for delay in (0, 0.01, 0.05, 0.2, 0.5, 1.0, 1.0):
+        time.sleep(delay)
+        if h.link_get(index).operstate == "up":
+            return
+    raise CNIError("bridge port in error state", f"host veth {index} did not come up")
+
+
+def add(args: skel.Args, conf: Config):
+    from cni import ipam
+    from cni.ip import del_link_collect_addrs, enable_forward, open_netns, setup_veth, write_sysctl
+    from cni.nl.rtnl import Rtnl
+    from cni.rollback import on_error
+    from cni.types import Interface, Result
+    mac = conf.mac(args)
+    with open_netns(args.netns) as ns, Rtnl() as host, on_error() as undo:
+        br = _ensure_bridge(host, conf)
+        hv, cv = setup_veth(host, ns, args.ifname, mtu=conf.mtu or br.mtu, mac=mac)
+        undo(del_link_collect_addrs, ns, args.ifname)
+        _program_port(host, conf, hv.index, br.index)
+        if conf.macspoofchk:
+            from cni.fw import spoofchk
+            spoofchk.setup(args.container_id, args.ifname, hv.name, cv.mac)
+            undo(spoofchk.teardown, args.container_id, args.ifname)
+        result = Result(conf.cni_version)
+        if conf.ipam_type():
+            result = ipam.exec_add(conf, args)
+            undo(ipam.exec_del, conf, args)
+            if not result.ips:
+                raise CNIError("IPAM plugin returned missing IP config", conf.ipam_type())
+        result.cni_version = conf.cni_version
+        result.interfaces = [Interface(br.name, br.mac), Interface(hv.name, hv.mac),
+                             Interface(args.ifname, cv.mac, args.netns)]
+        for ipc in result.ips:
+            ipc.interface = 2
+        gws = _gateways(result, conf) if result.ips else []
+        with ns.enter():
+            write_sysctl(f"net/ipv4/conf/{args.ifname}/arp_notify", "1")
+            if conf.enable_dad:
+                write_sysctl(f"net/ipv6/conf/{args.ifname}/enhanced_dad", "1")
+                write_sysctl(f"net/ipv6/conf/{args.ifname}/accept_dad", "1")
+            else:
+                write_sysctl(f"net/ipv6/conf/{args.ifname}/accept_dad", "0")
+        if result.ips:
+            from cni.ipam.configure import configure_iface
+            configure_iface(ns, args.ifname, result)
+        elif not conf.disable_container_interface:
+            with Rtnl(ns) as c:
+                c.link_up(args.ifname)
+        if conf.is_gateway:
+            for gw in gws:
+                _ensure_addr(host, br, gw, conf.force_address)
+            if gws:
+                # pin the bridge MAC so it no longer follows port churn
+                host.link_set(br.index, mac=host.link_get(br.index).mac)
+            enable_forward(any(g.version == 4 for g in gws), any(g.version == 6 for g in gws))
+        if conf.ip_masq and result.ips:
+            from cni.fw import masq
+            ips = [ipc.address for ipc in result.ips]
+            masq.setup(conf.name, args.container_id, args.ifname, ips, conf.ip_masq_backend or None)
+            undo(masq.teardown, conf.name, args.container_id, args.ifname, ips,
+                 conf.ip_masq_backend or None)
+        if not conf.disable_container_interface:
+            _wait_port_up(host, hv.index)
+        hv = host.link_get(hv.index)
+        br = host.link_get(br.index)
+        result.interfaces[0].mac = br.mac
+        result.interfaces[1].mac = hv.mac
+    if conf.dns is not None and not conf.dns.is_empty():
+        result.dns = conf.dns
+    return result
+
+
+def delete(args: skel.Args, conf: Config) -> None:
+    from cni import ipam
+    from cni.ip import del_link_collect_addrs, open_netns_for_del
+    errors = []
+    if conf.ipam_type():
+        # IPAM first, while the container interface still exists (dhcp sends its RELEASE on it)
+        ipam.exec_del(conf, args)
+    ns = open_netns_for_del(args.netns)
+    addrs = []
+    if ns is not None:
+        with ns:
+            addrs = del_link_collect_addrs(ns, args.ifname)
+    if conf.macspoofchk:
+        from cni.fw import spoofchk
+        try:
+            spoofchk.teardown(args.container_id, args.ifname)
+        except CNIError as exc:
+            errors.append(exc)
+    if conf.ip_masq:
+        from cni.fw import masq
+        ips = list(addrs)
+        if conf.prev_result is not None:
+            ips.extend(ipc.address for ipc in conf.prev_result.ips if ipc.address not in ips)
+        masq.teardown(conf.name, args.container_id, args.ifname, ips, conf.ip_masq_backend or None)
+    if errors:
+        raise errors[0]
+
+
+def check(args: skel.Args, conf: Config) -> None:
+    from cni import ipam
+    from cni.check import check_container_iface
+    from cni.ip import open_netns
+    from cni.nl.rtnl import Rtnl
+    if conf.ipam_type():
+        ipam.exec_check(conf, args)
+    prev = conf.prev_result
+    if prev is None:
+        raise CNIError("required prevResult missing", "CHECK needs the ADD result")
+    with Rtnl() as host:
+        br = host.link_lookup(conf.bridge)
+        if br is None or br.kind != "bridge":
+            raise CNIError("bridge missing", f"{conf.bridge} does not exist or is not a bridge")
+        if br.promisc != conf.promisc_mode:
+            raise CNIError("bridge promiscuous mode mismatch", f"{conf.bridge}")
+        want = next((i for i in prev.interfaces if i.name == conf.bridge and not i.sandbox), None)
+        if want is not None and want.mac and want.mac.lower() != (br.mac or "").lower():
+            raise CNIError("bridge MAC mismatch", f"{conf.bridge}: {br.mac} != {want.mac}")
+        with open_netns(args.netns) as ns:
+            peer = check_container_iface(ns, args, prev, kind="veth")
+        host_ifs = [i for i in prev.interfaces if not i.sandbox and i.name != conf.bridge]
+        for hi in host_ifs:
+            hl = host.link_lookup(hi.name)
+            if hl is None or hl.index != peer:
+                raise CNIError("host veth mismatch", f"{hi.name} is not the container veth's peer")
+            if hl.master != br.index:
+                raise CNIError("host veth not on bridge", f"{hi.name} is not a port of {conf.bridge}")
+    if conf.ip_masq and prev.ips:
+        from cni.fw import masq
+        masq.check(conf.name, args.container_id, args.ifname, [i.address for i in prev.ips],
+                   conf.ip_masq_backend or None)
+
+
+def status(args: skel.Args, conf: Config) -> None:
+    if conf.ipam_type():
+        from cni import ipam
+        ipam.exec_status(conf, args)
+
+
+def gc(args: skel.Args, conf: Config) -> None:
+    errors = []
+    if conf.ipam_type():
+        from cni import ipam
+        try:
+            ipam.exec_gc(conf, args)
+        except CNIError as exc:
+            errors.append(exc)
+    if conf.ip_masq:
+        from cni.fw import masq
+        masq.gc(conf.name, conf.raw.get("cni.dev/valid-attachments") or [],
+                conf.ip_masq_backend or None)
+    if errors:
+        raise errors[0]
+
+
+PLUGIN = skel.Plugin("bridge", Config, add=add, delete=delete, check=check, status=status, gc=gc)
+
+
+def main() -> None:
+    skel.main(PLUGIN)
+
+
+if __name__ == "__main__":
+    main()
