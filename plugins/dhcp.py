@@ -1,0 +1,89 @@
+"""dhcp IPAM: leases come from a DHCP server through the long-running `dhcp daemon`.
+
+Keys under `ipam`: daemonSocketPath (default /run/cni/dhcp.sock), request [{option,
+skipDefault}], provide [{option, value, fromArg}], priority (route metric).
+`dhcp daemon [-socketpath P] [-pidfile F] [-hostprefix H] [-broadcast] [-timeout D]
+[-resendmax D] [-resendtimeout D]` runs the daemon instead of the plugin.
+"""
+from __future__ import annotations
+
+import sys
+
+from cni import log, skel
+from cni.config import NetConf
+from cni.dhcp import plugin_side
+from cni.errors import (CNIError, InvalidConfigError, PluginNotAvailableError,
+                        UnknownContainerError)
+
+_IPAM_TYPES = {"daemonSocketPath": str, "request": list, "provide": list, "priority": int}
+
+
+class Config(NetConf):
+    __slots__ = ()
+
+    def validate(self) -> None:
+        ipam = self.ipam or {}
+        for key, typ in _IPAM_TYPES.items():
+            v = ipam.get(key)
+            if v is not None and (not isinstance(v, typ) or isinstance(v, bool)):
+                raise InvalidConfigError("invalid config", f"ipam.{key} has the wrong type")
+        for key in ("request", "provide"):
+            for ent in ipam.get(key) or []:
+                if not isinstance(ent, dict) or not isinstance(ent.get("option", ""), str):
+                    raise InvalidConfigError("invalid config",
+                                             f"ipam.{key} entries need a string \"option\"")
+
+
+def _call(op: str, args: skel.Args, conf: Config) -> dict:
+    req = plugin_side.request_args(args.container_id, args.netns, args.ifname, args.args,
+                                   args.stdin)
+    return plugin_side.call(plugin_side.socket_path(conf.raw), op, req)
+
+
+def add(args: skel.Args, conf: Config):
+    from cni.convert import from_json
+    return from_json(_call("allocate", args, conf), "1.1.0")
+
+
+def delete(args: skel.Args, conf: Config) -> None:
+    try:
+        _call("release", args, conf)
+    except plugin_side.DaemonNotRunning as exc:
+        # leases live only in the daemon's memory: no daemon, nothing to release
+        log.warn(f"{exc.msg}: {exc.details}")
+
+
+def check(args: skel.Args, conf: Config) -> None:
+    held = _call("check", args, conf)
+    prev = conf.prev_result
+    if prev is None or not prev.ips:
+        return
+    have = {ip.get("address") for ip in held.get("ips") or []}
+    want = {str(ip.address) for ip in prev.ips if ip.address.version == 4}
+    if want and not want & have:
+        raise UnknownContainerError("dhcp lease does not match prevResult",
+                                    f"lease {sorted(have)}, prevResult {sorted(want)}")
+
+
+def status(args: skel.Args, conf: Config) -> None:
+    req = {"containerID": "", "netns": "", "ifName": "", "cniArgs": "", "config": ""}
+    try:
+        plugin_side.call(plugin_side.socket_path(conf.raw), "status", req, timeout=10.0)
+    except CNIError as exc:
+        if exc.code == PluginNotAvailableError.code:
+            raise
+        raise PluginNotAvailableError("dhcp daemon is not usable", str(exc)) from None
+
+
+PLUGIN = skel.Plugin("dhcp", Config, add=add, delete=delete, check=check, status=status)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "daemon":
+        from cni.dhcp import daemon
+        sys.exit(daemon.run(sys.argv[2:]))
+    skel.main(PLUGIN)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+"""dhcp IPAM end to end: dnsmasq in a "server" netns, our daemon, the plugin over exec.
+
+Topology (nothing in the root netns but the daemon process, which sends no DHCP there):
+    srv netns: bridge br0 10.77.<n>.1/24, dnsmasq --interface=br0 --port=0
+    cont netns: veth ends dh0, dh1, ... whose peers are ports of br0
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLUGIN = os.path.join(ROOT, "plugins", "dhcp.py")
+LIB = os.path.join(ROOT, "lib")
+pytestmark = [pytest.mark.root, pytest.mark.tool("dnsmasq")]
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _env(extra=None):
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "PYTHONPATH": LIB}
+    env.update(extra or {})
+    return env
+
+
+class Lab:
+    """Server netns + bridge + dnsmasq + our daemon; everything is torn down by `close`."""
+
+    def __init__(self, make_netns, tmp_path):
+        self.tmp = tmp_path
+        self.srv = make_netns("dhsrv")
+        self.cont = make_netns("dhcont")
+        self.subnet = f"10.77.{uuid.uuid4().int % 200 + 1}"
+        self.srv.ip("link", "add", "br0", "type", "bridge")
+        self.srv.ip("addr", "add", f"{self.subnet}.1/24", "dev", "br0")
+        self.srv.ip("link", "set", "br0", "up")
+        self.leasefile = str(tmp_path / "dnsmasq.leases")
+        self.sock = str(tmp_path / "run" / "dhcp.sock")
+        self.pidfile = str(tmp_path / "dhcp.pid")
+        self.dnsmasq = None
+        self.daemon = None
+        self.ports = 0
+
+    def add_iface(self, name: str) -> None:
+        peer = f"dhp{self.ports}"
+        self.ports += 1
+        self.srv.ip("link", "add", peer, "type", "veth", "peer", "name", name,
+                    "netns", self.cont.name)
+        self.srv.ip("link", "set", peer, "master", "br0", "up")
+
+    def start_dnsmasq(self, *extra: str) -> None:
+        argv = ["ip", "netns", "exec", self.srv.name, "dnsmasq", "--keep-in-foreground",
+                "--conf-file=/dev/null", "--port=0", "--interface=br0", "--bind-interfaces",
+                "--except-interface=lo", "--no-ping", "--log-dhcp", "--log-facility=-",
+                f"--dhcp-range={self.subnet}.10,{self.subnet}.250,255.255.255.0,2m",
+                f"--dhcp-leasefile={self.leasefile}",
+                f"--pid-file={self.tmp / 'dnsmasq.pid'}",
+                f"--dhcp-option=option:router,{self.subnet}.1",
+                f"--dhcp-option=option:dns-server,{self.subnet}.53",
+                "--dhcp-option=option:domain-name,example.test",
+                f"--dhcp-option=121,10.20.0.0/16,{self.subnet}.1,0.0.0.0/0,{self.subnet}.1",
+                *extra]
+        self.dnsmasq = subprocess.Popen(argv, stdout=open(self.tmp / "dnsmasq.log", "ab"),
+                                        stderr=subprocess.STDOUT)
+        wait_for(lambda: "DHCP, sockets bound" in self.log("dnsmasq.log") or
+                 self.dnsmasq.poll() is not None, what="dnsmasq start")
+        assert self.dnsmasq.poll() is None, self.log("dnsmasq.log")
+
+    def stop_dnsmasq(self) -> None:
+        if self.dnsmasq is not None and self.dnsmasq.poll() is None:
+            self.dnsmasq.terminate()
+            try:
+                self.dnsmasq.wait(5)
+            except subprocess.TimeoutExpired:
+                self.dnsmasq.kill()
+                self.dnsmasq.wait()
+        self.dnsmasq = None
+
+    def start_daemon(self, *flags: str, argv=None, **popen) -> subprocess.Popen:
+        argv = argv or [sys.executable, PLUGIN, "daemon", "-socketpath", self.sock,
+                        "-pidfile", self.pidfile, "-timeout", "2s", "-resendtimeout", "6s",
+                        *flags]
+        self.daemon = subprocess.Popen(argv, env=_env(popen.pop("env", None)),
+                                       stdout=open(self.tmp / "daemon.log", "ab"),
+                                       stderr=subprocess.STDOUT, **popen)
+        wait_for(lambda: os.path.exists(self.sock) or self.daemon.poll() is not None,
+                 what="daemon socket")
+        assert self.daemon.poll() is None, self.log("daemon.log")
+        return self.daemon
+
+    def stop_daemon(self) -> int | None:
+        d, self.daemon = self.daemon, None
+        if d is None:
+            return None
+        if d.poll() is None:
+            d.send_signal(signal.SIGTERM)
+            try:
+                return d.wait(10)
+            except subprocess.TimeoutExpired:
+                d.kill()
+                d.wait()
+        return d.returncode
+
+    def log(self, name: str) -> str:
+        try:
+            with open(self.tmp / name, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def leases(self) -> dict:
+        """client-id (as text) -> (ip, expiry) from the dnsmasq lease file."""
+        out = {}
+        try:
+            with open(self.leasefile) as f:
+                for line in f:
+                    exp, _mac, ip, _host, cid = line.split()[:5]
+                    if cid != "*":
+                        cid = bytes.fromhex(cid.replace(":", ""))[1:].decode()
+                    out[cid] = (ip, int(exp))
+        except FileNotFoundError:
+            pass
+        return out
+
+    def conf(self, version="1.1.0", **ipam) -> dict:
+        return {"cniVersion": version, "name": "dnet", "type": "dhcp",
+                "ipam": {"type": "dhcp", "daemonSocketPath": self.sock,
+                         "request": [{"option": "121"}, {"option": "6"}, {"option": "15"}],
+                         **ipam}}
+
+    def run(self, cmd: str, conf: dict, *, cid="c1", ifname="dh0", timeout=60, extra=None):
+        env = _env({"CNI_COMMAND": cmd, "CNI_CONTAINERID": cid, "CNI_NETNS": self.cont.path,
+                    "CNI_IFNAME": ifname, "CNI_PATH": "/nonexistent", **(extra or {})})
+        p = subprocess.run([sys.executable, "-S", PLUGIN], input=json.dumps(conf).encode(),
+                           env=env, capture_output=True, timeout=timeout)
+        out = json.loads(p.stdout) if p.stdout.strip() else None
+        return p.returncode, out, p.stderr.decode(errors="replace")
+
+    def close(self) -> None:
+        self.stop_daemon()
+        self.stop_dnsmasq()
+
+
+@pytest.fixture
+def lab(make_netns, tmp_path):
+    lab = Lab(make_netns, tmp_path)
+    try:
+        yield lab
+    finally:
+        lab.close()
+
+
+def test_add_check_status_del(lab):
+    lab.add_iface("dh0")
+    lab.start_dnsmasq()
+    lab.start_daemon()
+    for n, ver in enumerate(("0.3.1", "0.4.0", "1.0.0", "1.1.0")):
+        cid = f"ctr{n}"
+        conf = lab.conf(ver, priority=7)
+        rc, res, err = lab.run("ADD", conf, cid=cid)
+        assert rc == 0, (res, err, lab.log("daemon.log"))
+        assert res["cniVersion"] == ver
+        ip = res["ips"][0]
+        assert ip["address"].startswith(f"{lab.subnet}.") and ip["address"].endswith("/24")
+        assert ip["gateway"] == f"{lab.subnet}.1"
+        assert [(r["dst"], r["gw"], r["priority"]) for r in res["routes"]] == [
+            ("10.20.0.0/16", f"{lab.subnet}.1", 7), ("0.0.0.0/0", f"{lab.subnet}.1", 7)]
+        assert res["dns"] == {"nameservers": [f"{lab.subnet}.53"], "domain": "example.test"}
+        key = f"{cid}/dnet/dh0"
+        assert lab.leases()[key][0] == ip["address"].split("/")[0]
+        # the daemon brings the link up but, like Go, leaves the address to the main plugin
+        link = lab.cont.ipj("addr", "show", "dev", "dh0")[0]
+        assert "UP" in link["flags"] and not [a for a in link["addr_info"] if a["family"] == "inet"]
+        # a repeated ADD returns the held lease
+        rc, res2, _ = lab.run("ADD", conf, cid=cid)
+        assert rc == 0 and res2["ips"] == res["ips"]
+        if ver != "0.3.1":
+            rc, out, err = lab.run("CHECK", {**conf, "prevResult": res}, cid=cid)
+            assert rc == 0 and out is None, (out, err)
+        rc, _, _ = lab.run("DEL", conf, cid=cid)
+        assert rc == 0
+        wait_for(lambda: key not in lab.leases(), what="dnsmasq to forget the lease")
+        rc, out, err = lab.run("DEL", conf, cid=cid)        # idempotent
+        assert rc == 0, (out, err)
+        if ver != "0.3.1":
+            rc, out, _ = lab.run("CHECK", {**conf, "prevResult": res}, cid=cid)
+            assert rc == 1 and out["code"] == 3
+    rc, out, err = lab.run("STATUS", lab.conf())
+    assert rc == 0 and out is None, (out, err)
+    assert "DHCPRELEASE" in lab.log("dnsmasq.log")
+
+
+def test_no_server_is_try_again_later(lab):
+    lab.add_iface("dh0")
+    lab.start_daemon()                                    # no dnsmasq at all
+    t0 = time.monotonic()
+    rc, out, err = lab.run("ADD", lab.conf())
+    took = time.monotonic() - t0
+    assert rc == 1 and out["code"] == 11, (out, err)
+    assert took < 6 + 5, took                             # -resendtimeout 6s
+    rc, out, _ = lab.run("STATUS", lab.conf())
+    assert rc == 0
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(lab.sock)
+    s.sendall(b'{"v": 1, "op": "status", "args": {}}')
+    s.shutdown(socket.SHUT_WR)
+    assert json.loads(s.recv(4096))["result"]["leases"] == 0   # nothing left behind
+    s.close()
+    assert lab.run("DEL", lab.conf())[0] == 0
+
+
+def test_server_stops_then_add_fails(lab):
+    lab.add_iface("dh0")
+    lab.add_iface("dh1")
+    lab.start_dnsmasq()
+    lab.start_daemon()
+    assert lab.run("ADD", lab.conf(), cid="a", ifname="dh0")[0] == 0
+    lab.stop_dnsmasq()
+    rc, out, _ = lab.run("ADD", lab.conf(), cid="b", ifname="dh1")
+    assert rc == 1 and out["code"] == 11
+    assert lab.run("DEL", lab.conf(), cid="b", ifname="dh1")[0] == 0
+    assert lab.run("DEL", lab.conf(), cid="a", ifname="dh0")[0] == 0
+
+
+def test_twenty_leases_at_once(lab):
+    names = [f"dh{i}" for i in range(20)]
+    for n in names:
+        lab.add_iface(n)
+    lab.start_dnsmasq()
+    lab.start_daemon()
+    results = {}
+
+    def one(i):
+        results[i] = lab.run("ADD", lab.conf(), cid=f"many{i}", ifname=names[i])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert all(results[i][0] == 0 for i in range(20)), [results[i][1:] for i in range(20)
+                                                        if results[i][0] != 0]
+    addrs = {results[i][1]["ips"][0]["address"] for i in range(20)}
+    assert len(addrs) == 20
+    held = lab.leases()
+    assert {f"many{i}/dnet/{names[i]}" for i in range(20)} <= set(held)
+
+    def drop(i):
+        assert lab.run("DEL", lab.conf(), cid=f"many{i}", ifname=names[i])[0] == 0
+
+    threads = [threading.Thread(target=drop, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    wait_for(lambda: not any(k.startswith("many") for k in lab.leases()), what="all released")
+
+
+def test_sigterm_removes_socket_and_pidfile(lab):
+    lab.add_iface("dh0")
+    lab.start_dnsmasq()
+    d = lab.start_daemon()
+    with open(lab.pidfile) as f:
+        assert int(f.read()) == d.pid
+    assert oct(os.stat(os.path.dirname(lab.sock)).st_mode & 0o777) == "0o700"
+    assert lab.run("ADD", lab.conf())[0] == 0
+    assert lab.stop_daemon() == 0
+    assert not os.path.exists(lab.sock) and not os.path.exists(lab.pidfile)
+    assert "c1/dnet/dh0" in lab.leases()          # shutdown releases nothing
+    rc, out, _ = lab.run("STATUS", lab.conf())
+    assert rc == 1 and out["code"] == 50
+    rc, out, _ = lab.run("ADD", lab.conf())
+    assert rc == 1 and "dhcp daemon" in out["details"] and lab.sock in out["details"]
+    assert lab.run("DEL", lab.conf())[0] == 0       # no daemon holds no lease
+
+
+def test_socket_activation(lab):
+    lab.add_iface("dh0")
+    lab.start_dnsmasq()
+    os.makedirs(os.path.dirname(lab.sock), mode=0o700)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(lab.sock)
+    s.listen(16)
+    fd = s.fileno()
+    cmd = (f'LISTEN_PID=$$ LISTEN_FDS=1 exec {sys.executable} {PLUGIN} daemon '
+           f'-socketpath /nonexistent/dhcp.sock -timeout 2s -resendtimeout 6s -broadcast')
+    lab.start_daemon(argv=["sh", "-c", cmd], pass_fds=(3,),
+                     preexec_fn=lambda: os.dup2(fd, 3) if fd != 3 else None)
+    s.close()
+    rc, out, err = lab.run("ADD", lab.conf())
+    assert rc == 0, (out, err, lab.log("daemon.log"))
+    assert lab.run("DEL", lab.conf())[0] == 0
+
+
+@pytest.mark.slow
+def test_lease_is_renewed_before_expiry(lab):
+    lab.add_iface("dh0")
+    lab.start_dnsmasq("--dhcp-option=option:T1,4", "--dhcp-option=option:T2,100")
+    lab.start_daemon()
+    rc, res, err = lab.run("ADD", lab.conf())
+    assert rc == 0, (res, err)
+    ip, exp0 = lab.leases()["c1/dnet/dh0"]
+    wait_for(lambda: lab.leases()["c1/dnet/dh0"][1] > exp0, timeout=20, what="renewal")
+    assert lab.leases()["c1/dnet/dh0"][0] == ip
+    wait_for(lambda: "lease renewed" in lab.log("daemon.log"), what="renewal log")
+    assert lab.run("DEL", lab.conf())[0] == 0
