@@ -96,7 +96,10 @@ def _ensure_bridge(h, conf: Config):
         try:
             h.bridge_add(conf.bridge, mtu=conf.mtu, **opts)
         except NetlinkError as exc:
-            if exc.errno != 17:  # another ADD made it first
+            if exc.errno == 95 and opts:
+                raise CNIError("failed to create bridge",
+                               f"{conf.bridge}: this kernel has no bridge VLAN filtering") from None
+            if exc.errno != 17:  # EEXIST: another ADD made it first
                 raise CNIError("failed to create bridge", f"{conf.bridge}: {exc}") from None
         br = h.link_get(conf.bridge)
         write_sysctl(f"net/ipv6/conf/{conf.bridge}/accept_ra", "0")
@@ -159,7 +162,9 @@ def _ensure_addr(h, br, gw, force: bool) -> None:
                                f"{br.name} has {cur}, wants {gw}; set forceAddress to replace it")
             h.addr_del(br.index, str(cur))
     try:
-        h.addr_add(br.index, str(gw))
+        # no DAD for the gateway: IPAM reserved it, and a tentative gateway would leave a
+        # new container without IPv6 connectivity for the first seconds
+        h.addr_add(br.index, str(gw), nodad=gw.version == 6)
     except NetlinkError as exc:
         if exc.errno != 17:
             raise CNIError("failed to add gateway address", f"{gw} on {br.name}: {exc}") from None

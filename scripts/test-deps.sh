@@ -7,6 +7,7 @@ command -v nft >/dev/null 2>&1 || need="$need nftables"
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
 [ -x /usr/lib/cni/bridge ] || need="$need containernetworking-plugins"
 command -v dnsmasq >/dev/null 2>&1 || need="$need dnsmasq-base"
+command -v ping >/dev/null 2>&1 || need="$need iputils-ping"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "test-deps: missing$need (run as root on Debian to install them; tests needing them skip)" >&2

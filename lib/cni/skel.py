@@ -185,7 +185,24 @@ def dispatch(plugin: Plugin, env, stdin, state: dict | None = None) -> str:
     if result is None:
         raise InternalError("plugin returned no result for ADD")
     from cni.convert import to_json
-    return jsonx.dumps(to_json(result, ver or "0.1.0"), indent=4)
+    try:
+        return jsonx.dumps(to_json(result, ver or "0.1.0"), indent=4)
+    except CNIError:
+        # the work is done but cannot be reported in this version: undo it, then fail
+        _undo_add(plugin, args, conf, result)
+        raise
+
+
+def _undo_add(plugin: Plugin, args: Args, conf, result) -> None:
+    if plugin.delete is None:
+        return
+    conf.prev_result = result
+    args.command = "DEL"
+    try:
+        plugin.delete(args, conf)
+    except Exception as exc:  # report the original error; this one goes to stderr
+        from cni.log import warn
+        warn(f"undoing ADD failed: {exc}")
 
 
 def run(plugin: Plugin, environ=None, stdin=None, stdout=None, stderr=None) -> int:
