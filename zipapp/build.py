@@ -79,15 +79,42 @@ def compile_pyc(source: bytes, arc: str) -> bytes:
     return be._code_to_hash_pyc(code, source_hash, checked=False)
 
 
-def plugin_versions(module: str):
+def plugin_info(module: str):
+    """(versions, fast VERSION path?, plugins to embed) read from the plugin module."""
     sys.path[:0] = [LIB, PLUGINS]
     try:
         mod = __import__(module)
         plugin = getattr(mod, "PLUGIN", None)
         fast = plugin is not None and getattr(mod, "FAST_VERSION", True)
-        return (tuple(plugin.versions) if plugin else ()), fast
+        return (tuple(plugin.versions) if plugin else ()), fast, tuple(getattr(mod, "EMBED", ()))
     finally:
         del sys.path[:2]
+
+
+def module_files(module: str, entry_file: str) -> dict:
+    """{arcname: source} for an entry module and its cni closure."""
+    files = {}
+    for name, path in cni_modules(module, entry_file).items():
+        with open(path, "rb") as f:
+            files[arcname(name, path)] = f.read()
+    if "." not in module:  # a plugin file; an app's module is already among them
+        with open(entry_file, "rb") as f:
+            files[module + ".py"] = f.read()
+    return files
+
+
+def content_hash(files: dict) -> str:
+    """Identity of a plugin build: its sources. Two archives with equal hashes run the same code."""
+    import hashlib
+    h = hashlib.sha256()
+    for arc in sorted(files):
+        h.update(arc.encode() + b"\0" + str(len(files[arc])).encode() + b"\0" + files[arc])
+    return h.hexdigest()[:16]
+
+
+def zip_comment(binname: str, digest: str) -> bytes:
+    """The archive's trailing bytes: how cni.invoke recognises a delegate it can run in-process."""
+    return f"pycni {binname} {digest}".encode()
 
 
 def add_file(zf: zipfile.ZipFile, arc: str, data: bytes) -> None:
@@ -99,21 +126,27 @@ def add_file(zf: zipfile.ZipFile, arc: str, data: bytes) -> None:
 
 
 def build(binname: str, module: str, func: str, entry_file: str, python: str, outdir: str) -> str:
-    mods = cni_modules(module, entry_file)
-    versions, fast = plugin_versions(module) if entry_file.startswith(PLUGINS) else ((), False)
-    files = {}
-    for name, path in mods.items():
-        with open(path, "rb") as f:
-            files[arcname(name, path)] = f.read()
-    if "." not in module:  # a plugin file; an app's module is already among mods
-        with open(entry_file, "rb") as f:
-            files[module + ".py"] = f.read()
+    files = module_files(module, entry_file)
+    digest = content_hash(files)
+    is_plugin = entry_file.startswith(PLUGINS)
+    versions, fast, embed = plugin_info(module) if is_plugin else ((), False, ())
+    embedded = {}
+    for name in embed:
+        emod = name.replace("-", "_")
+        efile = os.path.join(PLUGINS, emod + ".py")
+        if os.path.exists(efile):
+            efiles = module_files(emod, efile)
+            embedded[name] = (emod, content_hash(efiles))
+            files.update(efiles)
+    if embedded:
+        files["_pycni_embed.py"] = ("EMBEDDED = %r\n" % dict(sorted(embedded.items()))).encode()
     vjson = "[" + ",".join('"%s"' % v for v in versions) + "]"
     files["__main__.py"] = MAIN_TEMPLATE.format(fast=bool(fast and versions), versions=vjson,
                                                 module=module, func=func).encode()
     buf = io.BytesIO()
     buf.write(f"#!{python} -IS\n".encode())
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.comment = zip_comment(binname, digest)
         for arc in sorted(files):
             src = files[arc]
             add_file(zf, arc, src)

@@ -244,4 +244,12 @@ def _error_text(exc: CNIError, state: dict) -> str:
 
 
 def main(plugin: Plugin) -> None:
-    sys.exit(run(plugin))
+    """Run and exit. Skips interpreter teardown (a few ms per exec): all output is flushed
+    and every file we wrote was closed or replaced atomically before this point."""
+    code = run(plugin)
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
