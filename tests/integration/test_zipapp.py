@@ -118,3 +118,21 @@ except CNIError as e:
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert [c["command"] for c in calls] == ["ADD", "DEL", "ADD"]
     assert calls[0]["env"]["CNI_CONTAINERID"] == "c1"
+
+
+def test_inprocess_delegate_only_for_identical_build(tmp_path):
+    """bridge runs host-local in-process only when CNI_PATH's file is the same build."""
+    changed = tmp_path / "host-local"
+    changed.write_bytes(open(os.path.join(BIN, "host-local"), "rb").read() + b" ")
+    code = f"""
+import sys
+sys.path.insert(0, {os.path.join(BIN, 'bridge')!r})
+from cni import invoke
+print(invoke.embedded_module("host-local", {os.path.join(BIN, 'host-local')!r}))
+print(invoke.embedded_module("host-local", {str(changed)!r}))
+print(invoke.embedded_module("host-local", "/usr/lib/cni/host-local"))
+print(invoke.embedded_module("dhcp", {os.path.join(BIN, 'dhcp')!r}))
+"""
+    r = subprocess.run(["/usr/bin/python3", "-IS", "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["host_local", "None", "None", "None"]
