@@ -1,0 +1,197 @@
+"""Slotted records decoded from rtnetlink messages (links, addresses, routes, rules, neighbours, tc)."""
+from __future__ import annotations
+
+from .rtnl_defs import (IFF_ALLMULTI, IFF_LOWER_UP, IFF_PROMISC, IFF_UP, OPERSTATES)
+
+_ipaddress = None
+
+
+def _ipmod():
+    global _ipaddress
+    if _ipaddress is None:
+        import ipaddress
+        _ipaddress = ipaddress
+    return _ipaddress
+
+
+class _Rec:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if s != "msg")
+        return f"{type(self).__name__}({body})"
+
+
+class Link(_Rec):
+    """A network interface as the kernel reports it (`info` = IFLA_INFO_DATA attributes)."""
+
+    __slots__ = ("index", "name", "kind", "mtu", "mac", "flags", "master", "operstate", "link",
+                 "netnsid", "alias", "txqlen", "info", "slave_kind", "slave_info", "promiscuity",
+                 "msg")
+
+    def __init__(self, msg):
+        a = msg.attrs
+        self.msg = msg
+        self.index = msg.hdr["index"]
+        self.flags = msg.hdr["flags"]
+        self.name = self.kind = self.mac = self.alias = self.slave_kind = None
+        self.mtu = self.master = self.txqlen = self.promiscuity = 0
+        self.operstate = "unknown"
+        self.link = self.netnsid = None
+        self.info = self.slave_info = None
+        for k, v in a:
+            if k == "IFLA_IFNAME":
+                self.name = v
+            elif k == "IFLA_MTU":
+                self.mtu = v
+            elif k == "IFLA_ADDRESS":
+                self.mac = v
+            elif k == "IFLA_MASTER":
+                self.master = v
+            elif k == "IFLA_OPERSTATE":
+                self.operstate = OPERSTATES[v] if v < len(OPERSTATES) else str(v)
+            elif k == "IFLA_LINK":
+                self.link = v
+            elif k == "IFLA_LINK_NETNSID":
+                self.netnsid = v
+            elif k == "IFLA_IFALIAS":
+                self.alias = v
+            elif k == "IFLA_TXQLEN":
+                self.txqlen = v
+            elif k == "IFLA_PROMISCUITY":
+                self.promiscuity = v
+            elif k == "IFLA_LINKINFO" and not isinstance(v, bytes):
+                self.kind = v.get("IFLA_INFO_KIND")
+                self.info = v.get("IFLA_INFO_DATA")
+                self.slave_kind = v.get("IFLA_INFO_SLAVE_KIND")
+                self.slave_info = v.get("IFLA_INFO_SLAVE_DATA")
+
+    @property
+    def up(self) -> bool:
+        return bool(self.flags & IFF_UP)
+
+    @property
+    def lower_up(self) -> bool:
+        return bool(self.flags & IFF_LOWER_UP)
+
+    @property
+    def promisc(self) -> bool:
+        return bool(self.flags & IFF_PROMISC)
+
+    @property
+    def allmulti(self) -> bool:
+        return bool(self.flags & IFF_ALLMULTI)
+
+
+class Addr(_Rec):
+    """An interface address; `ip` is the local address, `interface` the ip_interface (ip/prefix)."""
+
+    __slots__ = ("index", "family", "prefixlen", "flags", "scope", "ip", "peer", "broadcast",
+                 "label", "msg")
+
+    def __init__(self, msg):
+        h, a = msg.hdr, msg.attrs
+        self.msg = msg
+        self.index = h["index"]
+        self.family = h["family"]
+        self.prefixlen = h["prefixlen"]
+        self.scope = h["scope"]
+        self.flags = a.get("IFA_FLAGS", h["flags"])
+        addr, local = a.get("IFA_ADDRESS"), a.get("IFA_LOCAL")
+        self.ip = local if local is not None else addr
+        self.peer = addr if local is not None and addr != local else None
+        self.broadcast = a.get("IFA_BROADCAST")
+        self.label = a.get("IFA_LABEL")
+
+    @property
+    def interface(self):
+        return _ipmod().ip_interface(f"{self.ip}/{self.prefixlen}")
+
+
+class Route(_Rec):
+    """A route; `dst` is an ip_network (0.0.0.0/0 or ::/0 for the default route)."""
+
+    __slots__ = ("family", "dst", "src", "gw", "oif", "iif", "table", "scope", "proto", "type",
+                 "priority", "prefsrc", "flags", "tos", "mtu", "advmss", "msg")
+
+    def __init__(self, msg):
+        h, a = msg.hdr, msg.attrs
+        self.msg = msg
+        self.family = h["family"]
+        self.table = a.get("RTA_TABLE", h["table"])
+        self.scope, self.proto, self.type = h["scope"], h["protocol"], h["type"]
+        self.flags, self.tos = h["flags"], h["tos"]
+        d = a.get("RTA_DST")
+        ipm = _ipmod()
+        if d is None:
+            d = "0.0.0.0" if self.family == 2 else "::"
+        self.dst = ipm.ip_network(f"{d}/{h['dst_len']}", strict=False)
+        s = a.get("RTA_SRC")
+        self.src = ipm.ip_network(f"{s}/{h['src_len']}", strict=False) if s is not None else None
+        self.gw = a.get("RTA_GATEWAY")
+        self.oif = a.get("RTA_OIF")
+        self.iif = a.get("RTA_IIF")
+        self.priority = a.get("RTA_PRIORITY", 0)
+        self.prefsrc = a.get("RTA_PREFSRC")
+        m = a.get("RTA_METRICS")
+        self.mtu = m.get("RTAX_MTU", 0) if m else 0
+        self.advmss = m.get("RTAX_ADVMSS", 0) if m else 0
+
+
+class Rule(_Rec):
+    """A policy routing rule."""
+
+    __slots__ = ("family", "priority", "src", "dst", "table", "iif", "oif", "action", "flags",
+                 "fwmark", "msg")
+
+    def __init__(self, msg):
+        h, a = msg.hdr, msg.attrs
+        self.msg = msg
+        self.family = h["family"]
+        self.action, self.flags = h["action"], h["flags"]
+        self.table = a.get("FRA_TABLE", h["table"])
+        self.priority = a.get("FRA_PRIORITY", 0)
+        ipm = _ipmod()
+        s, d = a.get("FRA_SRC"), a.get("FRA_DST")
+        self.src = ipm.ip_network(f"{s}/{h['src_len']}", strict=False) if s is not None else None
+        self.dst = ipm.ip_network(f"{d}/{h['dst_len']}", strict=False) if d is not None else None
+        self.iif = a.get("FRA_IIFNAME")
+        self.oif = a.get("FRA_OIFNAME")
+        self.fwmark = a.get("FRA_FWMARK")
+
+
+class Neigh(_Rec):
+    """A neighbour (ARP/NDP/FDB) entry."""
+
+    __slots__ = ("family", "index", "dst", "lladdr", "state", "flags", "msg")
+
+    def __init__(self, msg):
+        h, a = msg.hdr, msg.attrs
+        self.msg = msg
+        self.family, self.index = h["family"], h["ifindex"]
+        self.state, self.flags = h["state"], h["flags"]
+        self.dst = a.get("NDA_DST")
+        self.lladdr = a.get("NDA_LLADDR")
+
+
+class Tc(_Rec):
+    """A qdisc, class or filter; `options` are the decoded TCA_OPTIONS attributes."""
+
+    __slots__ = ("index", "handle", "parent", "info", "kind", "options", "msg")
+
+    def __init__(self, msg):
+        h, a = msg.hdr, msg.attrs
+        self.msg = msg
+        self.index, self.handle, self.parent, self.info = (h["ifindex"], h["handle"], h["parent"],
+                                                           h["info"])
+        self.kind = a.get("TCA_KIND")
+        self.options = a.get("TCA_OPTIONS")
+
+    @property
+    def prio(self) -> int:
+        return self.info >> 16
+
+    @property
+    def protocol(self) -> int:
+        p = self.info & 0xFFFF
+        return ((p & 0xFF) << 8) | (p >> 8)
