@@ -1,0 +1,421 @@
+"""host-local's on-disk store, in the Go plugin's layout.
+
+`<dataDir>/<network>/` holds:
+  lock                  flock(LOCK_EX) around every read-modify-write (shared with Go)
+  <ip>                  a reservation; content `<containerID>\\r\\n<ifname>` (legacy: id only)
+  last_reserved_ip.<N>  the last address handed out from range set N (no newline)
+  owner:<id>:<ifname>   our per-attachment index (content as a reservation);
+                        long or odd keys use `owner:h:<sha256>`
+  .pycni.tmp            the one scratch file; any leftover is removed under the lock
+
+Every reservation of an attachment is a hard link of its owner file, so a
+name appears only with its full content (no empty files after SIGKILL), and
+DEL finds an attachment's files by inode from one directory listing without
+reading them. Files written by the Go plugin (separate inodes) are matched by
+content, as Go does. The Go plugin deletes owner files on its DEL (their
+content matches) and ignores them otherwise (their names are not addresses).
+
+Our `last_reserved_ip.N` files carry a marker in the nanoseconds of their
+mtime; the Go plugin rewrites them in place on each reservation, which clears
+it, and tells us someone else has written reservations: the next ADD then
+indexes the directory once (see `adopt`).
+"""
+from __future__ import annotations
+
+import os
+
+from cni.errors import InvalidConfigError, InvalidEnvError, IOFailureError
+
+DEFAULT_DATA_DIR = "/var/lib/cni/networks"
+LOCK = "lock"
+LAST_PREFIX = "last_reserved_ip."
+OWNER_PREFIX = "owner:"
+TMP = ".pycni.tmp"
+STAMP_NS = 314159265  # mtime nanoseconds of a last_reserved_ip file we wrote
+_NAME_MAX = 255
+_SAFE_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@+=%,")
+
+
+def _sha256_hex(data: bytes) -> str:
+    try:
+        from _sha256 import sha256  # 3.9 - 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # 3.12+
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
+def _check_network(name) -> str:
+    if (not isinstance(name, str) or not name or name in (".", "..") or "/" in name
+            or "\x00" in name or len(name.encode()) > _NAME_MAX):
+        raise InvalidConfigError("invalid network name",
+                                 f"{str(name)[:64]!r} cannot name a directory in the IPAM store")
+    return name
+
+
+def _check_owner(cid, ifname) -> None:
+    if (not isinstance(cid, str) or not cid or "\x00" in cid or "\r" in cid or "\n" in cid
+            or cid != cid.strip()):
+        raise InvalidEnvError("invalid container ID", f"{str(cid)[:64]!r} cannot key a reservation")
+    if not isinstance(ifname, str) or "\x00" in ifname or "\n" in ifname or "\r" in ifname:
+        raise InvalidEnvError("invalid interface name",
+                              f"{str(ifname)[:64]!r} cannot key a reservation")
+
+
+def owner_key(cid: str, ifname: str) -> bytes:
+    """The content of a reservation file for (id, ifname)."""
+    return f"{cid}\r\n{ifname}".encode()
+
+
+def owner_name(cid: str, ifname: str) -> str:
+    name = f"{OWNER_PREFIX}{cid}:{ifname}"
+    if (len(name.encode()) <= _NAME_MAX and cid[0] != "." and all(c in _SAFE_KEY for c in cid)
+            and all(c in _SAFE_KEY for c in ifname)):
+        return name
+    return OWNER_PREFIX + "h:" + _sha256_hex(owner_key(cid, ifname))
+
+
+def is_special(name: str) -> bool:
+    """Names that are never reservations: the lock, round-robin marks, index, scratch."""
+    return (name == LOCK or name.startswith(LAST_PREFIX) or name.startswith(OWNER_PREFIX)
+            or name == TMP or name.startswith(".pycni"))
+
+
+def _parse_content(data: bytes):
+    """File content -> (id, ifname or None for a legacy id-only file), Go's TrimSpace rules."""
+    try:
+        s = data.decode()
+    except UnicodeDecodeError:
+        return None
+    s = s.strip()
+    if not s:
+        return None
+    if "\r\n" in s:
+        cid, _, ifname = s.partition("\r\n")
+        return cid, ifname
+    return s, None
+
+
+class Store:
+    """One network's directory. Use as a context manager: `with Store(d, net) as st:`.
+
+    Entering creates the directory, takes the lock and removes a stale scratch
+    file; every method below needs the lock held.
+    """
+    __slots__ = ("dir", "_lock_fd", "_owner", "_owner_ino", "_owner_made", "_cid", "_ifname")
+
+    def __init__(self, data_dir: str, network: str):
+        if not isinstance(data_dir, str) or "\x00" in data_dir:
+            raise InvalidConfigError("invalid IPAM config", "ipam.dataDir must be a path")
+        self.dir = f"{(data_dir or DEFAULT_DATA_DIR).rstrip('/') or '/'}/{_check_network(network)}"
+        self._lock_fd = -1
+        self._owner = None
+        self._owner_ino = None
+        self._owner_made = False
+        self._cid = self._ifname = None
+
+    # -- lock -------------------------------------------------------------------------
+    def __enter__(self) -> Store:
+        try:
+            try:
+                fd = os.open(f"{self.dir}/{LOCK}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                os.makedirs(self.dir, 0o755, exist_ok=True)
+                fd = os.open(f"{self.dir}/{LOCK}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise IOFailureError("cannot open the IPAM store", f"{self.dir}: {exc}") from None
+        from fcntl import LOCK_EX, flock
+        try:
+            flock(fd, LOCK_EX)
+        except OSError as exc:
+            os.close(fd)
+            raise IOFailureError("cannot lock the IPAM store", f"{self.dir}: {exc}") from None
+        self._lock_fd = fd
+        self._unlink(TMP)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = -1
+        return False
+
+    def _unlink(self, name: str) -> bool:
+        try:
+            os.unlink(f"{self.dir}/{name}")
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _write_tmp(self, data: bytes, mtime_ns: int | None = None) -> str:
+        """Write the scratch file completely; return its path (caller links/renames it)."""
+        tmp = f"{self.dir}/{TMP}"
+        self._unlink(TMP)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if mtime_ns is not None:
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        return tmp
+
+    # -- round-robin marks -----------------------------------------------------------
+    def last_reserved(self, idx: int) -> tuple:
+        """(ip string or None, written_by_us). A missing file counts as ours."""
+        try:
+            fd = os.open(f"{self.dir}/{LAST_PREFIX}{idx}", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None, True
+        except OSError:
+            return None, False
+        try:
+            st = os.fstat(fd)
+            data = os.read(fd, 128)
+        finally:
+            os.close(fd)
+        try:
+            s = data.decode().strip()
+        except UnicodeDecodeError:
+            s = ""
+        return (s or None), st.st_mtime_ns % 1_000_000_000 == STAMP_NS
+
+    def set_last_reserved(self, idx: int, ip: str) -> None:
+        import time
+        tmp = self._write_tmp(ip.encode(), int(time.time()) * 1_000_000_000 + STAMP_NS)
+        os.rename(tmp, f"{self.dir}/{LAST_PREFIX}{idx}")
+
+    # -- owner index ----------------------------------------------------------------
+    def _open_owner(self, cid: str, ifname: str):
+        """(path, inode, nlink) of a valid owner file, or (path, None, 0)."""
+        path = f"{self.dir}/{owner_name(cid, ifname)}"
+        key = owner_key(cid, ifname)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            return path, None, 0
+        try:
+            st = os.fstat(fd)
+            data = os.read(fd, len(key) + 64)
+        finally:
+            os.close(fd)
+        if data.strip() != key:  # hash collision or damage: not usable
+            return path, None, 0
+        return path, st.st_ino, st.st_nlink
+
+    def owner_exists(self, cid: str, ifname: str) -> bool:
+        _check_owner(cid, ifname)
+        return self._open_owner(cid, ifname)[1] is not None
+
+    def begin(self, cid: str, ifname: str) -> None:
+        """Select the attachment that reserve() links addresses to."""
+        _check_owner(cid, ifname)
+        self._cid, self._ifname = cid, ifname
+        self._owner, self._owner_ino, _ = self._open_owner(cid, ifname)
+        self._owner_made = False
+
+    def _ensure_owner(self) -> str:
+        if self._owner_ino is None:
+            path = f"{self.dir}/{owner_name(self._cid, self._ifname)}"
+            tmp = self._write_tmp(owner_key(self._cid, self._ifname))
+            os.rename(tmp, path)  # under the lock; replaces a damaged file if any
+            self._owner, self._owner_ino, self._owner_made = path, os.stat(path).st_ino, True
+        return self._owner
+
+    def reserve(self, ip: str) -> bool:
+        """Reserve `ip` (Go's string form) for the begin()'d attachment; False if taken."""
+        src = self._ensure_owner()
+        try:
+            os.link(src, f"{self.dir}/{ip}")
+        except FileExistsError:
+            return False
+        return True
+
+    def unreserve(self, ips) -> None:
+        """Undo this call's reservations (rollback), and a new, now unused owner file."""
+        for ip in ips:
+            self._unlink(ip)
+        if self._owner_made and self._owner:
+            try:
+                if os.stat(self._owner).st_nlink <= 1:
+                    os.unlink(self._owner)
+            except FileNotFoundError:
+                pass
+
+    # -- scans ------------------------------------------------------------------------
+    def _listing(self):
+        """[(name, d_ino)] of regular entries, and {owner inode: owner name}."""
+        entries, owners = [], {}
+        with os.scandir(self.dir) as it:
+            for e in it:
+                name = e.name
+                if name.startswith(OWNER_PREFIX):
+                    owners[e.inode()] = name
+                elif not is_special(name):
+                    entries.append((name, e.inode()))
+        return entries, owners
+
+    def _read(self, name: str):
+        try:
+            fd = os.open(f"{self.dir}/{name}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+                         | os.O_NONBLOCK)
+        except OSError:
+            return None
+        try:
+            if not (os.fstat(fd).st_mode & 0o170000 == 0o100000):
+                return None
+            return _parse_content(os.read(fd, 4096))
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def owned(self, cid: str, ifname: str) -> tuple:
+        """([names owned by (id, ifname)], [legacy id-only names]) - Go's matching rules."""
+        _check_owner(cid, ifname)
+        _, ino, _ = self._open_owner(cid, ifname)
+        entries, owners = self._listing()
+        mine, legacy = [], []
+        want = (cid, ifname)
+        for name, d_ino in entries:
+            if ino is not None and d_ino == ino:
+                mine.append(name)
+                continue
+            if d_ino in owners:  # another attachment's link
+                continue
+            got = self._read(name)
+            if got == want:
+                mine.append(name)
+            elif got is not None and got[1] is None and got[0] == cid:
+                legacy.append(name)
+        return mine, legacy
+
+    def find(self, cid: str, ifname: str) -> bool:
+        """CHECK: does (id, ifname) - or, failing that, a legacy `id` file - hold anything?"""
+        _check_owner(cid, ifname)
+        if (self._open_owner(cid, ifname)[2] or 0) > 1:
+            return True
+        mine, legacy = self.owned(cid, ifname)
+        return bool(mine or legacy)
+
+    def release(self, cid: str, ifname: str) -> list:
+        """Delete (id, ifname)'s reservations (legacy id-only ones if it has none)."""
+        mine, legacy = self.owned(cid, ifname)
+        gone = [n for n in (mine or legacy) if self._unlink(n)]
+        path, ino, _ = self._open_owner(cid, ifname)
+        if ino is not None:
+            os.unlink(path)
+        return gone
+
+    def reservations(self) -> dict:
+        """{ip name: (id, ifname or None)} for every reservation file (address names only)."""
+        from cni.ipam.ranges import parse_ip
+        entries, owners = self._listing()
+        owner_of = {}
+        out = {}
+        for name, d_ino in entries:
+            try:
+                parse_ip(name)
+            except ValueError:
+                continue
+            if d_ino in owners:
+                if d_ino not in owner_of:
+                    owner_of[d_ino] = self._read(owners[d_ino])
+                got = owner_of[d_ino]
+                if got is None:
+                    got = self._read(name)
+            else:
+                got = self._read(name)
+            if got is not None:
+                out[name] = got
+        return out
+
+    def gc(self, valid) -> list:
+        """Release every reservation whose owner is not in `valid` {(id, ifname)}."""
+        ids = {cid for cid, _ in valid}
+        gone = []
+        for name, (cid, ifname) in self.reservations().items():
+            keep = (cid in ids) if ifname is None else ((cid, ifname) in valid)
+            if not keep and self._unlink(name):
+                gone.append(name)
+        with os.scandir(self.dir) as it:
+            stale = [e.name for e in it if e.name.startswith(OWNER_PREFIX)]
+        for name in stale:
+            got = self._read(name)
+            try:
+                nlink = os.stat(f"{self.dir}/{name}").st_nlink
+            except FileNotFoundError:
+                continue
+            if got is None or got[1] is None or got not in valid or nlink <= 1:
+                self._unlink(name)
+        return gone
+
+    def taken(self, v6: bool) -> set:
+        """Addresses (ints) of one family that have a file; for skipping long taken runs."""
+        from cni.ipam.ranges import parse_ip
+        out = set()
+        with os.scandir(self.dir) as it:
+            for e in it:
+                n = e.name
+                if (":" in n) == v6 and not is_special(n):
+                    try:
+                        six, ip = parse_ip(n)
+                    except ValueError:
+                        continue
+                    if six == v6:
+                        out.add(ip)
+        return out
+
+    def adopt(self) -> bool:
+        """Index files written by someone else (the Go plugin) and re-mark last_reserved_ip.
+
+        Each reservation file without an owner file of ours is re-linked to a
+        (new) owner file for its content, so later DELs and duplicate checks
+        need no content scan. Returns False (and leaves the marks alone) if
+        legacy id-only files exist: duplicate checks then keep scanning.
+        """
+        entries, owners = self._listing()
+        clean = True
+        for name, d_ino in entries:
+            if d_ino in owners:
+                continue
+            got = self._read(name)
+            if got is None:
+                continue
+            cid, ifname = got
+            if ifname is None:
+                clean = False
+                continue
+            try:
+                _check_owner(cid, ifname)
+            except InvalidEnvError:
+                continue
+            self.begin(cid, ifname)
+            src = self._ensure_owner()
+            tmp = f"{self.dir}/{TMP}"
+            self._unlink(TMP)
+            os.link(src, tmp)
+            os.rename(tmp, f"{self.dir}/{name}")
+            owners[self._owner_ino] = owner_name(cid, ifname)
+        if clean:
+            with os.scandir(self.dir) as it:
+                marks = [e.name for e in it if e.name.startswith(LAST_PREFIX)]
+            for m in marks:
+                idx = m[len(LAST_PREFIX):]
+                ip, ours = self.last_reserved(idx)
+                if not ours and ip:
+                    self.set_last_reserved(idx, ip)
+        self._cid = self._ifname = self._owner = self._owner_ino = None
+        return clean
+
+    def probe(self) -> None:
+        """STATUS: raise OSError unless a reservation could be written now."""
+        tmp = self._write_tmp(b"")
+        os.unlink(tmp)

@@ -1,0 +1,149 @@
+"""host-local: IPAM from ranges, one file per address under <dataDir>/<network>/.
+
+Keys under `ipam`: subnet/rangeStart/rangeEnd/gateway (a legacy single range),
+ranges [[{subnet, rangeStart?, rangeEnd?, gateway?}]], routes, dataDir
+(default /var/lib/cni/networks), resolvConf. Capabilities: ipRanges, ips;
+also args.cni.ips and CNI_ARGS IP=a[,b]. The store format is the Go plugin's,
+so either implementation can take over a data directory.
+"""
+from __future__ import annotations
+
+from cni import skel
+from cni.config import NetConf
+from cni.errors import CNIError, InvalidConfigError, IOFailureError, PluginNotAvailableError
+
+
+class Config(NetConf):
+    __slots__ = ()
+
+    def validate(self) -> None:
+        if not isinstance(self.ipam, dict):
+            raise InvalidConfigError("IPAM config missing 'ipam' key",
+                                     "the config has no \"ipam\" object")
+
+
+def _store(conf):
+    from cni.ipam.allocator import data_dir
+    from cni.ipam.store import Store
+    return Store(data_dir(conf.ipam), conf.name)
+
+
+def _io(exc: OSError, what: str) -> CNIError:
+    return IOFailureError(f"{what} failed in the IPAM store",
+                          f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+
+def add(args: skel.Args, conf: Config):
+    from cni.ipam import allocator
+    from cni.types import Result
+    ipc = allocator.load_config(conf, args.args)
+    result = Result(conf.cni_version or "0.1.0")
+    if ipc.resolv_conf:
+        from cni.ipam import resolvconf
+        result.dns = resolvconf.load(ipc.resolv_conf)
+    try:
+        with _store(conf) as st:
+            result.ips = allocator.allocate(ipc, st, args.container_id, args.ifname)
+    except OSError as exc:
+        raise _io(exc, "ADD") from None
+    result.routes = ipc.routes
+    return result
+
+
+def delete(args: skel.Args, conf: Config) -> None:
+    # Only the store location matters: a DEL must release even if ranges changed.
+    st = _store(conf)
+    import os
+    if not os.path.isdir(st.dir):
+        return
+    try:
+        with st:
+            st.release(args.container_id, args.ifname)
+    except OSError as exc:
+        raise _io(exc, "DEL") from None
+
+
+def check(args: skel.Args, conf: Config) -> None:
+    from cni.ipam import allocator
+    allocator.load_config(conf, args.args)
+    st = _store(conf)
+    try:
+        with st:
+            found = st.find(args.container_id, args.ifname)
+    except OSError as exc:
+        raise _io(exc, "CHECK") from None
+    if not found:
+        raise CNIError("failed to find address added by container",
+                       f"no reservation for {args.container_id} {args.ifname} in {st.dir}")
+
+
+def status(args: skel.Args, conf: Config) -> None:
+    from cni.ipam import allocator
+    ipc = allocator.load_config(conf, args.args)
+    st = _store(conf)
+    try:
+        with st:
+            st.probe()
+            _check_space(ipc, st)
+    except (OSError, IOFailureError) as exc:
+        raise PluginNotAvailableError("IPAM store is not usable", f"{st.dir}: {exc}") from None
+
+
+def _check_space(ipc, st) -> None:
+    import os
+    with os.scandir(st.dir) as it:
+        names = [e.name for e in it]
+    if len(names) < min(rs.size() for rs in ipc.range_sets):
+        return  # no set can be full: skip parsing names
+    from cni.ipam.ranges import parse_ip
+    addrs = []
+    for n in names:
+        try:
+            addrs.append(parse_ip(n))
+        except ValueError:
+            pass
+    for idx, rs in enumerate(ipc.range_sets):
+        used = sum(1 for a in addrs if rs.contains(*a) and not rs.range_for(*a).is_gateway(a[1]))
+        if used >= rs.size():
+            raise PluginNotAvailableError("no IP addresses available",
+                                          f"range set {idx} ({rs}) is full")
+
+
+def gc(args: skel.Args, conf: Config) -> None:
+    raw = conf.raw
+    valid = raw.get("cni.dev/valid-attachments")
+    if valid is None:
+        valid = raw.get("cni.dev/attachments")
+    if valid is None:
+        return  # no list given: nothing is known to be stale
+    if not isinstance(valid, list):
+        raise InvalidConfigError("invalid GC request", "cni.dev/valid-attachments must be a list")
+    keep = set()
+    for i, a in enumerate(valid):
+        cid = a.get("containerID") if isinstance(a, dict) else None
+        ifname = a.get("ifname") if isinstance(a, dict) else None
+        if not isinstance(cid, str) or not isinstance(ifname, str):
+            raise InvalidConfigError("invalid GC request",
+                                     f"cni.dev/valid-attachments[{i}] needs containerID and ifname")
+        keep.add((cid, ifname))
+    st = _store(conf)
+    import os
+    if not os.path.isdir(st.dir):
+        return
+    try:
+        with st:
+            st.gc(keep)
+    except OSError as exc:
+        raise _io(exc, "GC") from None
+
+
+PLUGIN = skel.Plugin("host-local", Config, add=add, delete=delete, check=check, status=status,
+                     gc=gc)
+
+
+def main() -> None:
+    skel.main(PLUGIN)
+
+
+if __name__ == "__main__":
+    main()
