@@ -1,0 +1,139 @@
+"""Chain bench: podman's default network (bridge + host-local with ipMasq and hairpin, portmap
+with 2 mappings, firewall, tuning), ADD then DEL in reverse with the ADD result as prevResult
+(as libcni does), ours vs the Go reference, paired and interleaved.
+
+The bench process itself enters a bench "host" netns (so plugins are exec'd directly, without
+`ip netns exec` diluting the ratio); each side has its own container netns, network name,
+bridge and subnet. Per-plugin medians are printed too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from common import BIN, GO_BIN, line  # noqa: E402
+
+CHAIN = ("bridge", "portmap", "firewall", "tuning")
+MAPPINGS = [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"},
+            {"hostPort": 15353, "containerPort": 53, "protocol": "udp"}]
+
+
+def sh(*argv):
+    subprocess.run(argv, check=True, capture_output=True)
+
+
+def plugin_confs(name: str, n: int, ipam_dir: str) -> list:
+    return [
+        {"type": "bridge", "bridge": f"cnic{n}", "isGateway": True, "ipMasq": True,
+         "hairpinMode": True,
+         "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}], "dataDir": ipam_dir,
+                  "ranges": [[{"subnet": f"10.{n}.0.0/16", "gateway": f"10.{n}.0.1"}]]}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+        {"type": "firewall"},
+        {"type": "tuning"},
+    ]
+
+
+class Side:
+    """One implementation's chain: its binaries, CNI_PATH, network and container netns."""
+
+    def __init__(self, label, bindir, ipam_path, name, n, cont, ipam_dir):
+        self.label, self.bindir, self.name, self.cont = label, bindir, name, cont
+        self.confs = plugin_confs(name, n, ipam_dir)
+        self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_NETNS": f"/run/netns/{cont}",
+                    "CNI_IFNAME": "eth0", "CNI_PATH": ipam_path}
+        self.times: dict = {}
+        self.seq = 0
+
+    def _stdin(self, conf, prev):
+        c = {"cniVersion": "1.0.0", "name": self.name, **conf}
+        if conf.get("capabilities", {}).get("portMappings"):
+            c["runtimeConfig"] = {"portMappings": MAPPINGS}
+        if prev is not None:
+            c["prevResult"] = prev
+        return json.dumps(c).encode()
+
+    def _exec(self, plugin, cmd, data, cid):
+        env = dict(self.env, CNI_COMMAND=cmd, CNI_CONTAINERID=cid)
+        t = time.perf_counter()
+        r = subprocess.run([os.path.join(self.bindir, plugin)], input=data, capture_output=True,
+                           env=env)
+        dt = time.perf_counter() - t
+        if r.returncode:
+            raise SystemExit(f"{self.label} {plugin} {cmd} failed: {r.stdout!r} {r.stderr!r}")
+        self.times.setdefault(f"{plugin} {cmd}", []).append(dt)
+        return r.stdout
+
+    def cycle(self) -> float:
+        self.seq += 1
+        cid = f"bench{self.seq}"
+        t = time.perf_counter()
+        prev = None
+        for conf in self.confs:                                   # ADD, threading prevResult
+            prev = json.loads(self._exec(conf["type"], "ADD", self._stdin(conf, prev), cid))
+        for conf in reversed(self.confs):                         # DEL, reverse, cached result
+            self._exec(conf["type"], "DEL", self._stdin(conf, prev), cid)
+        return time.perf_counter() - t
+
+
+def main() -> int:
+    if os.geteuid() != 0 or not all(os.path.exists(os.path.join(GO_BIN, p)) for p in CHAIN):
+        print("== chain bench skipped (needs root and the Go plugins in /usr/lib/cni)")
+        return 0
+    missing = [p for p in CHAIN + ("host-local",) if not os.path.exists(os.path.join(BIN, p))]
+    if missing:
+        print(f"== chain bench skipped (bin/ lacks {missing}: run make build)")
+        return 0
+    from cni.netns import NetNS
+    tag = uuid.uuid4().hex[:6]
+    host, c_ours, c_go = f"cnib-h-{tag}", f"cnib-co-{tag}", f"cnib-cg-{tag}"
+    d = tempfile.mkdtemp()
+    for ns in (host, c_ours, c_go):
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    try:
+        ours = Side("ours", BIN, BIN, "chaino", 81, c_ours, os.path.join(d, "ipam-o"))
+        go = Side("go", GO_BIN, GO_BIN, "chaing", 82, c_go, os.path.join(d, "ipam-g"))
+        n = int(os.environ.get("BENCH_N", "20"))
+        cycles = {"ours": [], "go": []}
+        with NetNS.open(f"/run/netns/{host}") as hns, hns.enter():
+            for _ in range(2):                                    # warm up (and make bridges)
+                ours.cycle()
+                go.cycle()
+            ours.times.clear()
+            go.times.clear()
+            for _ in range(n):
+                cycles["ours"].append(ours.cycle())
+                cycles["go"].append(go.cycle())
+            leftovers = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        mo, mg = statistics.median(cycles["ours"]), statistics.median(cycles["go"])
+        print(f"== chain (bridge+host-local+ipMasq, portmap x2, firewall, tuning): ADD+DEL, "
+              f"median of {n}")
+        print(line("whole chain ADD+DEL (8 execs + 2 IPAM)", mo, mg, "go"))
+        target = "met" if mo <= 0.7 * mg else "MISSED"
+        print(f"{'target <= 0.70x Go':<44} {target}")
+        for key in ours.times:
+            print(line("  " + key, statistics.median(ours.times[key]),
+                       statistics.median(go.times[key]), "go"))
+        per = [ln for ln in leftovers.splitlines() if "bench" in ln]
+        if per:
+            print(f"!! per-container rules left behind: {per[:3]}")
+    finally:
+        for ns in (c_ours, c_go, host):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

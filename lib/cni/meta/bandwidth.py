@@ -1,0 +1,95 @@
+"""Traffic shaping of the bandwidth plugin: TBF on the host veth (ingress) and on an IFB fed by a
+mirred redirect from the host veth's ingress qdisc (egress), as Go's plugins/meta/bandwidth."""
+from __future__ import annotations
+
+from cni.errors import CNIError
+
+IFB_PREFIX = "bwp"
+IFB_NAME_LEN = 15
+MAX_BURST_BYTES = 0xFFFFFFFF
+
+
+def ifb_name(network: str, container_id: str) -> str:
+    from cni.fw.backend import hash_with_prefix
+    return hash_with_prefix(IFB_NAME_LEN, IFB_PREFIX, network + container_id)
+
+
+def validate_rate_burst(rate: int, burst: int, what: str) -> None:
+    from cni.errors import InvalidConfigError
+    if rate < 0 or burst < 0:
+        raise InvalidConfigError("invalid config", f"{what} rate and burst must not be negative")
+    if burst == 0 and rate != 0:
+        raise InvalidConfigError("if rate is set, burst must also be set", what)
+    if rate == 0 and burst != 0:
+        raise InvalidConfigError("if burst is set, rate must also be set", what)
+    if burst // 8 >= MAX_BURST_BYTES:
+        raise InvalidConfigError("burst cannot be more than 4GB", f"{what} burst={burst}")
+    if rate and rate < 8:
+        raise InvalidConfigError("invalid config", f"{what} rate {rate} bit/s is below 1 byte/s")
+
+
+def host_veth(host, cont, prev, ifname: str):
+    """The host end (Link) of the container's veth; it must be listed in prevResult without a
+    sandbox. `host` and `cont` are Rtnl handles of the two namespaces."""
+    link = cont.link_lookup(ifname)
+    if link is None or not link.link:
+        raise CNIError(f"container interface {ifname} has no veth peer",
+                       "bandwidth shapes a veth's host end")
+    peer = host.link_lookup(link.link)
+    if peer is None:
+        raise CNIError(f"veth peer with index {link.link} is not in host ns", ifname)
+    if not any(i.name == peer.name and not i.sandbox for i in prev.interfaces):
+        raise CNIError("no veth peer of container interface found in host ns",
+                       f"{peer.name} is not a host interface of prevResult")
+    return peer
+
+
+def add_tbf(h, ref, rate_bits: int, burst_bits: int) -> None:
+    from cni.nl.tc import tbf_params
+    p = tbf_params(rate_bits, burst_bits)
+    h.tbf_add(ref, rate=p["rate"], buffer=p["buffer"], limit=p["limit"])
+
+
+def setup_egress(h, veth, ifb: str, rate_bits: int, burst_bits: int):
+    """IFB (up, veth MTU, txqlen 0) + ingress qdisc + u32 redirect on the veth + TBF on the IFB.
+    Returns the IFB Link."""
+    from cni.nl.tc import handle
+    dev = h.ifb_add(ifb, mtu=veth.mtu, txqlen=0)
+    h.link_up(dev.index)
+    h.ingress_add(veth.index)
+    h.filter_add_u32_redirect(veth.index, dev.index, parent=handle(0xFFFF), prio=1,
+                              classid=handle(1, 1))
+    add_tbf(h, dev.index, rate_bits, burst_bits)
+    return h.link_get(dev.index)
+
+
+def teardown(h, ifb: str) -> None:
+    from cni.nl.socket import LinkNotFoundError
+    try:
+        h.link_del(ifb)
+    except LinkNotFoundError:
+        pass
+
+
+def check_tbf(h, ref, rate_bits: int, burst_bits: int, where: str) -> None:
+    from cni.nl.tc import tbf_params
+    want = tbf_params(rate_bits, burst_bits)
+    tbfs = [q for q in h.qdisc_list(ref) if q.kind == "tbf"]
+    if not tbfs:
+        raise CNIError("failed to find qdisc", f"no tbf on {where}")
+    for q in tbfs:
+        parms = q.options.get("TCA_TBF_PARMS") if q.options else None
+        if not parms:
+            raise CNIError("failed to read tbf parameters", where)
+        rate = q.options.get("TCA_TBF_RATE64") or parms["rate"]
+        for key, have in (("rate", rate), ("limit", parms["limit"]), ("buffer", parms["buffer"])):
+            if have != want[key]:
+                raise CNIError(f"{key} doesn't match", f"{where}: {have} != {want[key]}")
+
+
+def check_redirect(h, veth, ifb) -> None:
+    if not any(q.kind == "ingress" for q in h.qdisc_list(veth.index)):
+        raise CNIError("ingress qdisc missing", veth.name)
+    filters = [f for f in h.filter_list(veth.index) if f.kind == "u32"]
+    if not filters:
+        raise CNIError("redirect filter missing", f"no u32 filter on {veth.name} to {ifb.name}")

@@ -1,0 +1,200 @@
+"""tuning plugin helpers: sysctl key paths, the allowlist, duplicate-key detection, and the
+backup of link attributes (written atomically, restored on DEL)."""
+from __future__ import annotations
+
+import os
+
+from cni.errors import CNIError, InvalidConfigError
+
+DEFAULT_DATA_DIR = "/run/cni/tuning"
+ALLOWLIST = "/etc/cni/tuning/allowlist.conf"
+ATTRS = ("mac", "promisc", "mtu", "allmulti", "txQLen")
+
+
+def sysctl_path(key: str, ifname: str) -> str:
+    """/proc/sys path of a sysctl key (dots or slashes; first IFNAME -> ifname); net.* only."""
+    rel = key.replace(".", "/").replace("IFNAME", ifname, 1)
+    path = os.path.normpath(os.path.join("/proc/sys", rel))
+    if not path.startswith("/proc/sys/net/"):
+        raise InvalidConfigError(f"invalid net sysctl key: {rel!r}", "only /proc/sys/net/ is namespaced")
+    return path
+
+
+def read_allowlist(path: str = ALLOWLIST) -> list | None:
+    """Non-empty stripped lines of the allowlist, or None when there is no allowlist."""
+    try:
+        with open(path) as f:
+            return [ln.strip() for ln in f.read().split("\n") if ln.strip()]
+    except FileNotFoundError:
+        return None
+
+
+def check_allowlist(keys, path: str = ALLOWLIST) -> None:
+    allow = read_allowlist(path)
+    if allow is None:
+        return
+    import re
+    for key in keys:
+        try:
+            ok = any(re.search(p, key) for p in allow)
+        except re.error as exc:
+            raise InvalidConfigError("invalid sysctl allowlist pattern", f"{path}: {exc}") from None
+        if not ok:
+            raise InvalidConfigError(f"sysctl {key} is not allowed",
+                                     "allowed patterns: " + ", ".join(allow))
+
+
+def duplicate_sysctl_keys(raw: bytes) -> list:
+    """Keys that appear more than once in the top-level "sysctl" object (JSON allows it)."""
+    if b"sysctl" not in raw:
+        return []
+    try:
+        import _json
+    except ImportError:
+        return []
+
+    class Obj(dict):
+        dups: list = []
+
+    def hook(pairs):
+        d = Obj(pairs)
+        if len(d) != len(pairs):
+            seen: set = set()
+            d.dups = [k for k, _ in pairs if k in seen or seen.add(k)]
+        return d
+
+    class Ctx:
+        strict = True
+        object_hook = None
+        object_pairs_hook = staticmethod(hook)
+        parse_float = float
+        parse_int = int
+        parse_constant = None
+        memo: dict = {}
+    try:
+        obj, _ = _json.make_scanner(Ctx())(raw.decode("utf-8", "replace"), raw.find(b"{"))
+    except (StopIteration, ValueError):
+        return []
+    s = obj.get("sysctl") if isinstance(obj, dict) else None
+    return list(getattr(s, "dups", ())) if isinstance(s, dict) else []
+
+
+def write_sysctls(sysctls: dict, ifname: str) -> None:
+    """Write each sysctl in the current netns (enter the container first)."""
+    for key, value in sysctls.items():
+        path = sysctl_path(key, ifname)
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as exc:
+            raise CNIError(f"failed to set sysctl {key}", f"{path}: {exc.strerror or exc}") from None
+
+
+def check_sysctls(sysctls: dict, ifname: str) -> None:
+    for key, want in sysctls.items():
+        path = sysctl_path(key, ifname)
+        try:
+            with open(path) as f:
+                have = f.read()
+        except OSError as exc:
+            raise CNIError(f"cannot read sysctl {key}", f"{path}: {exc.strerror or exc}") from None
+        if have.endswith("\n"):
+            have = have[:-1]
+        if have != want:
+            raise CNIError(f"tuning configured value of {path} is {want}, current value is {have}")
+
+
+# --- backup -------------------------------------------------------------------------------
+
+def backup_path(data_dir: str, container_id: str, ifname: str) -> str:
+    return os.path.join(data_dir, f"{container_id}_{ifname}.json")
+
+
+def snapshot(link, want: dict) -> dict:
+    """Current values of the attributes `want` will change (Go's configToRestore shape)."""
+    out: dict = {}
+    if want.get("mac"):
+        out["mac"] = link.mac
+    if want.get("promisc"):
+        out["promisc"] = link.promisc
+    if want.get("mtu"):
+        out["mtu"] = link.mtu
+    if want.get("allmulti") is not None:
+        out["allmulti"] = link.allmulti
+    if want.get("txQLen") is not None:
+        out["txQLen"] = link.txqlen
+    return out
+
+
+def write_backup(path: str, data: dict) -> None:
+    """Atomically (tmp + fsync + rename) write the backup JSON."""
+    from cni import jsonx
+    d = os.path.dirname(path)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, jsonx.dumps(data, indent=1).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_backup(path: str) -> dict | None:
+    from cni import jsonx
+    try:
+        with open(path, "rb") as f:
+            data = jsonx.loads(f.read())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def apply(h, ifname: str, want: dict) -> None:
+    """Set the wanted attributes in one RTM_NEWLINK (promisc only ever turned on, as Go)."""
+    kw = {}
+    if want.get("mac"):
+        kw["mac"] = want["mac"]
+    if want.get("promisc"):
+        kw["promisc"] = True
+    if want.get("mtu"):
+        kw["mtu"] = want["mtu"]
+    if want.get("allmulti") is not None:
+        kw["allmulti"] = want["allmulti"]
+    if want.get("txQLen") is not None:
+        kw["txqlen"] = want["txQLen"]
+    if kw:
+        h.link_set(ifname, **kw)
+
+
+def restore(h, ifname: str, data: dict) -> None:
+    """Put back the saved attributes (those present in `data`)."""
+    kw = {}
+    if data.get("mtu"):
+        kw["mtu"] = int(data["mtu"])
+    if data.get("mac"):
+        kw["mac"] = data["mac"]
+    for k, a in (("promisc", "promisc"), ("allmulti", "allmulti"), ("txQLen", "txqlen")):
+        if data.get(k) is not None:
+            kw[a] = data[k]
+    if kw:
+        h.link_set(ifname, **kw)
+
+
+def check_link(link, want: dict, ifname: str) -> None:
+    if want.get("mac") and (link.mac or "").lower() != want["mac"].lower():
+        raise CNIError(f"tuning configured MAC of {ifname} is {want['mac']}, current value is {link.mac}")
+    if bool(want.get("promisc")) != link.promisc:
+        raise CNIError(f"tuning link {ifname} configured promisc is {bool(want.get('promisc'))}, "
+                       f"current value is {link.promisc}")
+    if want.get("mtu") and want["mtu"] != link.mtu:
+        raise CNIError(f"tuning configured MTU of {ifname} is {want['mtu']}, current value is {link.mtu}")
+    if want.get("allmulti") is not None and want["allmulti"] != link.allmulti:
+        raise CNIError(f"tuning configured all-multicast mode of {ifname} is {want['allmulti']}, "
+                       f"current value is {link.allmulti}")
+    if want.get("txQLen") is not None and want["txQLen"] != link.txqlen:
+        raise CNIError(f"tuning configured transmit queue length of {ifname} is {want['txQLen']}, "
+                       f"current value is {link.txqlen}")

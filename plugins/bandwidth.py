@@ -1,0 +1,106 @@
+"""bandwidth: shape the container's traffic with TBF (chained after a veth plugin, >= 0.3.0).
+
+Keys (as the Go plugin): ingressRate/ingressBurst (bits/s, bits; traffic to the container,
+TBF on the host veth), egressRate/egressBurst (traffic from the container: the host veth's
+ingress is redirected to an IFB named bwp<hash> that carries the TBF); the `bandwidth`
+capability (runtimeConfig.bandwidth) counts only when none of the four keys is set.
+"""
+from __future__ import annotations
+
+from cni import skel
+from cni.config import NetConf
+from cni.errors import InvalidConfigError
+from cni.version import starting_from
+
+KEYS = (("ingressRate", "ingress_rate"), ("ingressBurst", "ingress_burst"),
+        ("egressRate", "egress_rate"), ("egressBurst", "egress_burst"))
+
+
+class Config(NetConf):
+    FIELDS = {k: (a, int, None) for k, a in KEYS}
+    __slots__ = tuple(a for _, a in KEYS)
+
+    def validate(self) -> None:
+        if all(getattr(self, a) is None for _, a in KEYS):
+            bw = self.runtime_config.get("bandwidth")
+            if bw is not None:
+                if not isinstance(bw, dict):
+                    raise InvalidConfigError("invalid config", "runtimeConfig.bandwidth must be an object")
+                from cni.config import parse_fields
+                parse_fields(bw, self.FIELDS, self, "runtimeConfig.bandwidth.")
+        for _, a in KEYS:
+            if getattr(self, a) is None:
+                setattr(self, a, 0)
+        from cni.meta.bandwidth import validate_rate_burst
+        validate_rate_burst(self.ingress_rate, self.ingress_burst, "ingress")
+        validate_rate_burst(self.egress_rate, self.egress_burst, "egress")
+        for k in ("shapedSubnets", "unshapedSubnets"):
+            if self.raw.get(k):
+                from cni.log import warn
+                warn(f"{k} is ignored (the Go plugin reverted it; all traffic is shaped)")
+
+    def is_zero(self) -> bool:
+        return not (self.ingress_rate or self.egress_rate)
+
+
+def add(args: skel.Args, conf: Config):
+    from cni.types import Interface, Result
+    if conf.is_zero():
+        return conf.prev_result or Result(conf.cni_version)
+    from cni.ip import open_netns
+    from cni.meta import bandwidth as bw
+    from cni.meta import require_prev
+    from cni.nl.rtnl import Rtnl
+    from cni.rollback import on_error
+    prev = require_prev(conf)
+    with open_netns(args.netns) as ns, Rtnl(ns) as cont, Rtnl() as host, on_error() as undo:
+        veth = bw.host_veth(host, cont, prev, args.ifname)
+        if conf.ingress_rate:
+            bw.add_tbf(host, veth.index, conf.ingress_rate, conf.ingress_burst)
+            undo(host.qdisc_del, veth.index, handle=0x10000)
+        if conf.egress_rate:
+            name = bw.ifb_name(conf.name, args.container_id)
+            undo(bw.teardown, host, name)
+            undo(host.qdisc_del, veth.index, parent=0xFFFFFFF1, handle=0xFFFF0000)
+            ifb = bw.setup_egress(host, veth, name, conf.egress_rate, conf.egress_burst)
+            prev.interfaces.append(Interface(ifb.name, ifb.mac or ""))
+    return prev
+
+
+def delete(args: skel.Args, conf: Config) -> None:
+    from cni.meta import bandwidth as bw
+    from cni.nl.rtnl import Rtnl
+    with Rtnl() as host:
+        bw.teardown(host, bw.ifb_name(conf.name, args.container_id))
+
+
+def check(args: skel.Args, conf: Config) -> None:
+    from cni.ip import open_netns
+    from cni.meta import bandwidth as bw
+    from cni.meta import require_prev
+    from cni.nl.rtnl import Rtnl
+    prev = require_prev(conf, "must be called as a chained plugin")
+    with open_netns(args.netns) as ns, Rtnl(ns) as cont, Rtnl() as host:
+        veth = bw.host_veth(host, cont, prev, args.ifname)
+        if conf.ingress_rate:
+            bw.check_tbf(host, veth.index, conf.ingress_rate, conf.ingress_burst, veth.name)
+        if conf.egress_rate:
+            name = bw.ifb_name(conf.name, args.container_id)
+            ifb = host.link_lookup(name)
+            if ifb is None:
+                from cni.errors import CNIError
+                raise CNIError("get ifb device", f"{name} not found")
+            bw.check_redirect(host, veth, ifb)
+            bw.check_tbf(host, ifb.index, conf.egress_rate, conf.egress_burst, name)
+
+
+PLUGIN = skel.Plugin("bandwidth", Config, add=add, delete=delete, check=check,
+                     versions=starting_from("0.3.0"))
+
+
+def main() -> None:
+    skel.main(PLUGIN)
+
+
+if __name__ == "__main__":
+    main()

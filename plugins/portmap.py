@@ -1,0 +1,119 @@
+"""portmap: forward host ports to the container (DNAT), chained after an interface plugin.
+
+Keys (as the Go plugin): backend (iptables|nftables), snat (default true), markMasqBit (13),
+externalSetMarkChain, conditionsV4, conditionsV6, masqAll; the `portMappings` capability
+(runtimeConfig.portMappings, keys matched case-insensitively, hostIP "" = unset).
+Beyond Go: DEL removes the container's rules even without runtimeConfig/prevResult/netns
+(containerd's second DEL), stale UDP conntrack entries are flushed on DEL too, and GC drops
+the chains of containers that are no longer valid attachments.
+"""
+from __future__ import annotations
+
+from cni import skel
+from cni.config import NetConf
+from cni.errors import InvalidConfigError
+
+
+def _strings(value, field):
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise InvalidConfigError("invalid config", f"{field} must be a list of strings")
+    return value
+
+
+class Config(NetConf):
+    FIELDS = {
+        "backend": ("backend", str, None),
+        "snat": ("snat", bool, True),
+        "markMasqBit": ("mark_masq_bit", int, None),
+        "externalSetMarkChain": ("external_setmark_chain", str, None),
+        "conditionsV4": ("conditions_v4", _strings, None),
+        "conditionsV6": ("conditions_v6", _strings, None),
+        "masqAll": ("masq_all", bool, False),
+    }
+    __slots__ = tuple(a for a, _, _ in FIELDS.values()) + ("mappings", "which")
+
+    def validate(self) -> None:
+        from cni.fw.portmap import normalize_mappings
+        self.mappings = normalize_mappings(_runtime_mappings(self.runtime_config))
+        if self.backend == "":
+            self.backend = None
+        self.which = self.resolved_backend()      # also validates markMasqBit & co
+
+    def options(self) -> dict:
+        return {"snat": self.snat, "mark_masq_bit": self.mark_masq_bit,
+                "external_setmark_chain": self.external_setmark_chain,
+                "conditions_v4": self.conditions_v4, "conditions_v6": self.conditions_v6,
+                "masq_all": self.masq_all}
+
+    def resolved_backend(self) -> str:
+        from cni.fw.portmap import resolve_backend
+        return resolve_backend(self.backend, conditions_v4=self.conditions_v4,
+                               conditions_v6=self.conditions_v6,
+                               external_setmark_chain=self.external_setmark_chain,
+                               mark_masq_bit=self.mark_masq_bit)
+
+
+def _runtime_mappings(rc: dict):
+    if "portMappings" in rc:
+        return rc["portMappings"]
+    for k, v in rc.items():
+        if k.lower() == "portmappings":
+            return v
+    return None
+
+
+def add(args: skel.Args, conf: Config):
+    from cni.fw import portmap
+    from cni.meta import container_ips, require_prev
+    from cni.rollback import on_error
+    prev = require_prev(conf)
+    if not conf.mappings:
+        return prev
+    backend = conf.which
+    ips = container_ips(prev, args.ifname)
+    with on_error() as undo:
+        undo(portmap.delete, conf.name, args.container_id, backend)
+        portmap.add(conf.name, args.container_id, conf.mappings, ips, backend=backend,
+                    **conf.options())
+        if conf.snat and any(i.version == 4 for i in ips):
+            from cni.meta.hostnet import enable_route_localnet
+            enable_route_localnet(next(i for i in ips if i.version == 4).ip)
+    from cni.meta.hostnet import flush_udp_conntrack
+    flush_udp_conntrack(conf.mappings, {i.version for i in ips})
+    return prev
+
+
+def delete(args: skel.Args, conf: Config) -> None:
+    from cni.fw import portmap
+    # by chain name / comment: needs neither prevResult nor runtimeConfig nor the netns
+    portmap.delete(conf.name, args.container_id, conf.which)
+    if conf.mappings:
+        from cni.meta.hostnet import flush_udp_conntrack
+        flush_udp_conntrack(conf.mappings, {4, 6})
+
+
+def check(args: skel.Args, conf: Config) -> None:
+    from cni.fw import portmap
+    from cni.meta import container_ips, require_prev
+    prev = require_prev(conf, "required prevResult missing")
+    if not conf.mappings:
+        return
+    portmap.check(conf.name, args.container_id, conf.mappings, container_ips(prev, args.ifname),
+                  backend=conf.which, **conf.options())
+
+
+def gc(args: skel.Args, conf: Config) -> None:
+    from cni.fw import portmap
+    from cni.meta import valid_attachments
+    portmap.gc(conf.name, [cid for cid, _ in valid_attachments(conf)], conf.which)
+
+
+PLUGIN = skel.Plugin("portmap", Config, add=add, delete=delete, check=check, gc=gc)
+
+
+def main() -> None:
+    skel.main(PLUGIN)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""tuning: set sysctls and link attributes of the container interface (chained).
+
+Keys (as the Go plugin): sysctl (net.* only; IFNAME replaced by CNI_IFNAME; checked against
+/etc/cni/tuning/allowlist.conf when it exists; duplicate keys rejected), mac, mtu, promisc,
+allmulti, txQLen, dataDir (/run/cni/tuning); args.cni.{sysctl,mac,promisc,mtu,allmulti,txQLen}
+override them; the `mac` capability and CNI_ARGS MAC. Changed link attributes are saved under
+dataDir (atomically) and restored on DEL; sysctls are not restored.
+"""
+from __future__ import annotations
+
+from cni import skel
+from cni.config import NetConf
+from cni.errors import InvalidConfigError
+
+
+def _sysctl_map(value, field):
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidConfigError("invalid config", f"{field} must map names to strings")
+    return value
+
+
+class Config(NetConf):
+    FIELDS = {
+        "sysctl": ("sysctl", _sysctl_map, dict),
+        "mac": ("mac", str, ""),
+        "promisc": ("promisc", bool, False),
+        "mtu": ("mtu", int, 0),
+        "txQLen": ("txqlen", int, None),
+        "allmulti": ("allmulti", bool, None),
+        "dataDir": ("data_dir", str, ""),
+    }
+    ARGS = {
+        "sysctl": ("sysctl", _sysctl_map, None), "mac": ("mac", str, None),
+        "promisc": ("promisc", bool, None), "mtu": ("mtu", int, None),
+        "txQLen": ("txqlen", int, None), "allmulti": ("allmulti", bool, None),
+    }
+    __slots__ = tuple(a for a, _, _ in FIELDS.values())
+
+    def validate(self) -> None:
+        from cni.meta.tuning import DEFAULT_DATA_DIR, duplicate_sysctl_keys
+        dups = duplicate_sysctl_keys(self.raw_bytes)
+        if dups:
+            raise InvalidConfigError("duplicated sysctl keys are not allowed", ", ".join(dups))
+        self.data_dir = self.data_dir or DEFAULT_DATA_DIR
+        self.sysctl = dict(self.sysctl)
+
+    def resolve(self, args) -> None:
+        """Apply CNI_ARGS MAC, runtimeConfig.mac and args.cni.* (in Go's precedence)."""
+        if args.args:
+            mac = args.cni_args("MAC").get("MAC")
+            if mac:
+                self.mac = mac
+        if isinstance(self.runtime_config.get("mac"), str) and self.runtime_config["mac"]:
+            self.mac = self.runtime_config["mac"]
+        cni = self.args.get("cni") if isinstance(self.args, dict) else None
+        if isinstance(cni, dict):
+            from cni.config import parse_fields
+
+            class Over:
+                __slots__ = tuple(a for a, _, _ in Config.ARGS.values())
+            o = Over()
+            parse_fields(cni, self.ARGS, o, "args.cni.")
+            if o.sysctl:
+                self.sysctl.update(o.sysctl)
+            for a in ("mac", "promisc", "mtu", "txqlen", "allmulti"):
+                if getattr(o, a) is not None:
+                    setattr(self, a, getattr(o, a))
+        if self.mac:
+            from cni.ip import check_mac
+            self.mac = check_mac(self.mac)
+        if self.mtu < 0 or (self.txqlen is not None and self.txqlen < 0):
+            raise InvalidConfigError("invalid config", "mtu and txQLen must not be negative")
+        from cni.meta.tuning import check_allowlist, sysctl_path
+        for key in self.sysctl:
+            sysctl_path(key, "IFNAME")
+        check_allowlist(self.sysctl)
+
+    def wanted(self) -> dict:
+        return {"mac": self.mac, "promisc": self.promisc, "mtu": self.mtu,
+                "allmulti": self.allmulti, "txQLen": self.txqlen}
+
+
+def add(args: skel.Args, conf: Config):
+    from cni.ip import open_netns
+    from cni.meta import require_prev
+    from cni.meta import tuning as t
+    prev = require_prev(conf, "required prevResult missing")
+    conf.resolve(args)
+    want = conf.wanted()
+    with open_netns(args.netns) as ns:
+        if conf.sysctl:
+            with ns.enter():
+                t.write_sysctls(conf.sysctl, args.ifname)
+        if not (want["mac"] or want["promisc"] or want["mtu"] or want["allmulti"] is not None
+                or want["txQLen"] is not None):
+            return prev
+        from cni.nl.rtnl import Rtnl
+        from cni.rollback import on_error
+        with Rtnl(ns) as h, on_error() as undo:
+            link = h.link_lookup(args.ifname)
+            if link is None:
+                from cni.errors import CNIError
+                raise CNIError(f"failed to get {args.ifname}", f"not found in {args.netns}")
+            path = t.backup_path(conf.data_dir, args.container_id, args.ifname)
+            saved = t.snapshot(link, want)
+            t.write_backup(path, saved)
+            undo(_restore_file, h, args.ifname, path)
+            t.apply(h, args.ifname, want)
+    if conf.mac:
+        for itf in prev.interfaces:
+            if itf.name == args.ifname:
+                itf.mac = conf.mac
+    return prev
+
+
+def _restore_file(h, ifname: str, path: str) -> None:
+    import os
+    from cni.meta import tuning as t
+    data = t.read_backup(path)
+    if data:
+        t.restore(h, ifname, data)
+    if data is not None:
+        os.unlink(path)
+
+
+def delete(args: skel.Args, conf: Config) -> None:
+    import os
+    from cni.ip import open_netns_for_del
+    from cni.meta import tuning as t
+    path = t.backup_path(conf.data_dir, args.container_id, args.ifname)
+    if not os.path.exists(path):
+        return
+    ns = open_netns_for_del(args.netns)
+    if ns is None:              # no netns (any more): nothing can be restored
+        os.unlink(path)
+        return
+    from cni.nl.rtnl import Rtnl
+    with ns, Rtnl(ns) as h:
+        if h.link_lookup(args.ifname) is None:
+            os.unlink(path)
+            return
+        _restore_file(h, args.ifname, path)
+
+
+def check(args: skel.Args, conf: Config) -> None:
+    from cni.errors import CNIError
+    from cni.ip import open_netns
+    from cni.meta import require_prev
+    from cni.meta import tuning as t
+    from cni.nl.rtnl import Rtnl
+    require_prev(conf, "required prevResult missing")
+    conf.resolve(args)
+    with open_netns(args.netns) as ns:
+        if conf.sysctl:
+            with ns.enter():
+                t.check_sysctls(conf.sysctl, args.ifname)
+        with Rtnl(ns) as h:
+            link = h.link_lookup(args.ifname)
+            if link is None:
+                raise CNIError(f"cannot find container link {args.ifname}")
+            t.check_link(link, conf.wanted(), args.ifname)
+
+
+PLUGIN = skel.Plugin("tuning", Config, add=add, delete=delete, check=check)
+
+
+def main() -> None:
+    skel.main(PLUGIN)
+
+
+if __name__ == "__main__":
+    main()

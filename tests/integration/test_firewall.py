@@ -1,0 +1,114 @@
+"""firewall through the exec protocol after our bridge: accept rules and ingress policies seen
+as real connectivity between containers on two bridges (FORWARD policy DROP in the test host);
+the firewalld backend against a fake firewalld on a private bus."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from test_portmap import bridge_conf, chained, container_ip, ok, run
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit"))
+from test_meta_dbus import fake_firewalld, private_bus  # noqa: E402,F401  (fixtures)
+
+pytestmark = pytest.mark.root
+NETS = {"A": ("fwa", "cni-fwa0", "10.92.1.0/24"), "B": ("fwb", "cni-fwb0", "10.92.2.0/24")}
+
+
+def _bconf(tmp_path, net):
+    name, br, subnet = NETS[net]
+    return bridge_conf(tmp_path, name=name, bridge=br, subnet=subnet)
+
+
+def ping(src, dst_ip) -> bool:
+    return src.run("ping", "-c1", "-W1", dst_ip, check=False).returncode == 0
+
+
+@pytest.fixture
+def topo(tmp_path, host_ns, make_netns, built_bins):
+    """a1, a2 on bridge A; b1 on bridge B; the host forwards nothing unless a rule accepts it."""
+    host_ns.run("iptables", "-P", "FORWARD", "DROP")
+    host_ns.run("sysctl", "-w", "net.bridge.bridge-nf-call-iptables=1", check=False)
+    made = {}
+    for cname, net in (("a1", "A"), ("a2", "A"), ("b1", "B")):
+        ns = make_netns(cname)
+        made[cname] = (ns, net, ok(run("bridge", "ADD", _bconf(tmp_path, net), host_ns, ns, cname)))
+    yield made
+    for cname, (ns, net, _) in made.items():
+        run("bridge", "DEL", _bconf(tmp_path, net), host_ns, ns, cname)
+
+
+def fw(topo, host, cname, command, **extra):
+    ns, net, prev = topo[cname]
+    conf = chained(prev, {"type": "firewall", "backend": "iptables", **extra}, name=NETS[net][0])
+    return run("firewall", command, conf, host, ns, cname)
+
+
+def ip_of(topo, cname):
+    return container_ip(topo[cname][2])
+
+
+def test_open_policy(topo, host_ns):
+    a1, b1 = topo["a1"][0], topo["b1"][0]
+    assert not ping(a1, ip_of(topo, "b1"))                  # FORWARD policy DROP
+    for c in ("a1", "b1"):
+        assert ok(fw(topo, host_ns, c, "ADD")) == topo[c][2]
+        ok(fw(topo, host_ns, c, "CHECK"))
+    assert ping(a1, ip_of(topo, "b1")) and ping(b1, ip_of(topo, "a1"))
+    ok(fw(topo, host_ns, "b1", "DEL"))
+    assert fw(topo, host_ns, "b1", "CHECK").rc == 1
+    assert not ping(b1, ip_of(topo, "a1"))                  # b1's own accept rule is gone
+    assert ping(a1, ip_of(topo, "b1"))                      # a1's rules still admit a1 -> b1
+    saved = host_ns.run("iptables-save", "-t", "filter").stdout
+    assert ip_of(topo, "b1") + "/32" not in saved and ip_of(topo, "a1") + "/32" in saved
+    ok(fw(topo, host_ns, "b1", "DEL"))                      # again
+    ok(run("firewall", "DEL", chained(None, {"type": "firewall"}, name="fwb"), host_ns, None, "b1",
+           netns=""))                                       # no prevResult, no netns
+
+
+def test_same_bridge_policy(topo, host_ns):
+    for c in ("a1", "a2", "b1"):
+        ok(fw(topo, host_ns, c, "ADD", ingressPolicy="same-bridge"))
+    a1, b1 = topo["a1"][0], topo["b1"][0]
+    assert ping(a1, ip_of(topo, "a2"))                      # same bridge: allowed
+    assert not ping(a1, ip_of(topo, "b1"))                  # across bridges: isolated
+    assert not ping(b1, ip_of(topo, "a1"))
+
+
+def test_isolated_policy(topo, host_ns):
+    for c in ("a1", "a2"):
+        ok(fw(topo, host_ns, c, "ADD", ingressPolicy="isolated"))
+    assert not ping(topo["a1"][0], ip_of(topo, "a2"))       # even on the same bridge
+
+
+def test_errors(topo, host_ns):
+    r = fw(topo, host_ns, "a1", "ADD", ingressPolicy="bogus")
+    assert r.rc == 1 and r.json["code"] == 7
+    ns, net, prev = topo["a1"]
+    r = run("firewall", "ADD", chained(None, {"type": "firewall"}, name="fwa"), host_ns, ns, "a1")
+    assert r.rc == 1 and "prevResult" in r.json["msg"]
+    old = {**chained(prev, {"type": "firewall"}, name="fwa"), "cniVersion": "0.3.1"}
+    r = run("firewall", "ADD", old, host_ns, ns, "a1")
+    assert r.rc == 1 and r.json["code"] == 1                # firewall needs >= 0.4.0
+    conf = chained(prev, {"type": "firewall", "backend": "firewalld"}, name="fwa")
+    r = run("firewall", "ADD", conf, host_ns, ns, "a1",
+            env={"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/bus"})
+    assert r.rc == 1 and "firewalld" in r.json["msg"]
+
+
+def test_firewalld_backend(topo, host_ns, fake_firewalld):
+    bus, log = fake_firewalld
+    ns, net, prev = topo["a1"]
+    env = {"DBUS_SYSTEM_BUS_ADDRESS": bus}
+    # no backend given: firewalld answers on the bus, so it is used
+    conf = chained(prev, {"type": "firewall", "firewalldZone": "cni"}, name="fwa")
+    ok(run("firewall", "ADD", conf, host_ns, ns, "a1", env=env))
+    ok(run("firewall", "CHECK", conf, host_ns, ns, "a1", env=env))
+    src = ip_of(topo, "a1") + "/32"
+    assert f"addSource ss cni {src}" in log.read_text()
+    assert src not in host_ns.run("iptables-save", "-t", "filter").stdout   # not the iptables backend
+    ok(run("firewall", "DEL", conf, host_ns, ns, "a1", env=env))
+    assert f"removeSource ss cni {src}" in log.read_text()
+    assert run("firewall", "CHECK", conf, host_ns, ns, "a1", env=env).rc == 1
