@@ -1,0 +1,182 @@
+"""Shared steps of the single-link plugins (macvlan, ipvlan, vlan, dummy, tap, host-device).
+
+Links are born inside the container netns under their final name (IFLA_NET_NS_FD on the
+RTM_NEWLINK), so a plugin killed half-way never strands a temporary link in the host.
+ADD = create -> IPAM -> configure, every step undone on failure; DEL = IPAM DEL -> delete the
+link (a missing netns or link is success); CHECK = prevResult against the kernel.
+"""
+from __future__ import annotations
+
+from cni.errors import CNIError, InvalidConfigError
+
+AF_INET6 = 10
+
+
+def resolve_mac(conf_mac, args, runtime_config) -> str | None:
+    """Container MAC as Go: config `mac` < CNI_ARGS MAC < runtimeConfig.mac (validated)."""
+    from cni.ip import check_mac
+    mac = conf_mac or None
+    if args.args:
+        mac = args.cni_args("MAC").get("MAC") or mac
+    if isinstance(runtime_config, dict) and runtime_config.get("mac"):
+        mac = runtime_config["mac"]
+    return check_mac(mac) if mac else None
+
+
+def default_route_iface(h) -> str:
+    """Name of the link holding the first default route (v4 or v6, main table) seen by `h`."""
+    for r in h.route_list(family=0):
+        if r.dst.prefixlen == 0 and r.oif:
+            link = h.link_lookup(r.oif)
+            if link is not None:
+                return link.name
+    raise CNIError("no default route interface found",
+                   "set \"master\": the namespace has no default route")
+
+
+def resolve_master(name: str, cont_ns=None, *, mtu: int = -1):
+    """(master name, master Link, Rtnl where it lives); caller closes the Rtnl.
+
+    The master lives in the plugin's netns, or in `cont_ns` (linkInContainer). An empty
+    name means the default-route link there. Checks 0 <= mtu <= master MTU when mtu >= 0.
+    """
+    from cni.nl.rtnl import Rtnl
+    h = Rtnl(cont_ns) if cont_ns is not None else Rtnl()
+    try:
+        if not name:
+            name = default_route_iface(h)
+        link = h.link_lookup(name)
+        if link is None:
+            where = "the container" if cont_ns is not None else "the host"
+            raise CNIError("master interface not found", f"{name} does not exist in {where}")
+        if mtu > link.mtu:
+            raise InvalidConfigError(f"invalid MTU {mtu}, must be [0, master MTU({link.mtu})]",
+                                     f"master {name} has MTU {link.mtu}")
+        return name, link, h
+    except BaseException:
+        h.close()
+        raise
+
+
+def ensure_absent(ns, ifname: str) -> None:
+    from cni.nl.rtnl import Rtnl
+    with Rtnl(ns) as c:
+        if c.link_lookup(ifname) is not None:
+            raise CNIError("container interface already exists",
+                           f"{ifname} already exists in {ns.path}")
+
+
+def create_link(h, ns, ifname: str, kind: str, *, parent=None, in_container: bool = False,
+                mtu: int = 0, mac: str | None = None, **opts):
+    """Create `kind` named `ifname` directly in container netns `ns`; returns the kernel's Link.
+
+    `h` is the Rtnl where the parent lives (the host, or the container with linkInContainer).
+    """
+    from cni.nl.socket import NetlinkError
+    ensure_absent(ns, ifname)
+    try:
+        if in_container:
+            return h.link_add(ifname, kind, parent=parent, mtu=mtu, mac=mac, **opts)
+        return h.link_add(ifname, kind, parent=parent, mtu=mtu, mac=mac, netns=ns, **opts)
+    except NetlinkError as exc:
+        if exc.errno == 17:
+            raise CNIError("container interface already exists",
+                           f"{ifname} already exists in {ns.path}") from None
+        raise CNIError(f"failed to create {kind}", f"{ifname}: {exc}") from None
+
+
+def del_link(ns, ifname: str) -> None:
+    """Delete `ifname` in `ns` if present (an undo step)."""
+    from cni.ip import del_link_collect_addrs
+    del_link_collect_addrs(ns, ifname)
+
+
+def l3_or_up(args, conf, ns, link, undo, *, sysctls=("arp_notify", "ndisc_notify"),
+             ipam_required: bool = False, prev=None):
+    """IPAM ADD (+ undo) or prevResult IPs, sysctls, addresses/routes; L2 = link up.
+
+    Returns the Result (interface 0 = the container link), checked against conf.cni_version.
+    """
+    from cni import ipam
+    from cni.types import Interface, Result
+    iface = Interface(args.ifname, link.mac or "", args.netns)
+    result = None
+    if prev is not None and prev.ips and not conf.ipam_type():
+        result = prev                                      # chained (ipvlan): reuse its IPs
+    elif conf.ipam_type():
+        result = ipam.exec_add(conf, args)
+        undo(ipam.exec_del, conf, args)
+        if not result.ips:
+            raise CNIError("IPAM plugin returned missing IP config", conf.ipam_type())
+    elif ipam_required:
+        raise InvalidConfigError("missing IPAM configuration", "this plugin needs \"ipam\"")
+    if result is None:
+        from cni.nl.rtnl import Rtnl
+        with Rtnl(ns) as c:
+            c.link_up(link.index)
+        result = Result(conf.cni_version, [iface])
+    else:
+        result.cni_version = conf.cni_version
+        result.interfaces = [iface]
+        for ipc in result.ips:
+            ipc.interface = 0
+        configure(ns, args.ifname, result, sysctls)
+    if conf.dns is not None and not conf.dns.is_empty():
+        result.dns = conf.dns
+    ensure_printable(result, conf.cni_version)
+    return result
+
+
+def configure(ns, ifname: str, result, sysctls=("arp_notify", "ndisc_notify")) -> None:
+    from cni.ip import write_sysctl
+    from cni.ipam.configure import configure_iface
+    with ns.enter():
+        for key in sysctls:
+            fam = "ipv6" if key == "ndisc_notify" else "ipv4"
+            write_sysctl(f"net/{fam}/conf/{ifname}/{key}", "1")
+    configure_iface(ns, ifname, result)
+
+
+def ensure_printable(result, ver: str) -> None:
+    """Fail inside ADD (so rollback runs) when the result cannot be written in `ver`."""
+    from cni.convert import to_json
+    to_json(result, ver or "0.1.0")
+
+
+def delete(args, conf, *, ipam: bool = True) -> None:
+    """IPAM DEL (when configured) then delete CNI_IFNAME; missing netns/link = success."""
+    from cni.ip import del_link_collect_addrs, open_netns_for_del
+    if ipam and conf.ipam_type():
+        from cni import ipam as _ipam
+        _ipam.exec_del(conf, args)
+    ns = open_netns_for_del(args.netns)
+    if ns is not None:
+        with ns:
+            del_link_collect_addrs(ns, args.ifname)
+
+
+def check(args, conf, *, kind: str | None, verify=None, ipam: bool = True):
+    """IPAM CHECK (if set), then prevResult iface/MAC/IPs/routes; `verify(link)` adds kind checks."""
+    from cni.check import check_container_iface
+    from cni.ip import open_netns
+    from cni.nl.rtnl import Rtnl
+    if ipam and conf.ipam_type():
+        from cni import ipam as _ipam
+        _ipam.exec_check(conf, args)
+    prev = conf.prev_result
+    if prev is None:
+        raise CNIError("required prevResult missing", "CHECK needs the ADD result")
+    with open_netns(args.netns) as ns:
+        check_container_iface(ns, args, prev, kind=kind)
+        if verify is not None:
+            with Rtnl(ns) as c:
+                verify(c.link_get(args.ifname))
+    return prev
+
+
+def info(link, key: str, default=None):
+    """An IFLA_INFO_DATA attribute of `link` (e.g. IFLA_MACVLAN_MODE)."""
+    data = link.info
+    if data is None or isinstance(data, (bytes, bytearray)):
+        return default
+    return data.get(key, default)

@@ -1,0 +1,108 @@
+"""tap: a persistent tap device made through /dev/net/tun inside the container netns.
+
+Keys (as the Go plugin): multiQueue, mtu, mac, owner, group, selinuxContext (applied to a
+forked creator process; rejected when SELinux is off), bridge (a bridge in the container netns
+to attach the tap to), ipam (optional; empty = L2), dns; the `mac` capability and CNI_ARGS MAC.
+"""
+from __future__ import annotations
+
+from cni import skel
+from cni.config import NetConf
+from cni.errors import CNIError, InvalidConfigError
+
+
+def _uint32(v, field):
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF:
+        raise InvalidConfigError("invalid config", f"{field} must be a uint32")
+    return v
+
+
+class Config(NetConf):
+    FIELDS = {
+        "multiQueue": ("multi_queue", bool, False),
+        "mtu": ("mtu", int, 0),
+        "mac": ("mac", str, ""),
+        "owner": ("owner", _uint32, None),
+        "group": ("group", _uint32, None),
+        "selinuxContext": ("selinux_context", str, ""),
+        "bridge": ("bridge", str, ""),
+    }
+    __slots__ = tuple(a for a, _, _ in FIELDS.values())
+
+    def validate(self) -> None:
+        if self.mtu < 0 or self.mtu > 65535:
+            raise InvalidConfigError(f"invalid MTU {self.mtu}", "mtu must be 0-65535")
+        if self.bridge:
+            why = skel.valid_ifname(self.bridge)
+            if why:
+                raise InvalidConfigError("invalid bridge name", f"{self.bridge!r}: {why}")
+
+
+def add(args: skel.Args, conf: Config):
+    from cni import links
+    from cni.ip import open_netns
+    from cni.links.tap import create_tap
+    from cni.nl.rtnl import Rtnl
+    from cni.nl.socket import NetlinkError
+    from cni.rollback import on_error
+    mac = links.resolve_mac(conf.mac, args, conf.runtime_config)
+    with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
+        links.ensure_absent(ns, args.ifname)
+        br = None
+        if conf.bridge:
+            br = c.link_lookup(conf.bridge)
+            if br is None or br.kind != "bridge":
+                raise CNIError("bridge not found",
+                               f"{conf.bridge} is not a bridge in {args.netns}")
+        create_tap(ns, args.ifname, multi_queue=conf.multi_queue, owner=conf.owner,
+                   group=conf.group, selinux_context=conf.selinux_context)
+        undo(links.del_link, ns, args.ifname)
+        try:
+            c.link_set(args.ifname, mtu=conf.mtu or None, mac=mac)
+            if br is not None:
+                c.link_set(args.ifname, master=br.index)
+            if not conf.ipam_type():
+                c.link_up(args.ifname)
+        except NetlinkError as exc:
+            raise CNIError("failed to configure tap", f"{args.ifname}: {exc}") from None
+        link = c.link_get(args.ifname)
+        return links.l3_or_up(args, conf, ns, link, undo, sysctls=("arp_notify",))
+
+
+def delete(args: skel.Args, conf: Config) -> None:
+    from cni import links
+    links.delete(args, conf)
+
+
+def check(args: skel.Args, conf: Config) -> None:
+    from cni import links
+    from cni.nl.rtnl import Rtnl
+
+    def verify(link):
+        if conf.bridge:
+            with Rtnl(args.netns) as c:
+                br = c.link_lookup(conf.bridge)
+            if br is None or link.master != br.index:
+                raise CNIError("tap not attached to bridge",
+                               f"{link.name} is not a port of {conf.bridge}")
+        if conf.mtu and link.mtu != conf.mtu:
+            raise CNIError("container interface MTU mismatch", f"{link.mtu} != {conf.mtu}")
+
+    links.check(args, conf, kind="tun", verify=verify)
+
+
+def status(args: skel.Args, conf: Config) -> None:
+    if conf.ipam_type():
+        from cni import ipam
+        ipam.exec_status(conf, args)
+
+
+PLUGIN = skel.Plugin("tap", Config, add=add, delete=delete, check=check, status=status)
+
+
+def main() -> None:
+    skel.main(PLUGIN)
+
+
+if __name__ == "__main__":
+    main()
