@@ -48,6 +48,25 @@ from {module} import {func}
 '''
 
 
+LAUNCH_MODULE = "_pycni_main"
+
+
+def shebang(python: str) -> bytes:
+    """`#!PYTHON -IS` plus a tiny -c launcher that imports our entry module from the archive.
+
+    Running a zip file makes Python go through runpy (runpy, importlib.util, contextlib,
+    collections: ~9 ms per exec here). Linux passes everything after the interpreter path
+    as one argument, so `-IScCODE` is isolated mode (-I -S) with CODE as the -c command;
+    CODE drops '-c' from argv, puts the archive first on sys.path and imports the entry.
+    `python3 bin/x` still works through __main__.py.
+    """
+    code = f"import sys;a=sys.argv;del a[0];sys.path[:0]=a[:1];import {LAUNCH_MODULE}"
+    line = f"#!{python} -ISc{code}\n"
+    if len(line) > 255 or " " in python:  # the kernel's limit for a #! line
+        line = f"#!{python} -IS\n"
+    return line.encode()
+
+
 def cni_modules(entry_module: str, entry_file: str) -> dict:
     """{module name: source path} for the entry module and every cni.* module it reaches."""
     finder = modulefinder.ModuleFinder(path=[LIB, PLUGINS], excludes=[])
@@ -97,9 +116,8 @@ def module_files(module: str, entry_file: str) -> dict:
     for name, path in cni_modules(module, entry_file).items():
         with open(path, "rb") as f:
             files[arcname(name, path)] = f.read()
-    if "." not in module:  # a plugin file; an app's module is already among them
-        with open(entry_file, "rb") as f:
-            files[module + ".py"] = f.read()
+    with open(entry_file, "rb") as f:  # modulefinder files the entry itself as __main__
+        files[arcname(module, entry_file) if "." in module else module + ".py"] = f.read()
     return files
 
 
@@ -143,8 +161,9 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
     vjson = "[" + ",".join('"%s"' % v for v in versions) + "]"
     files["__main__.py"] = MAIN_TEMPLATE.format(fast=bool(fast and versions), versions=vjson,
                                                 module=module, func=func).encode()
+    files[LAUNCH_MODULE + ".py"] = files["__main__.py"]
     buf = io.BytesIO()
-    buf.write(f"#!{python} -IS\n".encode())
+    buf.write(shebang(python))
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         zf.comment = zip_comment(binname, digest)
         for arc in sorted(files):

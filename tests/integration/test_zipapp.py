@@ -36,7 +36,9 @@ def test_every_binary_answers_version():
 
 def test_shebang_is_isolated():
     with open(os.path.join(BIN, "sample"), "rb") as f:
-        assert f.readline() == b"#!/usr/bin/python3 -IS\n"
+        line = f.readline()
+    assert line.startswith(b"#!/usr/bin/python3 -IS")  # isolated, no site
+    assert len(line) < 256
 
 
 def test_copied_alone_runs(tmp_path):

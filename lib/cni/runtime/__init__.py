@@ -22,8 +22,3 @@ __all__ = ["Attachment", "CNIConfig", "DEFAULT_CACHE_DIR", "NetworkConfigList",
            "NoConfigsFoundError", "NotFoundError", "PluginConf", "RuntimeConf",
            "list_from_bytes", "list_from_conf", "list_from_file", "load", "load_all"]
 
-
-def cnitool_main() -> None:
-    """Run cnitool (also makes the zipapp builder's module scan bundle cni.runtime.cnitool)."""
-    from cni.runtime.cnitool import main
-    main()
