@@ -210,13 +210,12 @@ def add(args: skel.Args, conf: Config):
         for ipc in result.ips:
             ipc.interface = 2
         gws = _gateways(result, conf) if result.ips else []
-        with ns.enter():
-            write_sysctl(f"net/ipv4/conf/{args.ifname}/arp_notify", "1")
-            if conf.enable_dad:
-                write_sysctl(f"net/ipv6/conf/{args.ifname}/enhanced_dad", "1")
-                write_sysctl(f"net/ipv6/conf/{args.ifname}/accept_dad", "1")
-            else:
-                write_sysctl(f"net/ipv6/conf/{args.ifname}/accept_dad", "0")
+        write_sysctl(f"net/ipv4/conf/{args.ifname}/arp_notify", "1", ns=ns)
+        if conf.enable_dad:
+            write_sysctl(f"net/ipv6/conf/{args.ifname}/enhanced_dad", "1", ns=ns)
+            write_sysctl(f"net/ipv6/conf/{args.ifname}/accept_dad", "1", ns=ns)
+        else:
+            write_sysctl(f"net/ipv6/conf/{args.ifname}/accept_dad", "0", ns=ns)
         if result.ips:
             from cni.ipam.configure import configure_iface
             configure_iface(ns, args.ifname, result)

@@ -93,8 +93,7 @@ def add(args: skel.Args, conf: Config):
         result.interfaces = [Interface(hv.name, hv.mac), Interface(args.ifname, cv.mac, args.netns)]
         for ipc in result.ips:
             ipc.interface = 1
-        with ns.enter():
-            write_sysctl(f"net/ipv4/conf/{args.ifname}/arp_notify", "1")
+        write_sysctl(f"net/ipv4/conf/{args.ifname}/arp_notify", "1", ns=ns)
         configure_iface(ns, args.ifname, result)
         _wire_container(ns, args.ifname, result)
         _wire_host(host, hv, result)

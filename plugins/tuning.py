@@ -89,8 +89,7 @@ def add(args: skel.Args, conf: Config):
     want = conf.wanted()
     with open_netns(args.netns) as ns:
         if conf.sysctl:
-            with ns.enter():
-                t.write_sysctls(conf.sysctl, args.ifname)
+            t.write_sysctls(ns, conf.sysctl, args.ifname)
         if not (want["mac"] or want["promisc"] or want["mtu"] or want["allmulti"] is not None
                 or want["txQLen"] is not None):
             return prev
@@ -152,8 +151,7 @@ def check(args: skel.Args, conf: Config) -> None:
     conf.resolve(args)
     with open_netns(args.netns) as ns:
         if conf.sysctl:
-            with ns.enter():
-                t.check_sysctls(conf.sysctl, args.ifname)
+            t.check_sysctls(ns, conf.sysctl, args.ifname)
         with Rtnl(ns) as h:
             link = h.link_lookup(args.ifname)
             if link is None:

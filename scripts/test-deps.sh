@@ -8,6 +8,11 @@ command -v ip >/dev/null 2>&1 || need="$need iproute2"
 [ -x /usr/lib/cni/bridge ] || need="$need containernetworking-plugins"
 command -v dnsmasq >/dev/null 2>&1 || need="$need dnsmasq-base"
 command -v ping >/dev/null 2>&1 || need="$need iputils-ping"
+command -v strace >/dev/null 2>&1 || need="$need strace"
+command -v nsenter >/dev/null 2>&1 || need="$need util-linux"
+command -v debootstrap >/dev/null 2>&1 || need="$need debootstrap"
+command -v podman >/dev/null 2>&1 || need="$need podman runc conmon"
+[ -x /bin/busybox ] || need="$need busybox-static"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "test-deps: missing$need (run as root on Debian to install them; tests needing them skip)" >&2

@@ -20,7 +20,13 @@ def _kind_available(kind: str) -> bool:
     name = NS_PREFIX + "probe-" + uuid.uuid4().hex[:6]
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        r = subprocess.run(["ip", "-n", name, "link", "add", "p0", "type", kind],
+        extra = []
+        if kind in ("macvlan", "macvtap", "ipvlan", "ipvtap", "vlan"):
+            subprocess.run(["ip", "-n", name, "link", "add", "par0", "type", "veth", "peer",
+                            "name", "par1"], check=True, capture_output=True)
+            extra = ["link", "par0"]
+        args = ["id", "10"] if kind == "vlan" else (["table", "10"] if kind == "vrf" else [])
+        r = subprocess.run(["ip", "-n", name, "link", "add", *extra, "p0", "type", kind, *args],
                            capture_output=True)
         return r.returncode == 0
     finally:

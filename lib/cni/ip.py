@@ -39,29 +39,42 @@ def random_veth_name() -> str:
     return "veth" + os.urandom(4).hex()
 
 
-def write_sysctl(key: str, value: str, *, missing_ok: bool = True) -> bool:
-    """Write /proc/sys/<key> (dotted or slashed) in the current netns; False if absent."""
-    path = "/proc/sys/" + (key.replace(".", "/") if "/" not in key else key)
+def _sysctl_path(key: str) -> str:
+    return "/proc/sys/" + (key.replace(".", "/") if "/" not in key else key)
+
+
+def write_sysctl(key: str, value: str, *, ns=None, missing_ok: bool = True) -> bool:
+    """Write /proc/sys/<key> (dotted or slashed) in `ns` (default: ours); False if absent.
+
+    Inside another netns the file is opened there (setns or the nsenter helper) and
+    written from here: /proc/sys/net files address the netns that opened them.
+    """
+    path = _sysctl_path(key)
     try:
-        with open(path, "r+") as f:
-            if f.read().strip() == str(value):
-                return True
-            f.seek(0)
-            f.write(str(value))
-        return True
+        fd = ns.open_file(path, os.O_RDWR) if ns is not None else os.open(path, os.O_RDWR)
     except FileNotFoundError:
         if missing_ok:
             return False
         raise
-
-
-def read_sysctl(key: str) -> str | None:
-    path = "/proc/sys/" + (key.replace(".", "/") if "/" not in key else key)
     try:
-        with open(path) as f:
-            return f.read().strip()
+        if os.read(fd, 64).strip() != str(value).encode():
+            os.lseek(fd, 0, 0)
+            os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
+    return True
+
+
+def read_sysctl(key: str, *, ns=None) -> str | None:
+    path = _sysctl_path(key)
+    try:
+        fd = ns.open_file(path, os.O_RDONLY) if ns is not None else os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    try:
+        return os.read(fd, 4096).decode().strip()
+    finally:
+        os.close(fd)
 
 
 def setup_veth(host, cont_ns, ifname: str, *, mtu: int = 0, mac: str | None = None,

@@ -15,23 +15,114 @@ _CURRENT = "/proc/thread-self/ns/net"
 _setns = None
 
 
-def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
-    """setns(2): os.setns on Python 3.12+, else libc through ctypes (imported on first use)."""
-    global _setns
-    if _setns is None:
-        native = getattr(os, "setns", None)              # Python 3.12+
-        if native is not None:
-            _setns = native
-        else:
-            import ctypes
-            libc = ctypes.CDLL(None, use_errno=True)
+class NoSetnsError(OSError):
+    """This interpreter cannot call setns(2): no os.setns (< 3.12) and no _ctypes."""
 
-            def _libc_setns(fd: int, nstype: int = 0) -> None:
-                if libc.setns(fd, nstype) != 0:
-                    e = ctypes.get_errno()
-                    raise OSError(e, os.strerror(e))
-            _setns = _libc_setns
+
+def _libc_setns():
+    """setns from libc through the bare _ctypes module (~2 ms; `import ctypes` costs ~6 ms)."""
+    import _ctypes
+
+    class _Int(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class _Func(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = _Int
+
+    class _Libc:
+        _handle = _ctypes.dlopen(None, 0)
+
+    fn = _Func(("setns", _Libc()))
+
+    def libc_setns(fd: int, nstype: int = 0) -> None:
+        if fn(fd, nstype) != 0:
+            e = _ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+    return libc_setns
+
+
+def _no_setns(fd: int, nstype: int = 0) -> None:
+    raise NoSetnsError(95, "this Python has neither os.setns nor ctypes")
+
+
+def can_setns() -> bool:
+    _load_setns()
+    return _setns is not _no_setns
+
+
+def _load_setns() -> None:
+    global _setns
+    if _setns is not None:
+        return
+    if hasattr(os, "setns"):
+        _setns = os.setns  # novermin  (3.12+)
+        return
+    try:
+        _setns = _libc_setns()
+    except (ImportError, AttributeError, OSError):  # python3-minimal has no _ctypes
+        _setns = _no_setns
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    """setns(2): os.setns on Python 3.12+, else libc via _ctypes; NoSetnsError without both."""
+    _load_setns()
     _setns(fd, nstype)
+
+
+# The fallback for interpreters that cannot setns (Debian's python3-minimal on 3.11):
+# a helper process started under `nsenter --net=PATH` opens the sockets and files we ask
+# for and sends their descriptors back over a socketpair (SCM_RIGHTS). Sockets stay in
+# the netns they were created in, /proc/sys/net files address the netns that opened
+# them, and /dev/net/tun creates its device in the netns that opened it.
+_HELPER = (
+    "import os,_socket,struct,sys\n"
+    "s=_socket.socket(fileno=3)\n"
+    "fds=[]\n"
+    "for spec in sys.argv[1:]:\n"
+    "    k,a,b,c=spec.split(':',3)\n"
+    "    if k=='s':fds.append(_socket.socket(int(a),int(b),int(c)).detach())\n"
+    "    else:fds.append(os.open(c,int(a),int(b)))\n"
+    "s.sendmsg([b'k'],[(_socket.SOL_SOCKET,_socket.SCM_RIGHTS,struct.pack('%di'%len(fds),*fds))])\n"
+)
+
+
+def _open_via_nsenter(path: str, specs: list) -> list:
+    """Run the helper in the netns at `path`; returns the fds it opened, in order."""
+    import _socket
+    import struct
+    import sys
+    from cni import proc
+    nsenter = proc.which("nsenter") or proc.which("busybox")
+    if nsenter is None:
+        raise NoSetnsError(95, "no setns in this Python and no nsenter binary to fall back on")
+    argv = [nsenter] + (["nsenter"] if nsenter.endswith("busybox") else [])
+    argv += [f"--net={path}", sys.executable, "-IS", "-c", _HELPER] + specs
+    parent, child = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        parent.settimeout(10)
+        with open(os.devnull, "rb") as null:
+            actions = [(os.POSIX_SPAWN_DUP2, null.fileno(), 0), (os.POSIX_SPAWN_DUP2, child.fileno(), 3)]
+            pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+        child.close()
+        try:
+            _, anc, _, _ = parent.recvmsg(1, _socket.CMSG_SPACE(4 * len(specs)))
+        finally:
+            _, status = os.waitpid(pid, 0)
+        fds = []
+        for level, kind, data in anc:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds.extend(struct.unpack("%di" % (len(data) // 4), data[:len(data) - len(data) % 4]))
+        if len(fds) != len(specs):
+            for fd in fds:
+                os.close(fd)
+            raise OSError(5, f"nsenter helper failed in {path} (exit status {status})")
+        for fd in fds:
+            os.set_inheritable(fd, False)
+        return fds
+    finally:
+        parent.close()
+        child.close()
 
 
 def _nsfs_dev() -> int:
@@ -127,6 +218,27 @@ class NetNS:
     def enter(self) -> _Entered:
         """Context manager: setns into this netns, restore the previous one on exit."""
         return _Entered(self)
+
+    def socket(self, family: int, type: int, proto: int = 0):
+        """A socket created inside this netns (it stays there): setns, or the nsenter helper."""
+        import _socket
+        if can_setns():
+            with self.enter():
+                return _socket.socket(family, type, proto)
+        fd, = _open_via_nsenter(self._proc_path(), [f"s:{family}:{type}:{proto}"])
+        return _socket.socket(family, type, proto, fileno=fd)
+
+    def open_file(self, path: str, flags: int, mode: int = 0o600) -> int:
+        """An fd for `path` opened inside this netns (/proc/sys/net/..., /dev/net/tun)."""
+        if can_setns():
+            with self.enter():
+                return os.open(path, flags | os.O_CLOEXEC, mode)
+        fd, = _open_via_nsenter(self._proc_path(), [f"f:{flags}:{mode}:{path}"])
+        return fd
+
+    def _proc_path(self) -> str:
+        """Our fd as a path nsenter can open, valid even if the original mount is gone."""
+        return f"/proc/{os.getpid()}/fd/{self.fd}"
 
     def fileno(self) -> int:
         return self.fd

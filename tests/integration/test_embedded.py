@@ -117,7 +117,9 @@ def leases(root: str, net: str) -> list:
     d = os.path.join(root, "var", "lib", "cni", "networks", net)
     if not os.path.isdir(d):
         return []
-    return [f for f in os.listdir(d) if f != "lock" and not f.startswith("last_reserved_ip")]
+    # reservations only: not the lock, the round-robin marks, or our owner index files
+    return [f for f in os.listdir(d)
+            if f != "lock" and not f.startswith(("last_reserved_ip", "owner:"))]
 
 
 def v4(ns, dev):

@@ -31,11 +31,10 @@ def configure_iface(ns, ifname: str, result, *, rtnl=None, wait_dad: bool = True
                                f" not {ifname}")
             if ip.version == "6" and not v6:
                 v6 = True
-                with ns.enter():
-                    for dev in ("lo", ifname):
-                        if read_sysctl(f"net/ipv6/conf/{dev}/disable_ipv6") not in (None, "0"):
-                            write_sysctl(f"net/ipv6/conf/{dev}/disable_ipv6", "0")
-                    write_sysctl(f"net/ipv6/conf/{ifname}/keep_addr_on_down", "1")
+                for dev in ("lo", ifname):
+                    if read_sysctl(f"net/ipv6/conf/{dev}/disable_ipv6", ns=ns) not in (None, "0"):
+                        write_sysctl(f"net/ipv6/conf/{dev}/disable_ipv6", "0", ns=ns)
+                write_sysctl(f"net/ipv6/conf/{ifname}/keep_addr_on_down", "1", ns=ns)
             try:
                 h.addr_add(link.index, ip.address_str)
             except NetlinkError as exc:

@@ -130,10 +130,9 @@ def l3_or_up(args, conf, ns, link, undo, *, sysctls=("arp_notify", "ndisc_notify
 def configure(ns, ifname: str, result, sysctls=("arp_notify", "ndisc_notify")) -> None:
     from cni.ip import write_sysctl
     from cni.ipam.configure import configure_iface
-    with ns.enter():
-        for key in sysctls:
-            fam = "ipv6" if key == "ndisc_notify" else "ipv4"
-            write_sysctl(f"net/{fam}/conf/{ifname}/{key}", "1")
+    for key in sysctls:
+        fam = "ipv6" if key == "ndisc_notify" else "ipv4"
+        write_sysctl(f"net/{fam}/conf/{ifname}/{key}", "1", ns=ns)
     configure_iface(ns, ifname, result)
 
 

@@ -17,8 +17,9 @@ _IFREQ = struct.Struct("16sH22x")
 SELINUX_FS = "/sys/fs/selinux"
 
 
-def _create(name: str, flags: int, owner, group) -> None:
-    fd = os.open(DEV, os.O_RDWR | os.O_CLOEXEC)
+def _create(name: str, flags: int, owner, group, ns=None) -> None:
+    """TUNSETIFF makes the device in the netns that opened /dev/net/tun."""
+    fd = ns.open_file(DEV, os.O_RDWR) if ns is not None else os.open(DEV, os.O_RDWR | os.O_CLOEXEC)
     try:
         fcntl.ioctl(fd, TUNSETIFF, bytearray(_IFREQ.pack(name.encode(), flags)))
         if owner is not None:
@@ -66,11 +67,11 @@ def create_tap(ns, name: str, *, multi_queue: bool = False, owner: int | None = 
     """Create tap `name` inside netns `ns` (persistent, IFF_NO_PI, exclusive)."""
     flags = IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL | (IFF_MULTI_QUEUE if multi_queue else 0)
     try:
-        with ns.enter():
-            if selinux_context:
+        if selinux_context:
+            with ns.enter():
                 _create_labelled(name, flags, owner, group, selinux_context)
-            else:
-                _create(name, flags, owner, group)
+        else:
+            _create(name, flags, owner, group, ns)
     except OSError as exc:
         if exc.errno in (16, 17):                     # EBUSY (exists, EXCL), EEXIST
             raise CNIError("container interface already exists",

@@ -79,23 +79,29 @@ def duplicate_sysctl_keys(raw: bytes) -> list:
     return list(getattr(s, "dups", ())) if isinstance(s, dict) else []
 
 
-def write_sysctls(sysctls: dict, ifname: str) -> None:
-    """Write each sysctl in the current netns (enter the container first)."""
+def write_sysctls(ns, sysctls: dict, ifname: str) -> None:
+    """Write each sysctl inside the container netns `ns`."""
     for key, value in sysctls.items():
         path = sysctl_path(key, ifname)
         try:
-            with open(path, "w") as f:
-                f.write(value)
+            fd = ns.open_file(path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise CNIError(f"failed to set sysctl {key}", f"{path}: {exc.strerror or exc}") from None
 
 
-def check_sysctls(sysctls: dict, ifname: str) -> None:
+def check_sysctls(ns, sysctls: dict, ifname: str) -> None:
     for key, want in sysctls.items():
         path = sysctl_path(key, ifname)
         try:
-            with open(path) as f:
-                have = f.read()
+            fd = ns.open_file(path, os.O_RDONLY)
+            try:
+                have = os.read(fd, 65536).decode()
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise CNIError(f"cannot read sysctl {key}", f"{path}: {exc.strerror or exc}") from None
         if have.endswith("\n"):

@@ -29,6 +29,8 @@ from .rtnl_defs import (AF_BRIDGE, AF_INET, AF_INET6, BRIDGE_FLAGS_SELF, BRIDGE_
 from .socket import LinkNotFoundError, NetlinkError, NetlinkSocket
 from .tc import TcMixin
 
+AF_NETLINK, SOCK_RAW = 16, 3
+
 ENODEV, ENOENT, EADDRNOTAVAIL = 19, 2, 99
 _ipaddress = None
 
@@ -146,8 +148,8 @@ class Rtnl(TcMixin):
             if netns is None:
                 self._nl = NetlinkSocket(NETLINK_ROUTE, MESSAGES)
             else:
-                with netns.enter():
-                    self._nl = NetlinkSocket(NETLINK_ROUTE, MESSAGES)
+                sock = netns.socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE)
+                self._nl = NetlinkSocket(NETLINK_ROUTE, MESSAGES, sock=sock)
         except BaseException:
             if self._own_ns:
                 netns.close()

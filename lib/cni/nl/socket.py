@@ -36,8 +36,9 @@ class NetlinkSocket:
 
     __slots__ = ("_sock", "_seq", "pid", "schemas", "_buf")
 
-    def __init__(self, proto: int, schemas: dict, *, strict: bool = True):
-        s = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, proto)
+    def __init__(self, proto: int, schemas: dict, *, strict: bool = True, sock=None):
+        """`sock`: an unbound netlink socket made elsewhere (e.g. inside another netns)."""
+        s = sock if sock is not None else _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, proto)
         try:
             s.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
             s.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
