@@ -118,7 +118,7 @@ def delete(args: skel.Args, conf: Config) -> None:
     addrs = []
     if ns is not None:
         with ns:
-            addrs = del_link_collect_addrs(ns, args.ifname)
+            addrs = del_link_collect_addrs(ns, args.ifname, conf.ip_masq)
     if conf.ip_masq:
         from cni.fw import masq
         ips = list(addrs)

@@ -116,10 +116,11 @@ def enable_forward(ipv4: bool, ipv6: bool) -> None:
         write_sysctl("net/ipv6/conf/all/forwarding", "1")
 
 
-def del_link_collect_addrs(ns, ifname: str) -> list:
+def del_link_collect_addrs(ns, ifname: str, collect: bool = True) -> list:
     """Delete `ifname` in `ns`, returning its global addresses (ip_interface list).
 
-    A missing link returns []. Deleting a veth end removes its peer too.
+    A missing link returns []. Deleting a veth end removes its peer too. With
+    collect=False no addresses are read (and `ipaddress` is not imported).
     """
     from cni.nl.rtnl import Rtnl
     from cni.nl.socket import LinkNotFoundError
@@ -127,7 +128,7 @@ def del_link_collect_addrs(ns, ifname: str) -> list:
         link = h.link_lookup(ifname)
         if link is None:
             return []
-        addrs = [a.interface for a in h.addr_list(link.index) if a.scope == 0]
+        addrs = [a.interface for a in h.addr_list(link.index) if a.scope == 0] if collect else []
         try:
             h.link_del(link.index)
         except LinkNotFoundError:

@@ -166,7 +166,7 @@ LINKINFO = Attrs("IFLA_INFO", {
 INET6_AF = Attrs("IFLA_INET6", {
     1: ("IFLA_INET6_FLAGS", U32), 2: ("IFLA_INET6_CONF", BYTES), 3: ("IFLA_INET6_STATS", BYTES),
     4: ("IFLA_INET6_MCAST", BYTES), 5: ("IFLA_INET6_CACHEINFO", BYTES),
-    6: ("IFLA_INET6_ICMP6STATS", BYTES), 7: ("IFLA_INET6_TOKEN", IP),
+    6: ("IFLA_INET6_ICMP6STATS", BYTES), 7: ("IFLA_INET6_TOKEN", BYTES),  # raw: decoding it would import ipaddress on every link read
     8: ("IFLA_INET6_ADDR_GEN_MODE", U8), 9: ("IFLA_INET6_RA_MTU", U32)})
 AF_SPEC = Attrs("IFLA_AF_SPEC", {
     AF_INET: ("AF_INET", Nested(Attrs("IFLA_INET", {1: ("IFLA_INET_CONF", BYTES)}))),
