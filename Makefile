@@ -34,8 +34,14 @@ unit: build venv
 test-zipapps: build
 	@for b in bin/*; do printf '%s: ' $$b; echo '{"cniVersion":"1.0.0"}' | CNI_COMMAND=VERSION $$b || exit 1; echo; done
 
-bench: build venv test-deps
-	$(VENV)/bin/python bench/run.py
+BENCH_VENV ?= .venv-bench
+
+$(BENCH_VENV)/bin/python:
+	$(HOSTPY) -m venv $(BENCH_VENV)
+	-$(BENCH_VENV)/bin/pip install -q pyroute2   # the netlink bench compares against it
+
+bench: build test-deps $(BENCH_VENV)/bin/python
+	$(BENCH_VENV)/bin/python bench/run.py
 
 demo: build
 	@sh scripts/demo.sh

@@ -302,3 +302,36 @@ def test_interop_go_bridge_masq_deleted_by_ours(host_ns, cont_ns, tmp_path):
     assert delete(host_ns, cont_ns, with_prev(c, r.json), path=GO_BIN).rc == 0
     assert nat_rules(host_ns) == []
     assert ipam_files(tmp_path) == ["last_reserved_ip.0", "lock"]
+
+
+def test_sigkill_during_add_leaves_only_what_del_removes(host_ns, make_netns, tmp_path):
+    """Kill ADD at many instants; the next DEL must leave no link, reservation or rule."""
+    import random
+    import signal
+    import time
+    c = conf(tmp_path, ipMasq=True)
+    env = {"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "kill1",
+           "CNI_IFNAME": "eth0", "CNI_PATH": PATH}
+    rnd = random.Random(7)
+    killed = 0
+    for i in range(25):
+        cont = make_netns(f"k{i}")
+        stdin = tmp_path / "conf.json"
+        stdin.write_text(json.dumps(c))
+        with open(stdin, "rb") as f:
+            p = subprocess.Popen(["ip", "netns", "exec", host_ns.name, os.path.join(BIN, "bridge")],
+                                 stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env=dict(env, CNI_NETNS=cont.path), start_new_session=True)
+        time.sleep(rnd.uniform(0, 0.06))
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            killed += 1
+        p.wait()
+        r = delete(host_ns, cont, c, cid="kill1")
+        assert r.rc == 0, r
+        assert cont.ip("link", "show", "eth0", check=False).returncode != 0
+        assert not [lk for lk in host_ns.ipj("link", "show") if lk["ifname"].startswith("veth")]
+        assert [f for f in ipam_files(tmp_path) if not f.startswith(("lock", "last_"))] == []
+        assert nat_rules(host_ns) == []
+        subprocess.run(["ip", "netns", "del", cont.name])
+    assert killed >= 5  # the kills did land mid-ADD
