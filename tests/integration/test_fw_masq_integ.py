@@ -31,11 +31,18 @@ class InNetns:
 
 @pytest.fixture
 def tools_in(monkeypatch):
+    """Tools run in `ns`, and so does this thread (our netlink probes must see that netns)."""
+    import contextlib
+    from cni.netns import NetNS
+    stack = contextlib.ExitStack()
+
     def bind(ns):
         runner = InNetns(ns, proc.run)
         monkeypatch.setattr(proc, "run", runner)
+        stack.enter_context(stack.enter_context(NetNS.open(ns.path)).enter())
         return runner
-    return bind
+    with stack:
+        yield bind
 
 
 def cni_rules(ns, v6=False) -> list:

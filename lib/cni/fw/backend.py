@@ -57,6 +57,26 @@ def have_nft() -> bool:
     return which("nft") is not None
 
 
+def nft_table_may_exist(family: str, name: str) -> bool:
+    """False only when the kernel says the nf_tables table is absent (no `nft` exec)."""
+    from cni.nl.nftables import table_exists
+    return table_exists(family, name) is not False
+
+
+def ipt_table_may_exist(table: str, v6: bool) -> bool:
+    """False only when iptables is the nf_tables flavour and its table is absent.
+
+    iptables-nft keeps table `nat` as nf_tables table `ip nat` / `ip6 nat`, so a DEL
+    can skip an `ip6tables-save` that could only find nothing.
+    """
+    path = which("ip6tables-save" if v6 else "iptables-save")
+    if path is None:
+        return False
+    if not os.path.realpath(path).endswith("xtables-nft-multi"):
+        return True
+    return nft_table_may_exist("ip6" if v6 else "ip", table)
+
+
 def select(explicit: str | None = None, field: str = "backend") -> str:
     """The backend to use: an explicit value wins, else nftables only when iptables is absent."""
     if explicit:

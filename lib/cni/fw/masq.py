@@ -191,12 +191,12 @@ def teardown(network: str, container_id: str, ifname: str, ips=(), backend: str 
     fams = _families(ips) or {4: [], 6: []}
     errors = []
     for ver, group in sorted(fams.items()):
-        if be.have_iptables(ver == 6):
+        if be.have_iptables(ver == 6) and be.ipt_table_may_exist("nat", ver == 6):
             try:
                 _ipt_teardown(network, container_id, group, ver == 6)
             except be.RuleError as exc:
                 errors.append(str(exc))
-    if be.have_nft():
+    if be.have_nft() and be.nft_table_may_exist("inet", TABLE):
         try:
             _nft_teardown(network, container_id, ifname)
         except be.RuleError as exc:

@@ -310,11 +310,12 @@ def delete(network: str, container_id: str, backend: str | None = None) -> None:
             return
         from cni.fw import nftables
         for fam in ("ip", "ip6"):
-            nftables.apply([nftables.delete_rule(r) for r in _nft_owned(fam, container_id)])
+            if be.nft_table_may_exist(fam, NFT_TABLE):
+                nftables.apply([nftables.delete_rule(r) for r in _nft_owned(fam, container_id)])
         return
     from cni.fw import iptables
     for v6 in (False, True):
-        if be.have_iptables(v6):
+        if be.have_iptables(v6) and be.ipt_table_may_exist("nat", v6):
             iptables.apply("nat", lambda b: _ipt_delete(b, network, container_id), v6=v6)
 
 

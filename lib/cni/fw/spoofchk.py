@@ -37,7 +37,7 @@ def setup(container_id: str, ifname: str, host_if: str, mac: str) -> None:
 def teardown(container_id: str, ifname: str) -> None:
     """Remove this port's rules and chains; nothing there (or no nft) is fine."""
     from cni.fw import backend
-    if not backend.have_nft():
+    if not backend.have_nft() or not backend.nft_table_may_exist(FAMILY, TABLE):
         return
     iface, macc, comment = _names(container_id, ifname)
     rs = nftables.list_table(FAMILY, TABLE)

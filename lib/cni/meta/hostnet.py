@@ -42,10 +42,8 @@ def flush_udp_conntrack(mappings, families) -> int:
     n = 0
     try:
         with conntrack.Conntrack() as ct:
-            for fam in sorted(families):
-                for port in ports:
-                    n += ct.delete(proto=conntrack.IPPROTO_UDP, dport=port,
-                                   family=AF_INET6 if fam == 6 else AF_INET)
+            n = ct.delete_ports(proto=conntrack.IPPROTO_UDP, dports=ports,
+                                families=[AF_INET6 if fam == 6 else AF_INET for fam in families])
     except OSError as exc:
         warn(f"failed to delete stale UDP conntrack entries: {exc}")
     return n
