@@ -67,6 +67,9 @@ def fake(monkeypatch):
         f = FakeTools(**kw)
         monkeypatch.setattr(proc, "run", f)
         monkeypatch.setattr(backend, "which", f.which)
+        # the fake tools hold the state: the kernel probes must not answer for them
+        monkeypatch.setattr(backend, "nft_table_may_exist", lambda family, name: True)
+        monkeypatch.setattr(backend, "ipt_table_may_exist", lambda table, v6: True)
         return f
     return make
 
