@@ -3,7 +3,8 @@
 Keys (as the Go plugin): sysctl (net.* only; IFNAME replaced by CNI_IFNAME; checked against
 /etc/cni/tuning/allowlist.conf when it exists; duplicate keys rejected), mac, mtu, promisc,
 allmulti, txQLen, dataDir (/run/cni/tuning); args.cni.{sysctl,mac,promisc,mtu,allmulti,txQLen}
-override them; the `mac` capability and CNI_ARGS MAC. Changed link attributes are saved under
+override them; the `mac` capability and CNI_ARGS MAC. Beyond Go: ifName renames the container
+interface (the result says so; DEL renames it back). Changed link attributes are saved under
 dataDir (atomically) and restored on DEL; sysctls are not restored.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Config(NetConf):
         "txQLen": ("txqlen", int, None),
         "allmulti": ("allmulti", bool, None),
         "dataDir": ("data_dir", str, ""),
+        "ifName": ("if_name", str, ""),
     }
     ARGS = {
         "sysctl": ("sysctl", _sysctl_map, None), "mac": ("mac", str, None),
@@ -42,6 +44,11 @@ class Config(NetConf):
         if dups:
             raise InvalidConfigError("duplicated sysctl keys are not allowed", ", ".join(dups))
         self.data_dir = self.data_dir or DEFAULT_DATA_DIR
+        if self.if_name:
+            from cni.skel import valid_ifname
+            why = valid_ifname(self.if_name)
+            if why:
+                raise InvalidConfigError("invalid ifName", f"{self.if_name!r}: {why}")
         self.sysctl = dict(self.sysctl)
 
     def resolve(self, args) -> None:
@@ -77,7 +84,7 @@ class Config(NetConf):
 
     def wanted(self) -> dict:
         return {"mac": self.mac, "promisc": self.promisc, "mtu": self.mtu,
-                "allmulti": self.allmulti, "txQLen": self.txqlen}
+                "allmulti": self.allmulti, "txQLen": self.txqlen, "ifName": self.if_name}
 
 
 def add(args: skel.Args, conf: Config):
@@ -91,7 +98,7 @@ def add(args: skel.Args, conf: Config):
         if conf.sysctl:
             t.write_sysctls(ns, conf.sysctl, args.ifname)
         if not (want["mac"] or want["promisc"] or want["mtu"] or want["allmulti"] is not None
-                or want["txQLen"] is not None):
+                or want["txQLen"] is not None or want["ifName"]):
             return prev
         from cni.nl.rtnl import Rtnl
         from cni.rollback import on_error
@@ -103,21 +110,40 @@ def add(args: skel.Args, conf: Config):
             path = t.backup_path(conf.data_dir, args.container_id, args.ifname)
             saved = t.snapshot(link, want)
             t.write_backup(path, saved)
-            undo(_restore_file, h, args.ifname, path)
+            undo(_restore_file, h, args.ifname, path, link.index)
             t.apply(h, args.ifname, want)
-    if conf.mac:
-        for itf in prev.interfaces:
-            if itf.name == args.ifname:
+            if conf.if_name and conf.if_name != args.ifname:
+                _rename(h, link.index, conf.if_name)
+    for itf in prev.interfaces:
+        if itf.name == args.ifname and itf.sandbox:
+            if conf.mac:
                 itf.mac = conf.mac
+            if conf.if_name:
+                itf.name = conf.if_name
     return prev
 
 
-def _restore_file(h, ifname: str, path: str) -> None:
+def _rename(h, index: int, name: str) -> None:
+    """Rename a link; the kernel wants it down for that, so it is brought back up after."""
+    up = h.link_get(index).up
+    if up:
+        h.link_set(index, up=False)
+    h.link_set(index, name=name)
+    if up:
+        h.link_set(index, up=True)
+
+
+def _restore_file(h, ifname: str, path: str, index=None) -> None:
+    """Put the saved attributes back on the link (by index, or by its current name), then
+    its original name if tuning renamed it."""
     import os
     from cni.meta import tuning as t
     data = t.read_backup(path)
+    ref = index if index is not None else ifname
     if data:
-        t.restore(h, ifname, data)
+        t.restore(h, ref, data)
+        if data.get("ifName") and h.link_get(ref).name != data["ifName"]:
+            _rename(h, h.index(ref), data["ifName"])
     if data is not None:
         os.unlink(path)
 
@@ -135,10 +161,12 @@ def delete(args: skel.Args, conf: Config) -> None:
         return
     from cni.nl.rtnl import Rtnl
     with ns, Rtnl(ns) as h:
-        if h.link_lookup(args.ifname) is None:
+        current = conf.if_name or args.ifname       # the name tuning gave it, if any
+        link = h.link_lookup(current) or h.link_lookup(args.ifname)
+        if link is None:
             os.unlink(path)
             return
-        _restore_file(h, args.ifname, path)
+        _restore_file(h, link.name, path, link.index)
 
 
 def check(args: skel.Args, conf: Config) -> None:
@@ -151,12 +179,13 @@ def check(args: skel.Args, conf: Config) -> None:
     conf.resolve(args)
     with open_netns(args.netns) as ns:
         if conf.sysctl:
-            t.check_sysctls(ns, conf.sysctl, args.ifname)
+            t.check_sysctls(ns, conf.sysctl, conf.if_name or args.ifname)
         with Rtnl(ns) as h:
-            link = h.link_lookup(args.ifname)
+            name = conf.if_name or args.ifname
+            link = h.link_lookup(name)
             if link is None:
-                raise CNIError(f"cannot find container link {args.ifname}")
-            t.check_link(link, conf.wanted(), args.ifname)
+                raise CNIError(f"cannot find container link {name}")
+            t.check_link(link, conf.wanted(), name)
 
 
 PLUGIN = skel.Plugin("tuning", Config, add=add, delete=delete, check=check)

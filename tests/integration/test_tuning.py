@@ -79,3 +79,27 @@ def test_tuning_cni_args_mac_and_errors(attached, host_ns, cont_ns, tmp_path):
     assert r.rc == 1 and "duplicated" in r.json["msg"]
     r = run("tuning", "ADD", chained(None, {"type": "tuning"}), host_ns, cont_ns, "ctr1")
     assert r.rc == 1 and "prevResult" in r.json["msg"]
+
+
+def test_tuning_ifname_renames_and_restores(attached, host_ns, cont_ns, tmp_path):
+    data = tmp_path / "tuning"
+    conf = chained(attached, {"type": "tuning", "dataDir": str(data), "ifName": "net0", "mtu": 1450})
+    out = ok(run("tuning", "ADD", conf, host_ns, cont_ns, "ctr1"))
+    assert out["interfaces"][2]["name"] == "net0" and out["ips"] == attached["ips"]
+    now = cont_ns.ipj("-d", "link", "show", "net0")[0]
+    assert now["mtu"] == 1450 and "UP" in now["flags"]
+    assert cont_ns.ip("link", "show", "eth0", check=False).returncode != 0
+    assert [a["local"] for a in cont_ns.ipj("addr", "show", "net0")[0]["addr_info"]
+            if a["family"] == "inet"] == [attached["ips"][0]["address"].split("/")[0]]
+    ok(run("tuning", "CHECK", chained(out, {k: v for k, v in conf.items() if k != "prevResult"}),
+           host_ns, cont_ns, "ctr1"))
+    ok(run("tuning", "DEL", conf, host_ns, cont_ns, "ctr1"))
+    back = link(cont_ns)
+    assert back["ifname"] == "eth0" and back["mtu"] != 1450 and "UP" in back["flags"]
+    ok(run("tuning", "DEL", conf, host_ns, cont_ns, "ctr1"))
+
+
+def test_tuning_bad_ifname(attached, host_ns, cont_ns, tmp_path):
+    conf = chained(attached, {"type": "tuning", "ifName": "x" * 16})
+    r = run("tuning", "ADD", conf, host_ns, cont_ns, "ctr1")
+    assert r.rc == 1 and r.json["code"] == 7 and "ifName" in r.json["msg"]

@@ -129,6 +129,8 @@ def snapshot(link, want: dict) -> dict:
         out["allmulti"] = link.allmulti
     if want.get("txQLen") is not None:
         out["txQLen"] = link.txqlen
+    if want.get("ifName") and want["ifName"] != link.name:
+        out["ifName"] = link.name
     return out
 
 
