@@ -53,7 +53,7 @@ class Config(NetConf):
         "promiscMode": ("promisc_mode", bool, False),
         "vlan": ("vlan", int, 0),
         "vlanTrunk": ("vlan_trunk", _trunk, list),
-        "preserveDefaultVlan": ("preserve_default_vlan", bool, True),
+        "preserveDefaultVlan": ("preserve_default_vlan", bool, False),
         "macspoofchk": ("macspoofchk", bool, False),
         "enabledad": ("enable_dad", bool, False),
         "disableContainerInterface": ("disable_container_interface", bool, False),
