@@ -248,30 +248,16 @@ def add(args: skel.Args, conf: Config):
 
 def delete(args: skel.Args, conf: Config) -> None:
     from cni import ipam
-    from cni.ip import del_link_collect_addrs, open_netns_for_del
-    errors = []
+    from cni.ip import delete_veth_and_masq
     if conf.ipam_type():
         # IPAM first, while the container interface still exists (dhcp sends its RELEASE on it)
         ipam.exec_del(conf, args)
-    ns = open_netns_for_del(args.netns)
-    addrs = []
-    if ns is not None:
-        with ns:
-            addrs = del_link_collect_addrs(ns, args.ifname, conf.ip_masq)
-    if conf.macspoofchk:
-        from cni.fw import spoofchk
-        try:
+    try:
+        delete_veth_and_masq(args, conf)
+    finally:  # best effort: the anti-spoofing rules go even if the above failed
+        if conf.macspoofchk:
+            from cni.fw import spoofchk
             spoofchk.teardown(args.container_id, args.ifname)
-        except CNIError as exc:
-            errors.append(exc)
-    if conf.ip_masq:
-        from cni.fw import masq
-        ips = list(addrs)
-        if conf.prev_result is not None:
-            ips.extend(ipc.address for ipc in conf.prev_result.ips if ipc.address not in ips)
-        masq.teardown(conf.name, args.container_id, args.ifname, ips, conf.ip_masq_backend or None)
-    if errors:
-        raise errors[0]
 
 
 def check(args: skel.Args, conf: Config) -> None:

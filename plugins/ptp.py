@@ -111,20 +111,10 @@ def add(args: skel.Args, conf: Config):
 
 def delete(args: skel.Args, conf: Config) -> None:
     from cni import ipam
-    from cni.ip import del_link_collect_addrs, open_netns_for_del
+    from cni.ip import delete_veth_and_masq
     if conf.ipam_type():
         ipam.exec_del(conf, args)
-    ns = open_netns_for_del(args.netns)
-    addrs = []
-    if ns is not None:
-        with ns:
-            addrs = del_link_collect_addrs(ns, args.ifname, conf.ip_masq)
-    if conf.ip_masq:
-        from cni.fw import masq
-        ips = list(addrs)
-        if conf.prev_result is not None:
-            ips.extend(ipc.address for ipc in conf.prev_result.ips if ipc.address not in ips)
-        masq.teardown(conf.name, args.container_id, args.ifname, ips, conf.ip_masq_backend or None)
+    delete_veth_and_masq(args, conf)
 
 
 def check(args: skel.Args, conf: Config) -> None:
