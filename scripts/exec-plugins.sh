@@ -6,7 +6,8 @@
 # lookup order on ADD, reverse order on DEL. A loopback-only network gets
 # interface "lo", the others eth0, eth1, ... DEL goes on past errors.
 # Env: CNI_PATH (default: this repo's bin/), NETCONFPATH, CAP_ARGS, CNI_ARGS,
-# DEBUG=1 prints each ADD result on stderr.
+# DEBUG=1 prints each ADD result on stderr. With no configuration in NETCONFPATH it uses the
+# bundled default in scripts/net.d.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -22,6 +23,12 @@ case $cmd in add|del) ;; *) usage ;; esac
 
 tab=$(printf '\t')
 list=$("$CNITOOL" list) || exit 1
+if [ -z "$list" ] && [ -d "$here/net.d" ]; then
+    # no configuration: the bundled default, as priv-net-run.sh does (same on add and del)
+    echo "exec-plugins.sh: no networks in $NETCONFPATH; using $here/net.d" >&2
+    NETCONFPATH=$here/net.d
+    list=$("$CNITOOL" list) || exit 1
+fi
 [ -n "$list" ] || { echo "exec-plugins.sh: no networks in $NETCONFPATH" >&2; exit 1; }
 
 # "name ifname" lines in ADD order

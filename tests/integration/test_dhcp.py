@@ -184,7 +184,7 @@ def test_add_check_status_del(lab):
             ("10.20.0.0/16", f"{lab.subnet}.1", 7), ("0.0.0.0/0", f"{lab.subnet}.1", 7)]
         assert res["dns"] == {"nameservers": [f"{lab.subnet}.53"], "domain": "example.test"}
         key = f"{cid}/dnet/dh0"
-        assert lab.leases()[key][0] == ip["address"].split("/")[0]
+        assert wait_for(lambda: lab.leases().get(key))[0] == ip["address"].split("/")[0]
         # the daemon brings the link up but, like Go, leaves the address to the main plugin
         link = lab.cont.ipj("addr", "show", "dev", "dh0")[0]
         assert "UP" in link["flags"] and not [a for a in link["addr_info"] if a["family"] == "inet"]
@@ -316,8 +316,110 @@ def test_lease_is_renewed_before_expiry(lab):
     lab.start_daemon()
     rc, res, err = lab.run("ADD", lab.conf())
     assert rc == 0, (res, err)
-    ip, exp0 = lab.leases()["c1/dnet/dh0"]
-    wait_for(lambda: lab.leases()["c1/dnet/dh0"][1] > exp0, timeout=20, what="renewal")
-    assert lab.leases()["c1/dnet/dh0"][0] == ip
+    # dnsmasq rewrites its lease file in place: a read can catch it empty
+    key = "c1/dnet/dh0"
+    ip, exp0 = wait_for(lambda: lab.leases().get(key), what="lease in the server's file")
+
+    def later():
+        cur = lab.leases().get(key)
+        return cur if cur is not None and cur[1] > exp0 else None
+    renewed = wait_for(later, timeout=20, what="renewal")
+    assert renewed[0] == ip
     wait_for(lambda: "lease renewed" in lab.log("daemon.log"), what="renewal log")
     assert lab.run("DEL", lab.conf())[0] == 0
+
+
+def _daemon_leases(sock: str) -> int:
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(sock)
+        s.sendall(b'{"v": 1, "op": "status", "args": {}}')
+        s.shutdown(socket.SHUT_WR)
+        return json.loads(s.recv(65536))["result"]["leases"]
+    finally:
+        s.close()
+
+
+def test_macvlan_with_dhcp_end_to_end(lab, make_netns, built_bins):
+    """macvlan + dhcp through the exec protocol (bin/macvlan delegating to bin/dhcp): the
+    server's address, routes and DNS land in the container and the result; DEL releases;
+    with the server gone the next ADD is code 11 within the timeout and leaves nothing."""
+    from helpers import run_plugin
+    host = make_netns("dhhost")
+    cont2 = make_netns("dhcont2")
+    lab.srv.ip("link", "add", "dhup", "type", "veth", "peer", "name", "up0",
+               "netns", host.name)
+    lab.srv.ip("link", "set", "dhup", "master", "br0", "up")
+    host.ip("link", "set", "up0", "up")
+    lab.start_dnsmasq()
+    lab.start_daemon()
+    conf = {"cniVersion": "1.0.0", "name": "dnet", "type": "macvlan", "master": "up0",
+            "ipam": {"type": "dhcp", "daemonSocketPath": lab.sock,
+                     "request": [{"option": "121"}, {"option": "6"}, {"option": "15"}]}}
+
+    def run(cmd, ns, cid, **kw):
+        return run_plugin("macvlan", cmd, kw.pop("c", conf), container_id=cid,
+                          netns=ns.path, ifname="eth0", in_netns=host.name, **kw)
+
+    r = run("ADD", lab.cont, "mv1")
+    assert r.rc == 0, (r, lab.log("daemon.log"))
+    res = r.json
+    assert res["interfaces"][0]["name"] == "eth0"
+    ip = res["ips"][0]
+    assert ip["address"].startswith(f"{lab.subnet}.") and ip["address"].endswith("/24")
+    assert ip["interface"] == 0 and ip["gateway"] == f"{lab.subnet}.1"
+    assert {(x["dst"], x.get("gw")) for x in res["routes"]} == {
+        ("10.20.0.0/16", f"{lab.subnet}.1"), ("0.0.0.0/0", f"{lab.subnet}.1")}
+    assert res["dns"]["nameservers"] == [f"{lab.subnet}.53"]
+    addr = lab.cont.ipj("addr", "show", "dev", "eth0")[0]
+    assert [f"{a['local']}/{a['prefixlen']}" for a in addr["addr_info"]
+            if a["family"] == "inet"] == [ip["address"]]
+    routes = {(x["dst"], x.get("gateway")) for x in lab.cont.ipj("-4", "route", "show")}
+    assert ("10.20.0.0/16", f"{lab.subnet}.1") in routes
+    assert ("default", f"{lab.subnet}.1") in routes
+    key = "mv1/dnet/eth0"
+    assert wait_for(lambda: lab.leases().get(key))[0] == ip["address"].split("/")[0]
+    r = run("CHECK", lab.cont, "mv1", c={**conf, "prevResult": res})
+    assert r.rc == 0, r
+    r = run("DEL", lab.cont, "mv1", c={**conf, "prevResult": res})
+    assert r.rc == 0, r
+    wait_for(lambda: key not in lab.leases(), what="dnsmasq to forget the lease")
+    assert "eth0" not in {x["ifname"] for x in lab.cont.ipj("link")}
+    assert run("DEL", lab.cont, "mv1").rc == 0                       # idempotent
+
+    lab.stop_dnsmasq()
+    t0 = time.monotonic()
+    r = run("ADD", cont2, "mv2")
+    took = time.monotonic() - t0
+    assert r.rc == 1 and r.json["code"] == 11, r
+    assert took < 6 + 5, took                                       # -resendtimeout 6s
+    assert "eth0" not in {x["ifname"] for x in cont2.ipj("link")}
+    assert _daemon_leases(lab.sock) == 0
+    assert run("DEL", cont2, "mv2").rc == 0
+
+
+def test_daemon_survives_a_killed_plugin(lab):
+    """A plugin killed while the daemon works on its ADD (the runtime's DEL follows) does not
+    hurt the daemon: it keeps serving and holds no lease for the dead request."""
+    lab.add_iface("dh0")
+    lab.add_iface("dh1")
+    lab.start_daemon()                                    # no server yet: the ADD keeps trying
+    env = _env({"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "dead", "CNI_NETNS": lab.cont.path,
+                "CNI_IFNAME": "dh0", "CNI_PATH": "/nonexistent"})
+    p = subprocess.Popen([sys.executable, "-S", PLUGIN], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdin.write(json.dumps(lab.conf()).encode())
+    p.stdin.close()
+    time.sleep(0.5)                                      # let the request reach the daemon
+    p.kill()
+    p.wait()
+    p.stdout.close()
+    p.stderr.close()
+    lab.start_dnsmasq()
+    rc, res, err = lab.run("ADD", lab.conf(), cid="alive", ifname="dh1")
+    assert rc == 0, (res, err, lab.log("daemon.log"))
+    assert lab.daemon.poll() is None
+    assert lab.run("DEL", lab.conf(), cid="dead", ifname="dh0")[0] == 0
+    wait_for(lambda: _daemon_leases(lab.sock) == 1, timeout=15, what="only the live lease")
+    assert lab.run("DEL", lab.conf(), cid="alive", ifname="dh1")[0] == 0
+    assert _daemon_leases(lab.sock) == 0

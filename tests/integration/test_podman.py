@@ -195,6 +195,8 @@ volume_path = "{base}/volumes"
     fw_before = _fw_snapshot()
     had_fallback = _sh("ip", "link", "show", "cni-podman0", check=False).returncode == 0
     pm.had_fallback = had_fallback
+    # podman keeps libcni's cache in /var/lib/cni/results: remove the dirs it creates
+    made_dirs = [d for d in ("/var/lib/cni", "/var/lib/cni/results") if not os.path.exists(d)]
     try:
         rootfs = os.path.join(base, "rootfs")
         os.makedirs(os.path.join(rootfs, "bin"))
@@ -226,6 +228,11 @@ volume_path = "{base}/volumes"
             for fn in os.listdir(results):
                 if fn.startswith(netname + "-"):
                     os.unlink(os.path.join(results, fn))
+        for d in reversed(made_dirs):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -131,3 +132,110 @@ def test_demo_leaves_nothing(bins, host_ns):
     assert "cni" not in host_ns.run("nft", "list", "tables", check=False).stdout
     assert os.path.exists("/var/lib/cni/networks/pycni") == ipam_before
     assert not [n for n in os.listdir("/run/netns") if n.startswith("pycni-")]
+
+
+FAKE_DOCKER = r"""#!/bin/sh
+# a stand-in for docker: a "container" is `sleep` in its own netns (unshare -n)
+st=$FAKE_DOCKER_STATE
+echo "$*" >> "$st/calls"
+case $1 in
+run)
+    shift
+    if [ "$1" = -d ]; then
+        unshare -n sleep 600 >/dev/null 2>&1 &
+        pid=$!
+        while [ "$(readlink /proc/$pid/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do
+            sleep 0.01                      # until unshare has made its netns
+        done
+        echo $pid > "$st/pid"
+        echo "fakectr$pid"
+        exit 0
+    fi
+    case $1 in --net=container:fakectr*) ;; *) echo "bad net $1" >&2; exit 99 ;; esac
+    shift
+    shift                                   # the image
+    exec nsenter -t "$(cat "$st/pid")" -n "$@" ;;
+inspect) cat "$st/pid" ;;
+rm) kill "$(cat "$st/pid")"; echo removed > "$st/removed" ;;
+*) exit 98 ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_docker(tmp_path):
+    d = tmp_path / "fakebin"
+    d.mkdir()
+    (d / "docker").write_text(FAKE_DOCKER)
+    (d / "docker").chmod(0o755)
+    state = tmp_path / "docker-state"
+    state.mkdir()
+    return {"PATH": f"{d}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
+            "FAKE_DOCKER_STATE": str(state)}, state
+
+
+@pytest.mark.parametrize("rc", [0, 5])
+def test_docker_run_networks_through_proc_pid_and_cleans_up(bins, host_ns, tmp_path, netconf,
+                                                            fake_docker, rc):
+    env, state = fake_docker
+    p = run_in(host_ns, ["env", *(f"{k}={v}" for k, v in env.items()),
+                         os.path.join(SCRIPTS, "docker-run.sh"), "busybox", "sh", "-c",
+                         f"ip -j addr; exit {rc}"], tmp_path, netconf)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == rc, err
+    addrs = {i["ifname"]: i for i in json.loads(out)}
+    v4 = [a["local"] for a in addrs["eth0"]["addr_info"] if a["family"] == "inet"]
+    assert len(v4) == 1 and v4[0].startswith("10.89.0.")
+    assert addrs["lo"]["operstate"] == "UNKNOWN"
+    calls = (state / "calls").read_text()
+    assert "run -d --net=none" in calls
+    assert (state / "removed").exists()
+    assert leftovers(host_ns, tmp_path) == []
+
+
+def test_exec_plugins_add_del(bins, host_ns, make_netns, tmp_path, netconf):
+    """exec-plugins.sh add|del <id> <netns>: lo for the loopback network, eth0 for the other."""
+    cont = make_netns("execpl")
+    script = os.path.join(SCRIPTS, "exec-plugins.sh")
+    p = run_in(host_ns, [script, "add", "execpl-1", cont.path], tmp_path, netconf)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    links = {ln["ifname"]: ln for ln in cont.ipj("addr")}
+    assert set(links) == {"lo", "eth0"}
+    assert "UP" in links["lo"]["flags"]
+    cache = sorted(f.name for f in (tmp_path / "cache" / "results").iterdir())
+    assert cache == ["pycni-execpl-1-eth0", "pycni-lo-execpl-1-lo"]
+    p = run_in(host_ns, [script, "del", "execpl-1", cont.path], tmp_path, netconf)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert [ln["ifname"] for ln in cont.ipj("link")] == ["lo"]
+    assert leftovers(host_ns, tmp_path) == []
+    p = run_in(host_ns, [script, "bogus", "x", cont.path], tmp_path, netconf)
+    p.communicate(timeout=30)
+    assert p.returncode == 2
+
+
+def test_exec_plugins_falls_back_to_bundled_config(bins, host_ns, make_netns, tmp_path):
+    empty = tmp_path / "empty.d"
+    empty.mkdir()
+    ipam_before = os.path.exists("/var/lib/cni/networks/pycni")
+    cont = make_netns("execfb")
+    script = os.path.join(SCRIPTS, "exec-plugins.sh")
+    try:
+        p = run_in(host_ns, [script, "add", "execfb-1", cont.path], tmp_path, empty)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert "using" in err and "net.d" in err
+        assert {ln["ifname"] for ln in cont.ipj("link")} == {"lo", "eth0"}
+    finally:
+        p = run_in(host_ns, [script, "del", "execfb-1", cont.path], tmp_path, empty)
+        _, err = p.communicate(timeout=120)
+        if not ipam_before:  # host-local's store of the bundled config (as demo.sh does)
+            shutil.rmtree("/var/lib/cni/networks/pycni", ignore_errors=True)
+            for d in ("/var/lib/cni/networks", "/var/lib/cni"):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
+    assert p.returncode == 0, err
+    assert [ln["ifname"] for ln in cont.ipj("link")] == ["lo"]
