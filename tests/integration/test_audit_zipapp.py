@@ -1,0 +1,136 @@
+"""Audit of issue 2's zipapp requirements: start-up imports per verb, bytecode with source
+fallback, the PYTHON override, `make install` with DESTDIR, the README's two commands."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from helpers import BIN, ROOT, run_plugin
+
+PREV = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/run/netns/x"}],
+        "ips": [{"address": "10.1.0.5/16", "gateway": "10.1.0.1", "interface": 0}]}
+SAMPLE = {"cniVersion": "1.0.0", "name": "net1", "type": "sample", "anotherAwesomeArg": "x",
+          "prevResult": PREV}
+HEAVY = {"json", "subprocess", "dataclasses", "logging", "argparse", "typing", "ctypes", "re",
+         "enum", "runpy"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _built(built_bins):
+    return built_bins
+
+
+def _launch(exe):
+    """argv that runs `exe` exactly as the kernel does from its #! line, plus -X importtime."""
+    with open(exe, "rb") as f:
+        line = f.readline().decode().rstrip("\n")[2:]
+    interp, _, arg = line.partition(" ")
+    return [interp, "-X", "importtime", arg, exe]
+
+
+def _imports(exe, command, conf, **env):
+    e = {"PATH": os.environ["PATH"], "CNI_COMMAND": command, "CNI_CONTAINERID": "c1",
+         "CNI_NETNS": "/run/netns/x", "CNI_IFNAME": "eth0", "CNI_PATH": BIN, **env}
+    r = subprocess.run(_launch(exe), input=json.dumps(conf).encode(), capture_output=True, env=e)
+    mods = set()
+    for ln in r.stderr.decode().splitlines():
+        if ln.startswith("import time:") and "|" in ln:
+            mods.add(ln.rsplit("|", 1)[1].strip())
+    return r, mods
+
+
+def test_version_fast_path_imports_nothing():
+    exe = os.path.join(BIN, "sample")
+    r, mods = _imports(exe, "VERSION", {"cniVersion": "0.3.1"})
+    assert r.returncode == 0 and json.loads(r.stdout)["cniVersion"] == "0.3.1"
+    assert mods, "importtime output missing: the launcher changed?"
+    ours = {m for m in mods if m.split(".")[0] in ("cni", "sample", "_json", "json")}
+    assert not ours, f"VERSION imported {sorted(ours)}"
+
+
+def test_add_imports_only_what_it_needs():
+    r, mods = _imports(os.path.join(BIN, "sample"), "ADD", SAMPLE)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not mods & HEAVY, sorted(mods & HEAVY)
+    assert not any(m.startswith("cni.nl") or m == "cni.invoke" for m in mods)
+
+
+def test_loopback_del_imports_no_heavy_modules():
+    r, mods = _imports(os.path.join(BIN, "loopback"), "DEL",
+                       {"cniVersion": "1.0.0", "name": "lo", "type": "loopback"},
+                       CNI_NETNS="")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not mods & HEAVY, sorted(mods & HEAVY)
+
+
+def test_bytecode_for_the_build_python_with_source_fallback(tmp_path):
+    src = os.path.join(BIN, "sample")
+    with zipfile.ZipFile(src) as z:
+        names = set(z.namelist())
+        pycs = [n for n in names if n.endswith(".pyc")]
+        assert pycs and all(n[:-1] in names for n in pycs), "a .pyc without its .py"
+        want = subprocess.run(["/usr/bin/python3", "-c",
+                               "import importlib.util,sys;sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
+                              capture_output=True, text=True).stdout
+        for n in pycs:
+            assert z.read(n)[:4].hex() == want, n
+        infos = z.infolist()
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in infos)
+        # Another Python: every .pyc has a foreign magic number -> zipimport uses the .py
+        with open(src, "rb") as f:
+            head = f.readline()
+        out = tmp_path / "sample"
+        with open(out, "wb") as f:
+            f.write(head)
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zo:
+                for i in infos:
+                    data = z.read(i.filename)
+                    if i.filename.endswith(".pyc"):
+                        data = b"\x00\x00\r\n" + data[4:]
+                    zo.writestr(i, data)
+    out.chmod(0o755)
+    r = run_plugin(str(out), "ADD", SAMPLE, netns="/run/netns/x")
+    assert r.rc == 0 and r.json["ips"][0]["address"] == "10.1.0.5/16", r
+
+
+def test_python_override_goes_into_the_shebang(tmp_path):
+    subprocess.run([sys.executable, os.path.join(ROOT, "zipapp", "build.py"), "--out",
+                    str(tmp_path), "--python", "/opt/py3/bin/python3", "--only", "sample"],
+                   check=True)
+    with open(tmp_path / "sample", "rb") as f:
+        line = f.readline()
+    assert line.startswith(b"#!/opt/py3/bin/python3 -IS") and len(line) < 256
+    assert os.access(tmp_path / "sample", os.X_OK)
+
+
+def test_make_install_honours_destdir(tmp_path):
+    r = subprocess.run(["make", "-s", "-C", ROOT, "install", f"DESTDIR={tmp_path}"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    dest = tmp_path / "opt" / "cni" / "bin"
+    want = sorted(n for n in os.listdir(BIN) if not n.startswith("."))
+    assert sorted(os.listdir(dest)) == want
+    for n in want:
+        assert os.access(dest / n, os.X_OK)
+        assert (dest / n).read_bytes() == open(os.path.join(BIN, n), "rb").read()
+    r = run_plugin(str(dest / "sample"), "VERSION", {"cniVersion": "1.0.0"})
+    assert r.rc == 0
+
+
+def test_make_test_bootstraps_its_own_venv(tmp_path):
+    r = subprocess.run(["make", "-n", "-C", ROOT, "test", f"VENV={tmp_path}/v"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"-m venv {tmp_path}/v" in r.stdout and "pip install" in r.stdout and "pytest" in r.stdout
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        assert "make test" in f.read()
+
+
+def test_readme_names_the_two_commands():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    assert "sudo make demo" in text and "sudo make test" in text
