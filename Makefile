@@ -6,15 +6,21 @@ DESTDIR ?=
 PREFIX ?= /opt/cni/bin
 SOURCES := $(shell find lib plugins zipapp -name '*.py' -not -path '*/__pycache__/*')
 
-.PHONY: all build test unit integration test-deps venv bench demo install clean test-zipapps
+.PHONY: FORCE all build test unit integration test-deps venv bench demo install clean test-zipapps
 
 all: build
 
 build: bin/.stamp
 
-bin/.stamp: $(SOURCES)
+bin/.stamp: $(SOURCES) bin/.python
 	$(PYTHON) zipapp/build.py --python $(PYTHON)
 	@touch $@
+
+# rebuild when PYTHON changes (it is in every shebang and compiled the bytecode)
+bin/.python: FORCE
+	@mkdir -p bin; echo '$(PYTHON)' | cmp -s - $@ || echo '$(PYTHON)' > $@
+
+FORCE:
 
 $(VENV)/bin/pytest:
 	$(HOSTPY) -m venv $(VENV)

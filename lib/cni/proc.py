@@ -80,7 +80,13 @@ def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0):
                     else:
                         poller.unregister(fd)
                         open_fds.discard(fd)
-        _, status = os.waitpid(pid, 0)
+        while True:  # the pipes are closed, but the child may linger: keep the deadline
+            done, status = os.waitpid(pid, os.WNOHANG if deadline is not None else 0)
+            if done:
+                break
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{argv[0]} timed out after {timeout} s")
+            time.sleep(0.002)
         pid = 0
         return os.waitstatus_to_exitcode(status), b"".join(bufs[out_r]), b"".join(bufs[err_r])
     finally:
