@@ -43,6 +43,7 @@ if os.environ.get("CNI_COMMAND") == "VERSION" and {fast!r}:
     sys.stdout.write('{{"cniVersion":"%s","supportedVersions":{versions}}}' % v)
     sys.stdout.flush()
     raise SystemExit(0)
+import _pycni_boot
 from {module} import {func}
 {func}()
 '''
@@ -162,6 +163,8 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
     files["__main__.py"] = MAIN_TEMPLATE.format(fast=bool(fast and versions), versions=vjson,
                                                 module=module, func=func).encode()
     files[LAUNCH_MODULE + ".py"] = files["__main__.py"]
+    with open(os.path.join(ROOT, "zipapp", "_pycni_boot.py"), "rb") as f:
+        files["_pycni_boot.py"] = f.read()
     buf = io.BytesIO()
     buf.write(shebang(python))
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
