@@ -50,6 +50,7 @@ bench: build test-deps $(BENCH_VENV)/bin/python
 	$(BENCH_VENV)/bin/python bench/run.py
 
 demo: build
+	@sh scripts/test-deps.sh --demo
 	@sh scripts/demo.sh
 
 install: build
