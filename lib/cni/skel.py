@@ -11,7 +11,7 @@ import sys
 from cni import jsonx
 from cni import version as _v
 from cni.errors import (CNIError, DecodingError, IncompatibleVersionError, InternalError,
-                        InvalidConfigError, InvalidEnvError, InvalidNetNSError, IOFailureError)
+                        InvalidEnvError, InvalidNetNSError, IOFailureError)
 
 STDIN_LIMIT = 4 << 20
 COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")

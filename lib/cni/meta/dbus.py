@@ -241,7 +241,7 @@ class Message:
         if e is None:
             raise DBusError("org.freedesktop.DBus.Error.InvalidArgs", "bad endianness byte")
         r = _Reader(memoryview(data), 1, e)
-        mtype, flags, _ver = r.get("y"), r.get("y"), r.get("y")
+        mtype, flags, _ = r.get("y"), r.get("y"), r.get("y")  # then the protocol version
         blen, serial = r.get("u"), r.get("u")
         fields = {k: v.value for k, v in r.get("a(yv)")}
         r.align(8)
