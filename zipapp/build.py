@@ -26,8 +26,8 @@ EPOCH = (1980, 1, 1, 0, 0, 0)
 APPS = {"cnitool": "cni.runtime.cnitool:main"}
 
 MAIN_TEMPLATE = '''\
-import os
-if os.environ.get("CNI_COMMAND") == "VERSION" and {fast!r}:
+import posix  # already loaded by the interpreter; `os` is not, and VERSION needs nothing else
+if posix.environ.get(b"CNI_COMMAND") == b"VERSION" and {fast!r}:
     import sys
     v = "1.1.0"
     try:
