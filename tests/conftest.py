@@ -117,14 +117,18 @@ _MADE: set = set()
 
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaked_netns():
-    """Every netns this session made through make_netns is gone at the end."""
+    """Every netns this session made is gone at the end, and no cnit* link is in the root netns."""
     yield
-    if not os.path.isdir("/run/netns"):
-        return
-    leaked = sorted(n for n in os.listdir("/run/netns") if n in _MADE)
-    for n in leaked:
-        subprocess.run(["ip", "netns", "del", n], capture_output=True)
+    leaked = []
+    if os.path.isdir("/run/netns"):
+        leaked = sorted(n for n in os.listdir("/run/netns") if n in _MADE)
+        for n in leaked:
+            subprocess.run(["ip", "netns", "del", n], capture_output=True)
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    stray = sorted({ln.split(": ")[1].split("@")[0] for ln in links.splitlines()
+                    if ": cnit" in ln})
     assert not leaked, f"tests leaked netns: {leaked}"
+    assert not stray, f"tests left links in the root netns: {stray}"
 
 
 @pytest.fixture(scope="session")
