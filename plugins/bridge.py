@@ -173,6 +173,23 @@ def _ensure_addr(h, br, gw, force: bool) -> None:
             raise CNIError("failed to add gateway address", f"{gw} on {br.name}: {exc}") from None
 
 
+def _announce(ns, ifname: str, result) -> None:
+    """Gratuitous ARP for each IPv4 address, as Go's bridge sends: neighbours that cached
+    an old MAC for a reused address learn the new one. Best effort."""
+    from cni.netns import can_setns
+    from cni.nl.rtnl import Rtnl
+    v4 = [ipc.address.ip for ipc in result.ips if ipc.version == "4"]
+    if not v4 or not can_setns():
+        return
+    try:
+        with Rtnl(ns) as c:
+            for ip in v4:
+                c.send_garp(ifname, ip)
+    except OSError as exc:
+        from cni.log import debug
+        debug(f"gratuitous ARP on {ifname} failed: {exc}")
+
+
 def _wait_port_up(h, index: int) -> None:
     import time
     for delay in (0, 0.01, 0.05, 0.2, 0.5, 1.0, 1.0):
@@ -219,6 +236,7 @@ def add(args: skel.Args, conf: Config):
         if result.ips:
             from cni.ipam.configure import configure_iface
             configure_iface(ns, args.ifname, result)
+            _announce(ns, args.ifname, result)
         elif not conf.disable_container_interface:
             with Rtnl(ns) as c:
                 c.link_up(args.ifname)

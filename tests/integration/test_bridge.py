@@ -334,3 +334,25 @@ def test_sigkill_during_add_leaves_only_what_del_removes(host_ns, make_netns, tm
         assert nat_rules(host_ns) == []
         subprocess.run(["ip", "netns", "del", cont.name])
     assert killed >= 5  # the kills did land mid-ADD
+
+
+def test_add_sends_gratuitous_arp(host_ns, cont_ns, tmp_path):
+    """As Go's bridge: after ADD, each IPv4 address is announced on the bridge."""
+    import socket
+    import time
+    from test_audit_nl_kernel import _frames, _sniff
+    host_ns.ip("link", "add", "cnitbr0", "type", "bridge")
+    host_ns.ip("link", "set", "cnitbr0", "up")
+    s = _sniff(host_ns.path, "cnitbr0")
+    with s:
+        r = add(host_ns, cont_ns, conf(tmp_path))
+        assert r.rc == 0, r
+        mac = bytes.fromhex(r.json["interfaces"][2]["mac"].replace(":", ""))
+        ip4 = socket.inet_aton("10.99.0.2")
+        seen = False
+        for f in _frames(s, time.monotonic() + 3):
+            if f[12:14] == b"\x08\x06" and f[6:12] == mac and f[28:32] == ip4 and f[38:42] == ip4:
+                seen = True
+                break
+    assert seen, "no gratuitous ARP for 10.99.0.2 from the container"
+    assert delete(host_ns, cont_ns, conf(tmp_path)).rc == 0
