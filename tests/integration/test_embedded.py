@@ -119,7 +119,7 @@ def leases(root: str, net: str) -> list:
         return []
     # reservations only: not the lock, the round-robin marks, or our owner index files
     return [f for f in os.listdir(d)
-            if f != "lock" and not f.startswith(("last_reserved_ip", "owner:"))]
+            if f != "lock" and not f.startswith(("last_reserved_ip", "."))]
 
 
 def v4(ns, dev):

@@ -7,7 +7,7 @@ import pytest
 
 from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
 from cni.ipam import allocator, ranges
-from cni.ipam.store import LAST_PREFIX, STAMP_NS, Store, owner_name
+from cni.ipam.store import LAST_PREFIX, OWNER_DIR, STAMP_NS, Store, owner_name
 
 
 class Conf:
@@ -33,7 +33,12 @@ def add(tmp_path, ipc, cid, ifname="eth0", net="net"):
 
 
 def names(tmp_path, net="net"):
-    return sorted(os.listdir(tmp_path / net))
+    """The network folder's files, with the owner index files (in their hidden folder)."""
+    d = tmp_path / net
+    out = [n for n in os.listdir(d) if n != OWNER_DIR]
+    if (d / OWNER_DIR).is_dir():
+        out += os.listdir(d / OWNER_DIR)
+    return sorted(out)
 
 
 def reservations(tmp_path, net="net"):
@@ -133,7 +138,7 @@ def test_sequential_skips_gateway_and_writes_go_layout(tmp_path):
     assert (d / (LAST_PREFIX + "0")).read_bytes() == b"10.0.0.3"
     assert os.stat(d / (LAST_PREFIX + "0")).st_mtime_ns % 10**9 == STAMP_NS
     assert (d / "lock").exists()
-    assert (d / owner_name("c1", "eth0")).read_bytes() == b"c1\r\neth0"
+    assert (d / OWNER_DIR / owner_name("c1", "eth0")).read_bytes() == b"c1\r\neth0"
 
 
 def test_gateway_inside_range_is_skipped_and_explicit_gateway(tmp_path):

@@ -4,16 +4,17 @@
   lock                  flock(LOCK_EX) around every read-modify-write (shared with Go)
   <ip>                  a reservation; content `<containerID>\\r\\n<ifname>` (legacy: id only)
   last_reserved_ip.<N>  the last address handed out from range set N (no newline)
-  owner:<id>:<ifname>   our per-attachment index (content as a reservation);
-                        long or odd keys use `owner:h:<sha256>`
+  .pycni-owners/owner:<id>:<ifname>
+                        our per-attachment index (content as a reservation), in a
+                        hidden folder; long or odd keys use `owner:h:<sha256>`
   .pycni.tmp            the one scratch file; any leftover is removed under the lock
 
 Every reservation of an attachment is a hard link of its owner file, so a
 name appears only with its full content (no empty files after SIGKILL), and
 DEL finds an attachment's files by inode from one directory listing without
 reading them. Files written by the Go plugin (separate inodes) are matched by
-content, as Go does. The Go plugin deletes owner files on its DEL (their
-content matches) and ignores them otherwise (their names are not addresses).
+content, as Go does. The Go plugin deletes owner files on its DEL (it walks the
+folder tree and their content matches) and ignores them otherwise.
 
 Our `last_reserved_ip.N` files carry a marker in the nanoseconds of their
 mtime; the Go plugin rewrites them in place on each reservation, which clears
@@ -30,6 +31,7 @@ DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LOCK = "lock"
 LAST_PREFIX = "last_reserved_ip."
 OWNER_PREFIX = "owner:"
+OWNER_DIR = ".pycni-owners"   # hidden; `.pycni` names are never reservations
 TMP = ".pycni.tmp"
 STAMP_NS = 314159265  # mtime nanoseconds of a last_reserved_ip file we wrote
 _NAME_MAX = 255
@@ -195,7 +197,7 @@ class Store:
     # -- owner index ----------------------------------------------------------------
     def _open_owner(self, cid: str, ifname: str):
         """(path, inode, nlink) of a valid owner file, or (path, None, 0)."""
-        path = f"{self.dir}/{owner_name(cid, ifname)}"
+        path = f"{self.dir}/{OWNER_DIR}/{owner_name(cid, ifname)}"
         key = owner_key(cid, ifname)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -223,9 +225,13 @@ class Store:
 
     def _ensure_owner(self) -> str:
         if self._owner_ino is None:
-            path = f"{self.dir}/{owner_name(self._cid, self._ifname)}"
+            path = f"{self.dir}/{OWNER_DIR}/{owner_name(self._cid, self._ifname)}"
             tmp = self._write_tmp(owner_key(self._cid, self._ifname))
-            os.rename(tmp, path)  # under the lock; replaces a damaged file if any
+            try:
+                os.rename(tmp, path)  # under the lock; replaces a damaged file if any
+            except FileNotFoundError:
+                os.mkdir(f"{self.dir}/{OWNER_DIR}", 0o700)
+                os.rename(tmp, path)
             self._owner, self._owner_ino, self._owner_made = path, os.stat(path).st_ino, True
         return self._owner
 
@@ -248,18 +254,25 @@ class Store:
                     os.unlink(self._owner)
             except FileNotFoundError:
                 pass
+            self._tidy()
 
     # -- scans ------------------------------------------------------------------------
+    def _owner_names(self) -> list:
+        """Owner files, as paths relative to the network folder."""
+        try:
+            with os.scandir(f"{self.dir}/{OWNER_DIR}") as it:
+                return [(f"{OWNER_DIR}/{e.name}", e.inode()) for e in it]
+        except FileNotFoundError:
+            return []
+
     def _listing(self):
-        """[(name, d_ino)] of regular entries, and {owner inode: owner name}."""
-        entries, owners = [], {}
+        """[(name, d_ino)] of regular entries, and {owner inode: owner path}."""
+        entries = []
         with os.scandir(self.dir) as it:
             for e in it:
-                name = e.name
-                if name.startswith(OWNER_PREFIX):
-                    owners[e.inode()] = name
-                elif not is_special(name):
-                    entries.append((name, e.inode()))
+                if not is_special(e.name):
+                    entries.append((e.name, e.inode()))
+        owners = {ino: name for name, ino in self._owner_names()}
         return entries, owners
 
     def _read(self, name: str):
@@ -312,7 +325,15 @@ class Store:
         path, ino, _ = self._open_owner(cid, ifname)
         if ino is not None:
             os.unlink(path)
+        self._tidy()
         return gone
+
+    def _tidy(self) -> None:
+        """Drop the owner folder once empty: a released network looks exactly like Go's."""
+        try:
+            os.rmdir(f"{self.dir}/{OWNER_DIR}")
+        except OSError:  # not empty, or not there
+            pass
 
     def reservations(self) -> dict:
         """{ip name: (id, ifname or None)} for every reservation file (address names only)."""
@@ -345,9 +366,7 @@ class Store:
             keep = (cid in ids) if ifname is None else ((cid, ifname) in valid)
             if not keep and self._unlink(name):
                 gone.append(name)
-        with os.scandir(self.dir) as it:
-            stale = [e.name for e in it if e.name.startswith(OWNER_PREFIX)]
-        for name in stale:
+        for name, _ in self._owner_names():
             got = self._read(name)
             try:
                 nlink = os.stat(f"{self.dir}/{name}").st_nlink
@@ -355,6 +374,7 @@ class Store:
                 continue
             if got is None or got[1] is None or got not in valid or nlink <= 1:
                 self._unlink(name)
+        self._tidy()
         return gone
 
     def taken(self, v6: bool) -> set:
@@ -403,7 +423,7 @@ class Store:
             self._unlink(TMP)
             os.link(src, tmp)
             os.rename(tmp, f"{self.dir}/{name}")
-            owners[self._owner_ino] = owner_name(cid, ifname)
+            owners[self._owner_ino] = f"{OWNER_DIR}/{owner_name(cid, ifname)}"
         if clean:
             with os.scandir(self.dir) as it:
                 marks = [e.name for e in it if e.name.startswith(LAST_PREFIX)]
