@@ -275,6 +275,15 @@ def _options(kw: dict) -> dict:
     return {**_OPTS, **kw}
 
 
+def _resolve(backend, opts) -> tuple:
+    """(options with defaults, backend to use) for add and check."""
+    o = _options(opts)
+    which = resolve_backend(backend, conditions_v4=o["conditions_v4"], conditions_v6=o["conditions_v6"],
+                            external_setmark_chain=o["external_setmark_chain"],
+                            mark_masq_bit=o["mark_masq_bit"])
+    return o, which
+
+
 def add(network: str, container_id: str, mappings: list, container_ips, *,
         backend: str | None = None, **opts) -> None:
     """Install the mappings for the first IPv4 and first IPv6 container address.
@@ -282,12 +291,9 @@ def add(network: str, container_id: str, mappings: list, container_ips, *,
     opts: snat=True, mark_masq_bit=None (13), external_setmark_chain=None, conditions_v4=None,
     conditions_v6=None, masq_all=False. One read and one write per family.
     """
-    o = _options(opts)
     if not mappings:
         return
-    which = resolve_backend(backend, conditions_v4=o["conditions_v4"], conditions_v6=o["conditions_v6"],
-                            external_setmark_chain=o["external_setmark_chain"],
-                            mark_masq_bit=o["mark_masq_bit"])
+    o, which = _resolve(backend, opts)
     for ver, ipi in sorted(_pick_ips(container_ips).items()):
         if which == NFTABLES:
             from cni.fw import nftables
@@ -322,12 +328,9 @@ def delete(network: str, container_id: str, backend: str | None = None) -> None:
 def check(network: str, container_id: str, mappings: list, container_ips, *,
           backend: str | None = None, **opts) -> None:
     """Raise PortmapCheckError unless the rules for every mapping exist."""
-    o = _options(opts)
     if not mappings:
         return
-    which = resolve_backend(backend, conditions_v4=o["conditions_v4"], conditions_v6=o["conditions_v6"],
-                            external_setmark_chain=o["external_setmark_chain"],
-                            mark_masq_bit=o["mark_masq_bit"])
+    o, which = _resolve(backend, opts)
     for ver, ipi in sorted(_pick_ips(container_ips).items()):
         if which == NFTABLES:
             owned = _nft_owned("ip6" if ver == 6 else "ip", container_id)

@@ -45,13 +45,17 @@ def _zone_call(conn, member: str, zone: str, ip):
     return conn.call(NAME, PATH, ZONE_IFACE, member, "ss", [zone, source(ip)])
 
 
-def add(ips, zone: str, address: str | None = None) -> None:
+def _connect(address):
     from cni.meta import dbus
     try:
-        conn = dbus.Connection(address)
+        return dbus.Connection(address)
     except OSError as exc:
         raise CNIError("cannot connect to firewalld over D-Bus", str(exc)) from None
-    with conn:
+
+
+def add(ips, zone: str, address: str | None = None) -> None:
+    from cni.meta import dbus
+    with _connect(address) as conn:
         for ip in ips:
             try:
                 _zone_call(conn, "addSource", zone, ip)
@@ -78,11 +82,7 @@ def delete(ips, zone: str, address: str | None = None) -> None:
 
 def check(ips, zone: str, address: str | None = None) -> None:
     from cni.meta import dbus
-    try:
-        conn = dbus.Connection(address)
-    except OSError as exc:
-        raise CNIError("cannot connect to firewalld over D-Bus", str(exc)) from None
-    with conn:
+    with _connect(address) as conn:
         for ip in ips:
             try:
                 found = _zone_call(conn, "querySource", zone, ip)
