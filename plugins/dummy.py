@@ -8,6 +8,9 @@ from cni import skel
 from cni.config import NetConf
 from cni.errors import InvalidConfigError
 
+# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
+EMBED = ("host-local", "static")
+
 NEED_IPAM = "dummy interface requires an IPAM configuration"
 
 

@@ -10,6 +10,9 @@ from cni import skel
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
 
+# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
+EMBED = ("host-local", "static")
+
 MODES = {"": "l2", "l2": "l2", "l3": "l3", "l3s": "l3s"}
 MODE_NAMES = {0: "l2", 1: "l3", 2: "l3s"}
 FLAGS = {"": "bridge", "bridge": "bridge", "private": "private", "vepa": "vepa"}

@@ -10,6 +10,9 @@ from cni import skel
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
 
+# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
+EMBED = ("host-local", "static")
+
 MODES = {"": "bridge", "bridge": "bridge", "private": "private", "vepa": "vepa",
          "passthru": "passthru"}
 MODE_NAMES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}

@@ -10,6 +10,9 @@ from cni import skel
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
 
+# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
+EMBED = ("host-local", "static")
+
 
 def _uint32(v, field):
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFFFFFF:

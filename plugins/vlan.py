@@ -9,6 +9,9 @@ from cni import skel
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
 
+# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
+EMBED = ("host-local", "static")
+
 
 class Config(NetConf):
     FIELDS = {
