@@ -91,7 +91,7 @@ class Config(NetConf):
 
 
 def _ensure_bridge(h, conf: Config):
-    from cni.ip import write_sysctl
+    from cni import sysctl
     from cni.nl.socket import NetlinkError
     br = h.link_lookup(conf.bridge)
     if br is None:
@@ -105,7 +105,7 @@ def _ensure_bridge(h, conf: Config):
             if exc.errno != 17:  # EEXIST: another ADD made it first
                 raise CNIError("failed to create bridge", f"{conf.bridge}: {exc}") from None
         br = h.link_get(conf.bridge)
-        write_sysctl(f"net/ipv6/conf/{conf.bridge}/accept_ra", "0")
+        sysctl.ensure(f"net/ipv6/conf/{conf.bridge}/accept_ra", "0", missing_ok=True)
     if br.kind != "bridge":
         raise CNIError("existing interface is not a bridge", f"{conf.bridge} is {br.kind or 'a device'}")
     if conf.promisc_mode and not br.promisc:
@@ -201,7 +201,8 @@ def _wait_port_up(h, index: int) -> None:
 
 def add(args: skel.Args, conf: Config):
     from cni import ipam
-    from cni.ip import del_link_collect_addrs, enable_forward, open_netns, setup_veth, write_sysctl
+    from cni import sysctl
+    from cni.ip import del_link_collect_addrs, enable_forward, open_netns, setup_veth
     from cni.nl.rtnl import Rtnl
     from cni.rollback import on_error
     from cni.types import Interface, Result
@@ -227,12 +228,12 @@ def add(args: skel.Args, conf: Config):
         for ipc in result.ips:
             ipc.interface = 2
         gws = _gateways(result, conf) if result.ips else []
-        write_sysctl(f"net/ipv4/conf/{args.ifname}/arp_notify", "1", ns=ns)
+        sysctl.ensure(f"net/ipv4/conf/{args.ifname}/arp_notify", "1", ns=ns, missing_ok=True)
         if conf.enable_dad:
-            write_sysctl(f"net/ipv6/conf/{args.ifname}/enhanced_dad", "1", ns=ns)
-            write_sysctl(f"net/ipv6/conf/{args.ifname}/accept_dad", "1", ns=ns)
+            sysctl.ensure(f"net/ipv6/conf/{args.ifname}/enhanced_dad", "1", ns=ns, missing_ok=True)
+            sysctl.ensure(f"net/ipv6/conf/{args.ifname}/accept_dad", "1", ns=ns, missing_ok=True)
         else:
-            write_sysctl(f"net/ipv6/conf/{args.ifname}/accept_dad", "0", ns=ns)
+            sysctl.ensure(f"net/ipv6/conf/{args.ifname}/accept_dad", "0", ns=ns, missing_ok=True)
         if result.ips:
             from cni.ipam.configure import configure_iface
             configure_iface(ns, args.ifname, result)

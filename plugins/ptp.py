@@ -71,7 +71,8 @@ def _wire_host(host, hv, result) -> None:
 
 def add(args: skel.Args, conf: Config):
     from cni import ipam
-    from cni.ip import del_link_collect_addrs, enable_forward, open_netns, setup_veth, write_sysctl
+    from cni import sysctl
+    from cni.ip import del_link_collect_addrs, enable_forward, open_netns, setup_veth
     from cni.ipam.configure import configure_iface
     from cni.nl.rtnl import Rtnl
     from cni.rollback import on_error
@@ -93,7 +94,7 @@ def add(args: skel.Args, conf: Config):
         result.interfaces = [Interface(hv.name, hv.mac), Interface(args.ifname, cv.mac, args.netns)]
         for ipc in result.ips:
             ipc.interface = 1
-        write_sysctl(f"net/ipv4/conf/{args.ifname}/arp_notify", "1", ns=ns)
+        sysctl.ensure(f"net/ipv4/conf/{args.ifname}/arp_notify", "1", ns=ns, missing_ok=True)
         configure_iface(ns, args.ifname, result)
         _wire_container(ns, args.ifname, result)
         _wire_host(host, hv, result)

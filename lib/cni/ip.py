@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from cni import sysctl
 from cni.errors import CNIError, InvalidEnvError
 
 
@@ -39,44 +40,6 @@ def random_veth_name() -> str:
     return "veth" + os.urandom(4).hex()
 
 
-def _sysctl_path(key: str) -> str:
-    return "/proc/sys/" + (key.replace(".", "/") if "/" not in key else key)
-
-
-def write_sysctl(key: str, value: str, *, ns=None, missing_ok: bool = True) -> bool:
-    """Write /proc/sys/<key> (dotted or slashed) in `ns` (default: ours); False if absent.
-
-    Inside another netns the file is opened there (setns or the nsenter helper) and
-    written from here: /proc/sys/net files address the netns that opened them.
-    """
-    path = _sysctl_path(key)
-    try:
-        fd = ns.open_file(path, os.O_RDWR) if ns is not None else os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        if missing_ok:
-            return False
-        raise
-    try:
-        if os.read(fd, 64).strip() != str(value).encode():
-            os.lseek(fd, 0, 0)
-            os.write(fd, str(value).encode())
-    finally:
-        os.close(fd)
-    return True
-
-
-def read_sysctl(key: str, *, ns=None) -> str | None:
-    path = _sysctl_path(key)
-    try:
-        fd = ns.open_file(path, os.O_RDONLY) if ns is not None else os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        return os.read(fd, 4096).decode().strip()
-    finally:
-        os.close(fd)
-
-
 def setup_veth(host, cont_ns, ifname: str, *, mtu: int = 0, mac: str | None = None,
                host_name: str | None = None):
     """Create a veth pair from the host side; the peer is born in `cont_ns` named `ifname`.
@@ -101,7 +64,7 @@ def setup_veth(host, cont_ns, ifname: str, *, mtu: int = 0, mac: str | None = No
                         raise CNIError("container interface already exists",
                                        f"{ifname} already exists in {cont_ns.path}") from None
                     raise CNIError("failed to create veth pair", f"{name}/{ifname}: {exc}") from None
-        write_sysctl(f"net/ipv6/conf/{name}/accept_ra", "0")
+        sysctl.ensure(f"net/ipv6/conf/{name}/accept_ra", "0", missing_ok=True)
         host.link_up(hl.index)
         cl = cont.link_get(ifname)
         hl = host.link_get(hl.index)
@@ -111,9 +74,9 @@ def setup_veth(host, cont_ns, ifname: str, *, mtu: int = 0, mac: str | None = No
 def enable_forward(ipv4: bool, ipv6: bool) -> None:
     """Turn on IP forwarding in the current (host) netns, as Go's EnableForward."""
     if ipv4:
-        write_sysctl("net/ipv4/ip_forward", "1")
+        sysctl.ensure("net/ipv4/ip_forward", "1", missing_ok=True)
     if ipv6:
-        write_sysctl("net/ipv6/conf/all/forwarding", "1")
+        sysctl.ensure("net/ipv6/conf/all/forwarding", "1", missing_ok=True)
 
 
 def del_link_collect_addrs(ns, ifname: str, collect: bool = True) -> list:

@@ -251,49 +251,30 @@ def _enc(o, out: list, indent, level: int) -> None:
         if o != o or o in (float("inf"), float("-inf")):
             raise ValueError("cannot encode non-finite float")
         out.append(float.__repr__(o))
-    elif isinstance(o, dict):
+    elif isinstance(o, (dict, list, tuple)):
         if not o:
-            out.append("{}")
+            out.append("{}" if isinstance(o, dict) else "[]")
             return
         if indent is None:
-            out.append("{")
-            first = True
-            for k, v in o.items():
-                if not first:
-                    out.append(",")
-                first = False
-                out.append(_quote(str(k)))
-                out.append(":")
-                _enc(v, out, None, 0)
-            out.append("}")
+            first, sep, colon, close = "", ",", ":", ""
         else:
-            pad = "\n" + " " * (indent * (level + 1))
-            out.append("{")
-            first = True
-            for k, v in o.items():
-                out.append(pad if first else "," + pad)
-                first = False
+            first = "\n" + " " * (indent * (level + 1))
+            sep, colon, close = "," + first, ": ", "\n" + " " * (indent * level)
+        if isinstance(o, dict):
+            out.append("{" + first)
+            for n, (k, v) in enumerate(o.items()):
+                if n:
+                    out.append(sep)
                 out.append(_quote(str(k)))
-                out.append(": ")
+                out.append(colon)
                 _enc(v, out, indent, level + 1)
-            out.append("\n" + " " * (indent * level) + "}")
-    elif isinstance(o, (list, tuple)):
-        if not o:
-            out.append("[]")
-            return
-        if indent is None:
-            out.append("[")
+            out.append(close + "}")
+        else:
+            out.append("[" + first)
             for n, v in enumerate(o):
                 if n:
-                    out.append(",")
-                _enc(v, out, None, 0)
-            out.append("]")
-        else:
-            pad = "\n" + " " * (indent * (level + 1))
-            out.append("[")
-            for n, v in enumerate(o):
-                out.append(pad if n == 0 else "," + pad)
+                    out.append(sep)
                 _enc(v, out, indent, level + 1)
-            out.append("\n" + " " * (indent * level) + "]")
+            out.append(close + "]")
     else:
         raise TypeError(f"cannot encode {type(o).__name__} as JSON")

@@ -1,4 +1,7 @@
-"""Read and write /proc/sys keys of the current network namespace (enter a netns first).
+"""Read and write /proc/sys keys, in our network namespace or (ns=) in another one.
+
+In another netns the file is opened there (setns, or the nsenter helper of cni.netns) and
+read or written from here: /proc/sys/net files address the netns that opened them.
 
 Names follow Go's rule: 'net.ipv4.ip_forward' and 'net/ipv4/ip_forward' are the same key; when
 the first separator is '.', dots and slashes swap, so 'net.ipv4.conf.eth0/1.rp_filter' names the
@@ -22,22 +25,49 @@ def path(name: str) -> str:
 _SWAP = str.maketrans("./", "/.")
 
 
-def read(name: str) -> str:
+def _open(name: str, flags: int, ns) -> int:
+    p = path(name)
+    return ns.open_file(p, flags) if ns is not None else os.open(p, flags | os.O_CLOEXEC)
+
+
+def read(name: str, *, ns=None) -> str:
     """The value with its trailing newline removed (Go strips the last character)."""
-    with open(path(name)) as f:
-        v = f.read()
+    fd = _open(name, os.O_RDONLY, ns)
+    try:
+        v = os.read(fd, 65536).decode()
+    finally:
+        os.close(fd)
     return v[:-1] if v.endswith("\n") else v
 
 
-def write(name: str, value) -> None:
-    with open(path(name), "w") as f:
-        f.write(str(value))
+def get(name: str, *, ns=None) -> str | None:
+    """Like read(), but None when the key does not exist (e.g. IPv6 disabled)."""
+    try:
+        return read(name, ns=ns)
+    except FileNotFoundError:
+        return None
 
 
-def ensure(name: str, value) -> bool:
-    """Write only when the current value differs; True if it was changed."""
+def write(name: str, value, *, ns=None) -> None:
+    fd = _open(name, os.O_WRONLY, ns)
+    try:
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
+
+
+def ensure(name: str, value, *, ns=None, missing_ok: bool = False) -> bool:
+    """Write only when the current value differs; True if it was changed.
+
+    missing_ok: a key that does not exist (IPv6 off, link gone) is skipped, not an error.
+    """
     value = str(value)
-    if read(name) == value:
-        return False
-    write(name, value)
+    try:
+        if read(name, ns=ns) == value:
+            return False
+        write(name, value, ns=ns)
+    except FileNotFoundError:
+        if missing_ok:
+            return False
+        raise
     return True

@@ -33,14 +33,14 @@ FORCE = {
 BODY = """
 from cni.netns import NetNS
 from cni.nl.rtnl import Rtnl
-from cni.ip import write_sysctl, read_sysctl
+from cni import sysctl
 from cni.links.tap import _create, IFF_TAP, IFF_NO_PI
 before = os.readlink("/proc/thread-self/ns/net")
 with NetNS.open(PATH) as ns:
     with Rtnl(ns) as h:
         assert h.link_lookup("cnitp0") is not None, "netlink socket is not in the netns"
-    write_sysctl("net/ipv4/conf/cnitp0/arp_notify", "1", ns=ns)
-    assert read_sysctl("net/ipv4/conf/cnitp0/arp_notify", ns=ns) == "1"
+    sysctl.ensure("net/ipv4/conf/cnitp0/arp_notify", "1", ns=ns)
+    assert sysctl.get("net/ipv4/conf/cnitp0/arp_notify", ns=ns) == "1"
     _create("cnittap0", IFF_TAP | IFF_NO_PI, None, None, ns)
 assert os.readlink("/proc/thread-self/ns/net") == before
 print("ok")

@@ -9,7 +9,7 @@ def configure_iface(ns, ifname: str, result, *, rtnl=None, wait_dad: bool = True
 
     Only the result's IPs whose `interface` index names `ifname` are applied.
     """
-    from cni.ip import read_sysctl, write_sysctl
+    from cni import sysctl
     from cni.nl.rtnl import Rtnl
     from cni.nl.socket import NetlinkError
     if not result.interfaces:
@@ -32,9 +32,9 @@ def configure_iface(ns, ifname: str, result, *, rtnl=None, wait_dad: bool = True
             if ip.version == "6" and not v6:
                 v6 = True
                 for dev in ("lo", ifname):
-                    if read_sysctl(f"net/ipv6/conf/{dev}/disable_ipv6", ns=ns) not in (None, "0"):
-                        write_sysctl(f"net/ipv6/conf/{dev}/disable_ipv6", "0", ns=ns)
-                write_sysctl(f"net/ipv6/conf/{ifname}/keep_addr_on_down", "1", ns=ns)
+                    if sysctl.get(f"net/ipv6/conf/{dev}/disable_ipv6", ns=ns) not in (None, "0"):
+                        sysctl.ensure(f"net/ipv6/conf/{dev}/disable_ipv6", "0", ns=ns, missing_ok=True)
+                sysctl.ensure(f"net/ipv6/conf/{ifname}/keep_addr_on_down", "1", ns=ns, missing_ok=True)
             try:
                 h.addr_add(link.index, ip.address_str)
             except NetlinkError as exc:

@@ -128,11 +128,11 @@ def l3_or_up(args, conf, ns, link, undo, *, sysctls=("arp_notify", "ndisc_notify
 
 
 def configure(ns, ifname: str, result, sysctls=("arp_notify", "ndisc_notify")) -> None:
-    from cni.ip import write_sysctl
+    from cni import sysctl
     from cni.ipam.configure import configure_iface
     for key in sysctls:
         fam = "ipv6" if key == "ndisc_notify" else "ipv4"
-        write_sysctl(f"net/{fam}/conf/{ifname}/{key}", "1", ns=ns)
+        sysctl.ensure(f"net/{fam}/conf/{ifname}/{key}", "1", ns=ns, missing_ok=True)
     configure_iface(ns, ifname, result)
 
 

@@ -23,10 +23,10 @@ def routable_host_if(ip) -> str | None:
 
 def enable_route_localnet(ip) -> None:
     """route_localnet=1 on the host interface towards a v4 container (127.0.0.1 DNAT works)."""
-    from cni.ip import write_sysctl
+    from cni import sysctl
     name = routable_host_if(ip)
     if name:
-        write_sysctl(f"net/ipv4/conf/{name}/route_localnet", "1")
+        sysctl.ensure(f"net/ipv4/conf/{name}/route_localnet", "1", missing_ok=True)
 
 
 def flush_udp_conntrack(mappings, families) -> int:
