@@ -272,3 +272,31 @@ def test_cancel_with_threading_event_and_before_start(env):
         env.cni.del_network(conf(env), rt(), cancel=c)
         assert env.cni.validate_network(conf(env), cancel=c) == []
     assert [r["command"] for r in env.records()] == ["ADD", "CHECK", "DEL"]
+
+
+# ---- the public API reads well in help() -------------------------------------------------
+
+def test_public_api_has_docstrings_and_hints():
+    import inspect
+
+    import cni.runtime as api
+    from cni import types
+    missing = []
+    objs = [getattr(api, n) for n in api.__all__ if not n.isupper()]
+    objs += [getattr(types, n) for n in ("Result", "Interface", "IPConfig", "Route", "DNS")]
+    for obj in objs:
+        if not (obj.__doc__ or "").strip():
+            missing.append(f"{obj.__name__}: no docstring")
+        members = inspect.getmembers(obj, inspect.isfunction) if inspect.isclass(obj) \
+            else [(obj.__name__, obj)]
+        for name, fn in members:
+            if name.startswith("_") and name != "__init__":
+                continue
+            if fn.__qualname__.split(".")[0] != obj.__name__:
+                continue  # inherited (e.g. CNIError's methods)
+            if name != "__init__" and not (fn.__doc__ or "").strip():
+                missing.append(f"{obj.__name__}.{name}: no docstring")
+            sig = inspect.signature(fn)
+            if name != "__init__" and sig.return_annotation is inspect.Signature.empty:
+                missing.append(f"{obj.__name__}.{name}: no return annotation")
+    assert missing == [], "\n".join(missing)
