@@ -136,8 +136,9 @@ class Route:
     """
     __slots__ = ("_dst", "_gw", "mtu", "advmss", "priority", "table", "scope")
 
-    def __init__(self, dst: str | object, gw: str | object | None = None, *, mtu: int = 0, advmss: int = 0, priority: int = 0,
-                 table: int | None = None, scope: int | None = None):
+    def __init__(self, dst: str | object, gw: str | object | None = None, *, mtu: int = 0,
+                 advmss: int = 0, priority: int = 0, table: int | None = None,
+                 scope: int | None = None):
         self._dst = dst if isinstance(dst, str) else str(dst)
         self._gw = None if gw in (None, "") else str(gw)
         self.mtu = mtu

@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import os
 
-from cni import invoke, proc
+from cni import invoke
 from cni import version as _v
 from cni.convert import from_json, to_json
 from cni.errors import CNIError, IncompatibleVersionError, InternalError, InvalidConfigError
-from cni.runtime import cache, request
+from cni.runtime import cache, plugins, request
 from cni.runtime.conf import NetworkConfig, NetworkConfigList, PluginConf
-from cni.runtime.plugins import (LEGACY_VERSION_INFO, CancelledError, PathFinder, VersionInfo,
-                                 decode_version_info, is_not_found, not_found)
+from cni.runtime.plugins import (Cancel, CancelledError, PathFinder, VersionInfo, is_not_found,
+                                 not_found)
 from cni.runtime.request import RuntimeConf, check_attachment
 from cni.types import Result
 
@@ -96,28 +96,11 @@ class CNIConfig:
         return request.environ(os.environ if self.env is None else self.env, command, rt,
                                self.path)
 
-    def _run(self, path: str, stdin: bytes, env: dict, cancel) -> bytes:
-        """One execution, bounded by the timeout and by the cancel token."""
-        if cancel is None:
-            return self.exec_fn(path, stdin, env, self.timeout)
-        what = f"plugin {os.path.basename(path)} ({env.get('CNI_COMMAND')})"
-        timeout = self.timeout
-        left = getattr(cancel, "remaining", lambda: None)()
-        if left is not None:
-            timeout = left if timeout is None else min(timeout, left)
-        try:
-            if cancel.is_set():
-                raise proc.Cancelled(what)
-            return self.exec_fn(path, stdin, env, timeout, cancel=cancel)
-        except (proc.Cancelled, CNIError) as exc:
-            if isinstance(exc, CNIError) and not cancel.is_set():
-                raise
-            why = getattr(cancel, "reason", "") or "cancelled"
-            raise CancelledError(f"{what} cancelled: {why}",
-                                 "the plugin was killed or not started") from None
+    def _run(self, path: str, stdin: bytes, env: dict, cancel: Cancel | None) -> bytes:
+        return plugins.run(self.exec_fn, path, stdin, env, self.timeout, cancel)
 
     def _exec(self, path: str, command: str, stdin: bytes, rt: RuntimeConf | None,
-              cancel=None) -> bytes:
+              cancel: Cancel | None = None) -> bytes:
         return self._run(path, stdin, self._env(command, rt), cancel)
 
     @staticmethod
@@ -130,7 +113,7 @@ class CNIConfig:
 
     # ---- versions -------------------------------------------------------------------------
 
-    def get_version_info(self, plugin_type: str, *, cancel=None) -> VersionInfo:
+    def get_version_info(self, plugin_type: str, *, cancel: Cancel | None = None) -> VersionInfo:
         """What a plugin answers to VERSION (libcni's GetVersionInfo); cached per
         executable file (path, inode, size, mtime) for the life of the process.
         A plugin that does not know VERSION supports 0.1.0 only."""
@@ -142,28 +125,20 @@ class CNIConfig:
             key = None
         if key is not None and key in _VERSION_CACHE:
             return _VERSION_CACHE[key]
-        env = dict(os.environ if self.env is None else self.env)
-        env.update(CNI_COMMAND="VERSION", CNI_NETNS="dummy", CNI_IFNAME="dummy",
-                   CNI_PATH="dummy", CNI_CONTAINERID="", CNI_ARGS="")
-        try:
-            out = self._run(path, b'{"cniVersion":"' + _v.CURRENT.encode() + b'"}', env, cancel)
-            info = decode_version_info(out)
-        except CancelledError:
-            raise
-        except CNIError as exc:
-            if exc.msg != "unknown CNI_COMMAND: VERSION":
-                raise exc.__class__(f"plugin {plugin_type}: VERSION failed: {exc.msg}",
-                                    exc.details, code=exc.code) from None
-            info = LEGACY_VERSION_INFO
+        env = request.environ(os.environ if self.env is None else self.env, "VERSION", None,
+                              ["dummy"])
+        env.update(CNI_NETNS="dummy", CNI_IFNAME="dummy")
+        info = plugins.probe_version(plugin_type, lambda stdin: self._run(path, stdin, env,
+                                                                          cancel))
         if key is not None:
             _VERSION_CACHE[key] = info
         return info
 
-    def plugin_versions(self, plugin_type: str, *, cancel=None) -> tuple[str, ...]:
+    def plugin_versions(self, plugin_type: str, *, cancel: Cancel | None = None) -> tuple[str, ...]:
         """The spec versions a plugin supports (get_version_info's supported_versions)."""
         return self.get_version_info(plugin_type, cancel=cancel).supported_versions
 
-    def select_version(self, net: NetworkConfigList, *, cancel=None) -> str:
+    def select_version(self, net: NetworkConfigList, *, cancel: Cancel | None = None) -> str:
         """The highest candidate version (cniVersion and cniVersions) every plugin supports.
 
         With a single candidate no plugin is asked. Plugins missing from the
@@ -188,12 +163,13 @@ class CNIConfig:
             f"no version of {cands} is supported by every plugin of network {net.name!r}",
             detail)
 
-    def _validate_plugin(self, plugin_type: str, version: str, cancel) -> None:
+    def _validate_plugin(self, plugin_type: str, version: str, cancel: Cancel | None) -> None:
         if not self.get_version_info(plugin_type, cancel=cancel).supports(version or "0.1.0"):
             raise IncompatibleVersionError(
                 f"plugin {plugin_type} does not support config version {version or '0.1.0'!r}")
 
-    def validate_network_list(self, net: NetworkConfigList, *, cancel=None) -> list[str]:
+    def validate_network_list(self, net: NetworkConfigList, *,
+                              cancel: Cancel | None = None) -> list[str]:
         """Check that every plugin exists and supports the version; return the
         capabilities the list declares (libcni's ValidateNetworkList)."""
         version = self.select_version(net, cancel=cancel)
@@ -210,7 +186,7 @@ class CNIConfig:
             raise IncompatibleVersionError("invalid network configuration", "; ".join(errs))
         return caps
 
-    def validate_network(self, conf: NetworkConfig, *, cancel=None) -> list[str]:
+    def validate_network(self, conf: NetworkConfig, *, cancel: Cancel | None = None) -> list[str]:
         """validate_network_list for a single-plugin configuration (ValidateNetwork)."""
         self._validate_plugin(conf.type, conf.cni_version, cancel)
         return [c for c, on in conf.capabilities.items() if on is True]
@@ -264,7 +240,7 @@ class CNIConfig:
                                 str(exc)) from None
 
     def get_network_list_cached_result(self, net: NetworkConfigList, rt: RuntimeConf, *,
-                                       cancel=None) -> Result | None:
+                                       cancel: Cancel | None = None) -> Result | None:
         """The result of the last successful ADD of this attachment, converted to
         the list's version, or None (GetNetworkListCachedResult)."""
         return self._cached_result(net.name, self.select_version(net, cancel=cancel), rt)
@@ -295,7 +271,7 @@ class CNIConfig:
     # ---- network lists --------------------------------------------------------------------
 
     def add_network_list(self, net: NetworkConfigList, rt: RuntimeConf, *,
-                         cancel=None) -> Result:
+                         cancel: Cancel | None = None) -> Result:
         """ADD: run the plugins in order, each with the previous one's result as
         prevResult; cache and return the last result. Stops at the first error
         (the caller then DELs the attachment); nothing is cached then."""
@@ -317,7 +293,7 @@ class CNIConfig:
         return result
 
     def check_network_list(self, net: NetworkConfigList, rt: RuntimeConf, *,
-                           cancel=None) -> None:
+                           cancel: Cancel | None = None) -> None:
         """CHECK: run the plugins in order with the cached result; stops at the
         first error. Needs version 0.4.0 or later; a no-op with disableCheck."""
         version = self.select_version(net, cancel=cancel)
@@ -336,7 +312,7 @@ class CNIConfig:
                 raise _wrap(exc, p, "check") from None
 
     def del_network_list(self, net: NetworkConfigList, rt: RuntimeConf, *,
-                         cancel=None) -> None:
+                         cancel: Cancel | None = None) -> None:
         """DEL: run the plugins in reverse with the cached result, then drop the cache.
 
         Unlike libcni every plugin is tried: one missing from the path is skipped
@@ -379,7 +355,7 @@ class CNIConfig:
 
     def gc_network_list(self, net: NetworkConfigList,
                         valid_attachments: Iterable[tuple[str, str]] | None = None, *,
-                        cancel=None) -> None:
+                        cancel: Cancel | None = None) -> None:
         """GC: DEL every cached attachment of this network that is not in
         valid_attachments ((containerID, ifname) pairs; None: none is valid), then
         send GC to each plugin (cniVersion 1.1.0 or later). A no-op with disableGC.
@@ -427,7 +403,7 @@ class CNIConfig:
                                                                            errs[1:]]))
             raise first
 
-    def status_network_list(self, net: NetworkConfigList, *, cancel=None) -> None:
+    def status_network_list(self, net: NetworkConfigList, *, cancel: Cancel | None = None) -> None:
         """STATUS: ask each plugin in order whether it is ready for ADD; the first
         error is raised with its code (50: not available). A no-op before 1.1.0."""
         version = self.select_version(net, cancel=cancel)
@@ -440,7 +416,8 @@ class CNIConfig:
 
     # ---- single-plugin configurations (libcni's AddNetwork & co.) -------------------------
 
-    def add_network(self, conf: NetworkConfig, rt: RuntimeConf, *, cancel=None) -> Result:
+    def add_network(self, conf: NetworkConfig, rt: RuntimeConf, *,
+                    cancel: Cancel | None = None) -> Result:
         """ADD of one plugin configuration; its result is cached with `conf.bytes`."""
         check_attachment(conf.name, rt)
         path = self.find(conf.type)
@@ -450,7 +427,8 @@ class CNIConfig:
         self._cache_add(conf.name, conf.bytes, rt, result)
         return result
 
-    def check_network(self, conf: NetworkConfig, rt: RuntimeConf, *, cancel=None) -> None:
+    def check_network(self, conf: NetworkConfig, rt: RuntimeConf, *,
+                      cancel: Cancel | None = None) -> None:
         """CHECK of one plugin configuration with its cached result (0.4.0 or later)."""
         if not _v.has_check(conf.cni_version):
             raise IncompatibleVersionError(
@@ -461,7 +439,8 @@ class CNIConfig:
                    self.request(conf, conf.cni_version, conf.plugin, prev_result=prev, rt=rt),
                    rt, cancel)
 
-    def del_network(self, conf: NetworkConfig, rt: RuntimeConf, *, cancel=None) -> None:
+    def del_network(self, conf: NetworkConfig, rt: RuntimeConf, *,
+                    cancel: Cancel | None = None) -> None:
         """DEL of one plugin configuration with its cached result (0.4.0 or later),
         then drop the cache file. An unreadable cache file is an error here."""
         prev = self._cached(conf.name, conf.cni_version, rt) \

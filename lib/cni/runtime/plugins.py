@@ -11,8 +11,13 @@ from __future__ import annotations
 import os
 import time
 
-from cni import invoke, jsonx
-from cni.errors import InternalError, InvalidConfigError
+from cni import invoke, jsonx, proc
+from cni import version as _v
+from cni.errors import CNIError, InternalError, InvalidConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _PIPE_BYTE = b"x"
 
@@ -172,3 +177,38 @@ def decode_version_info(out: bytes) -> VersionInfo:
 
 
 LEGACY_VERSION_INFO = VersionInfo("0.1.0", ("0.1.0",))  # a plugin that predates VERSION
+
+
+def run(exec_fn: Callable[..., bytes], path: str, stdin: bytes, env: dict,
+        timeout: float | None, cancel: Cancel | None) -> bytes:
+    """One plugin execution by exec_fn, bounded by `timeout` and by the cancel token
+    (and its deadline); CancelledError once the token is set."""
+    if cancel is None:
+        return exec_fn(path, stdin, env, timeout)
+    what = f"plugin {os.path.basename(path)} ({env.get('CNI_COMMAND')})"
+    left = getattr(cancel, "remaining", lambda: None)()
+    if left is not None:
+        timeout = left if timeout is None else min(timeout, left)
+    try:
+        if cancel.is_set():
+            raise proc.Cancelled(what)
+        return exec_fn(path, stdin, env, timeout, cancel=cancel)
+    except (proc.Cancelled, CNIError) as exc:
+        if isinstance(exc, CNIError) and not cancel.is_set():
+            raise
+        why = getattr(cancel, "reason", "") or "cancelled"
+        raise CancelledError(f"{what} cancelled: {why}",
+                             "the plugin was killed or not started") from None
+
+
+def probe_version(plugin_type: str, run_stdin: Callable[[bytes], bytes]) -> VersionInfo:
+    """Ask a plugin VERSION through run_stdin(stdin) -> stdout, as libcni does."""
+    try:
+        return decode_version_info(run_stdin(b'{"cniVersion":"' + _v.CURRENT.encode() + b'"}'))
+    except CancelledError:
+        raise
+    except CNIError as exc:
+        if exc.msg == "unknown CNI_COMMAND: VERSION":
+            return LEGACY_VERSION_INFO
+        raise exc.__class__(f"plugin {plugin_type}: VERSION failed: {exc.msg}", exc.details,
+                            code=exc.code) from None
