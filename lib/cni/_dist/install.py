@@ -1,6 +1,6 @@
 """pycni-install: build the plugin zipapps for a node's interpreter into a directory.
 
-    pycni-install [--python /usr/bin/python3] [--only NAME ...] [DEST]   (default /opt/cni/bin)
+    pycni-install [--python /usr/bin/python3] [--only NAME[,NAME...]] DEST   (e.g. /opt/cni/bin)
 
 An installed wheel carries the plugin sources (cni._dist.plugins) and the zipapp
 builder (cni._dist.zipapp); a source checkout has them at plugins/ and zipapp/.
@@ -77,15 +77,17 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(
         prog="pycni-install", description="Build the pycni plugins (one zipapp each, plus"
         " cnitool) for a node's Python interpreter and install them into DEST.")
-    ap.add_argument("dest", nargs="?", default=DEFAULT_DEST, metavar="DEST",
-                    help=f"plugin directory, created if missing (default {DEFAULT_DEST})")
+    ap.add_argument("dest", metavar="DEST",
+                    help=f"plugin directory, created if missing (e.g. {DEFAULT_DEST})")
     ap.add_argument("--python", default=DEFAULT_PYTHON,
                     help="interpreter in the zipapps' #! line, Python >= 3.9"
                          f" (default {DEFAULT_PYTHON})")
-    ap.add_argument("--only", nargs="+", metavar="NAME", help="build only these binaries")
+    ap.add_argument("--only", action="append", metavar="NAME[,NAME...]",
+                    help="build only these binaries (repeatable)")
     a = ap.parse_args(argv)
+    only = [n for arg in a.only or () for n in arg.split(",") if n] or None
     try:
-        written = build(a.dest, python=a.python, only=a.only)
+        written = build(a.dest, python=a.python, only=only)
     except (OSError, RuntimeError) as exc:
         sys.stderr.write(f"pycni-install: {exc}\n")
         raise SystemExit(1) from None
