@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import sys
 
+from cni import proc
+
 DEFAULT_DEST = "/opt/cni/bin"
 DEFAULT_PYTHON = "/usr/bin/python3"
 
@@ -41,7 +43,6 @@ def builder_python(target: str) -> str:
 
 def build(dest: str, *, python: str = DEFAULT_PYTHON, only=None) -> list:
     """Build the zipapps into dest (created if missing); return the paths written."""
-    from cni import proc
     pkg, plugins, zipapp = sources()
     os.makedirs(dest, exist_ok=True)
     before = {n: os.stat(os.path.join(dest, n)).st_mtime_ns for n in os.listdir(dest)}

@@ -10,6 +10,8 @@
     cni.del_network_list(net, rt)
     cni.gc_network_list(net, valid_attachments=[("ctr-2", "eth0")])
     cni.status_network_list(net)
+    with Cancel(timeout=30) as c:               # a deadline for a whole operation
+        cni.del_network_list(net, rt, cancel=c)
 
 Execution follows spec section 3: ADD runs the plugins in order threading
 each result into the next request as prevResult and stops at the first
@@ -19,6 +21,10 @@ libcni it does not stop at a failing or missing plugin (a later IPAM plugin
 would leak its addresses), and reports the first error after trying all.
 The cache file is removed after a successful DEL. Version selection picks
 the highest of cniVersion/cniVersions that every plugin supports.
+
+Single-plugin configurations (NetworkConfig, from a .conf file) have the
+same operations without `_list`, as in libcni: no version negotiation, the
+configuration's bytes cached as read, and DEL fails on an unreadable cache.
 
 Like libcni, this class takes no locks: the caller serialises operations on
 one container and keeps GC exclusive with ADD/DEL (spec section 3).

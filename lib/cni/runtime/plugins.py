@@ -111,7 +111,7 @@ class Cancel:
 
     def close(self) -> None:
         """Release the token's pipe (also done when it is garbage-collected)."""
-        for fd in (self._r, self._w):
+        for fd in (getattr(self, "_r", -1), getattr(self, "_w", -1)):  # __init__ may have failed
             if fd >= 0:
                 try:
                     os.close(fd)
