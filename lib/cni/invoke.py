@@ -32,11 +32,15 @@ def find_in_path(name: str, paths) -> str:
                              "install it into a CNI_PATH directory")
 
 
-def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TIMEOUT) -> bytes:
-    """Run a plugin; return stdout on success, raise CNIError carrying its code on failure."""
+def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TIMEOUT, *,
+                cancel=None) -> bytes:
+    """Run a plugin; return stdout on success, raise CNIError carrying its code on failure.
+
+    `cancel` (see proc.run) kills the plugin when set; proc.Cancelled is raised then.
+    """
     from cni import proc
     try:
-        rc, out, err = proc.run([path], stdin, env, timeout)
+        rc, out, err = proc.run([path], stdin, env, timeout, cancel=cancel)
     except TimeoutError:
         raise InternalError(f"plugin {os.path.basename(path)} timed out",
                             f"no answer after {timeout} s") from None

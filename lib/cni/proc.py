@@ -9,6 +9,11 @@ import os
 import time
 
 _SIGKILL = 9
+_CANCEL_POLL_MS = 50  # how often a `cancel` without fileno() is looked at
+
+
+class Cancelled(Exception):
+    """run() stopped because its `cancel` token was set; the child was killed."""
 
 
 def _spawn(argv, env, fds):
@@ -24,13 +29,17 @@ def _spawn(argv, env, fds):
             time.sleep(0.2 * (attempt + 1))
 
 
-def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0):
+def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0, *, cancel=None):
     """Run argv; return (returncode, stdout, stderr). FileNotFoundError if missing.
 
-    On timeout the child is killed and TimeoutError raised.
+    On timeout the child is killed and TimeoutError raised. `cancel` is anything
+    with is_set() (a threading.Event, cni.runtime.Cancel): once set, the child is
+    killed and Cancelled raised; its fileno(), if it has one, is polled for that.
     """
     import select
     env = os.environ if env is None else env
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"{argv[0]} not started: cancelled")
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -49,6 +58,9 @@ def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0):
     poller.register(out_r, select.POLLIN)
     poller.register(err_r, select.POLLIN)
     open_fds = {out_r, err_r}
+    cancel_fd = getattr(cancel, "fileno", lambda: -1)() if cancel is not None else -1
+    if cancel_fd >= 0:
+        poller.register(cancel_fd, select.POLLIN)
     if pending:
         os.set_blocking(in_w, False)
         poller.register(in_w, select.POLLOUT)
@@ -62,7 +74,14 @@ def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0):
                 wait = max(0, int((deadline - time.monotonic()) * 1000))
                 if wait == 0:
                     raise TimeoutError(f"{argv[0]} timed out after {timeout} s")
+            if cancel is not None:
+                if cancel.is_set():
+                    raise Cancelled(f"{argv[0]} cancelled")
+                if cancel_fd < 0:
+                    wait = _CANCEL_POLL_MS if wait is None else min(wait, _CANCEL_POLL_MS)
             for fd, ev in poller.poll(wait):
+                if fd == cancel_fd:
+                    continue  # looked at on the next turn
                 if fd == in_w:
                     try:
                         n = os.write(in_w, pending[:65536])
@@ -81,10 +100,13 @@ def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0):
                         poller.unregister(fd)
                         open_fds.discard(fd)
         while True:  # the pipes are closed, but the child may linger: keep the deadline
-            done, status = os.waitpid(pid, os.WNOHANG if deadline is not None else 0)
+            polling = deadline is not None or cancel is not None
+            done, status = os.waitpid(pid, os.WNOHANG if polling else 0)
             if done:
                 break
-            if time.monotonic() >= deadline:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"{argv[0]} cancelled")
+            if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"{argv[0]} timed out after {timeout} s")
             time.sleep(0.002)
         pid = 0

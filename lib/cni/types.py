@@ -10,6 +10,11 @@ import _socket
 
 from cni.errors import DecodingError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ipaddress import (IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface,
+                           IPv6Network)
+
 
 def check_ip(s: str, what: str) -> str:
     """Validate a bare IP string (v4 or v6) without importing ipaddress."""
@@ -41,6 +46,11 @@ def _ipaddress():
 
 
 class Interface:
+    """An interface the plugins created or configured (a result's `interfaces` entry).
+
+    `sandbox` is the netns path for container-side interfaces ("" on the host);
+    `mtu`, `socket_path` and `pci_id` are 1.1.0 fields (0/"" when absent).
+    """
     __slots__ = ("name", "mac", "mtu", "sandbox", "socket_path", "pci_id")
 
     def __init__(self, name: str, mac: str = "", sandbox: str = "", *, mtu: int = 0,
@@ -61,16 +71,24 @@ class Interface:
 
 
 class IPConfig:
-    """One address. `address` is an ip_interface (host bits kept), `gateway` an ip_address."""
+    """One address of a result (an `ips` entry).
+
+    `address` is an ipaddress.ip_interface (host bits kept) and `gateway` an
+    ip_address or None, both built on access; `address_str`/`gateway_str` give
+    the strings without importing ipaddress. `interface` indexes the result's
+    `interfaces` (None when not given).
+    """
     __slots__ = ("_address", "_gateway", "interface")
 
-    def __init__(self, address, gateway=None, interface: int | None = None):
+    def __init__(self, address: str | object, gateway: str | object | None = None,
+                 interface: int | None = None):
         self._address = address if isinstance(address, str) else str(address)
         self._gateway = None if gateway in (None, "") else str(gateway)
         self.interface = interface
 
     @property
-    def address(self):
+    def address(self) -> IPv4Interface | IPv6Interface:
+        """The address with its prefix length."""
         return _ipaddress().ip_interface(self._address)
 
     @address.setter
@@ -78,7 +96,8 @@ class IPConfig:
         self._address = str(v)
 
     @property
-    def gateway(self):
+    def gateway(self) -> IPv4Address | IPv6Address | None:
+        """The gateway, or None."""
         return None if self._gateway is None else _ipaddress().ip_address(self._gateway)
 
     @gateway.setter
@@ -87,14 +106,17 @@ class IPConfig:
 
     @property
     def address_str(self) -> str:
+        """The address as given, e.g. '10.1.0.2/24'."""
         return self._address
 
     @property
     def gateway_str(self) -> str:
+        """The gateway as given, or ''."""
         return self._gateway or ""
 
     @property
     def version(self) -> str:
+        """'4' or '6'."""
         return "6" if ":" in self._address else "4"
 
     def __eq__(self, other):
@@ -106,11 +128,17 @@ class IPConfig:
 
 
 class Route:
-    """dst is an ip_network (host bits dropped), gw an ip_address or None."""
+    """One route of a result (a `routes` entry).
+
+    `dst` is an ipaddress.ip_network (host bits dropped) and `gw` an ip_address or
+    None (the default gateway); `dst_str`/`gw_str` are the strings. `mtu`, `advmss`,
+    `priority`, `table` and `scope` are 1.1.0 fields (0/None when absent).
+    """
     __slots__ = ("_dst", "_gw", "mtu", "advmss", "priority", "table", "scope")
 
-    def __init__(self, dst, gw=None, *, mtu: int = 0, advmss: int = 0, priority: int = 0,
-                 table: int | None = None, scope: int | None = None):
+    def __init__(self, dst: str | object, gw: str | object | None = None, *, mtu: int = 0,
+                 advmss: int = 0, priority: int = 0, table: int | None = None,
+                 scope: int | None = None):
         self._dst = dst if isinstance(dst, str) else str(dst)
         self._gw = None if gw in (None, "") else str(gw)
         self.mtu = mtu
@@ -120,7 +148,8 @@ class Route:
         self.scope = scope
 
     @property
-    def dst(self):
+    def dst(self) -> IPv4Network | IPv6Network:
+        """The destination network."""
         return _ipaddress().ip_network(self._dst, strict=False)
 
     @dst.setter
@@ -128,7 +157,8 @@ class Route:
         self._dst = str(v)
 
     @property
-    def gw(self):
+    def gw(self) -> IPv4Address | IPv6Address | None:
+        """The next hop, or None (the interface's default gateway)."""
         return None if self._gw is None else _ipaddress().ip_address(self._gw)
 
     @gw.setter
@@ -157,18 +187,22 @@ class Route:
 
 
 class DNS:
+    """DNS settings of a result: nameservers, domain, search domains, resolver options."""
     __slots__ = ("nameservers", "domain", "search", "options")
 
-    def __init__(self, nameservers=None, domain: str = "", search=None, options=None):
+    def __init__(self, nameservers: list[str] | None = None, domain: str = "",
+                 search: list[str] | None = None, options: list[str] | None = None):
         self.nameservers = list(nameservers or [])
         self.domain = domain
         self.search = list(search or [])
         self.options = list(options or [])
 
     def is_empty(self) -> bool:
+        """True when no field is set."""
         return not (self.nameservers or self.domain or self.search or self.options)
 
     def to_dict(self) -> dict:
+        """The JSON object (empty fields left out)."""
         d: dict = {}
         if self.nameservers:
             d["nameservers"] = list(self.nameservers)
@@ -181,7 +215,8 @@ class DNS:
         return d
 
     @classmethod
-    def from_dict(cls, d) -> DNS:
+    def from_dict(cls, d: dict | None) -> DNS:
+        """Parse a result's `dns` object (DecodingError, code 6, if malformed)."""
         if d is None:
             return cls()
         if not isinstance(d, dict):
@@ -210,10 +245,16 @@ def _str(v, what: str) -> str:
 
 
 class Result:
-    """An ADD result in the 1.1 model; cni_version is the version it was made for."""
+    """An ADD result in the spec 1.1 model, whatever version it came in.
+
+    `cni_version` is the version it was made for; `interfaces`, `ips`, `routes`
+    are lists of Interface, IPConfig and Route, `dns` a DNS. cni.convert turns it
+    into the JSON of any version (to_json) and back (from_json).
+    """
     __slots__ = ("cni_version", "interfaces", "ips", "routes", "dns")
 
-    def __init__(self, cni_version: str = "1.1.0", interfaces=None, ips=None, routes=None,
+    def __init__(self, cni_version: str = "1.1.0", interfaces: list[Interface] | None = None,
+                 ips: list[IPConfig] | None = None, routes: list[Route] | None = None,
                  dns: DNS | None = None):
         self.cni_version = cni_version
         self.interfaces = list(interfaces or [])

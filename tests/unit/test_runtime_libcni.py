@@ -32,9 +32,9 @@ class Env:
         self.calls = 0
         self.cni = CNIConfig([self.bin], cache_dir=self.cache, exec_fn=self._exec)
 
-    def _exec(self, path, stdin, env, timeout):
+    def _exec(self, path, stdin, env, timeout, **kw):
         self.calls += 1
-        return invoke.exec_plugin(path, stdin, env, timeout)
+        return invoke.exec_plugin(path, stdin, env, timeout, **kw)
 
     def plugin(self, tag, type_="debug", **kw):
         return dict({"type": type_, "tag": tag, "cniOutput": self.log}, **kw)

@@ -5,19 +5,28 @@ usage: cnitool [-i IFNAME] [--json] add|check|del <network> <netns-path>
        cnitool [--json] gc <network> [<netns-path>] [--valid CONTAINERID:IFNAME ...]
        cnitool list [-q]                 networks in NETCONFPATH and their plugins
        cnitool version [<network>]       versions each plugin supports
+       cnitool -h | --help | help        this text
+
+<network> is the "name" inside a .conflist/.conf/.json file of NETCONFPATH.
+add prints the result (JSON, indented); check, del, status and gc print
+nothing on success. GC deletes every cached attachment of the network that
+no --valid names, then sends GC to the plugins (cniVersion 1.1.0 or later).
 
 environment:
   NETCONFPATH      config directory (default /etc/cni/net.d)
-  CNI_PATH         plugin directories, ':'-separated
+  CNI_PATH         plugin directories, ':'-separated (also passed to the plugins)
   CNI_ARGS         K=V;K2=V2 passed to the plugins
   CAP_ARGS         JSON object of capability arguments (e.g. portMappings)
   CNI_IFNAME       interface name when -i is not given (default eth0)
   CNI_CONTAINERID  container ID (default: cnitool-<sha512 of the netns path>[:20])
   CNI_CACHE_DIR    result cache directory (default /var/lib/cni)
   CNI_TIMEOUT      seconds allowed per plugin execution (default 60)
+  CNI_DEBUG        1: show the plugins' stderr and debug lines even on success
+The plugins run with the rest of this environment unchanged.
 
-add prints the result; errors are one line on stderr (and the error object on
-stdout with --json); the exit status is 1 on error.
+errors: one line on stderr, "cnitool: <verb> <network>: error <code>: <message>",
+and with --json the CNI error object on stdout; the exit status is 1 (2 for a
+usage error, 130 when interrupted).
 """
 from __future__ import annotations
 
@@ -181,10 +190,12 @@ def run(argv: list, env=None, out=None, err=None) -> int:
     try:
         opts = parse_argv(argv)
     except Usage as exc:
-        if exc.args:
-            err.write(f"cnitool: {exc.args[0]}\n")
+        if not exc.args:  # -h/--help
+            out.write(__doc__)
+            return 0
+        err.write(f"cnitool: {exc.args[0]}\n")
         err.write(__doc__.split("\n\n")[1] + "\n")
-        return 2 if exc.args else 0
+        return 2
     verb = opts["args"][0]
     if verb == "help":
         out.write(__doc__)
@@ -218,11 +229,16 @@ def run(argv: list, env=None, out=None, err=None) -> int:
     except OSError as exc:
         return _fail(InvalidConfigError("cannot read configuration", str(exc)), verb, opts,
                      out, err)
+    except KeyboardInterrupt:  # the running plugin was killed by proc.run
+        err.write(f"cnitool: {' '.join([verb] + opts['args'][1:2])}: interrupted\n")
+        return 130
 
 
 def _fail(exc: CNIError, verb: str, opts: dict, out, err) -> int:
+    """One human line on stderr; the error object on stdout with --json."""
     what = " ".join([verb] + opts["args"][1:2])
-    err.write(f"cnitool: {what}: error {exc.code}: {exc}\n")
+    line = " ".join(f"cnitool: {what}: error {exc.code}: {exc}".split())
+    err.write(line + "\n")
     if opts["json"]:
         out.write(jsonx.dumps(exc.to_dict(), indent=4) + "\n")
     return 1

@@ -73,6 +73,41 @@ class NetworkConfigList:
                 f" {[p.type for p in self.plugins]!r})")
 
 
+class NetworkConfig:
+    """One plugin's configuration on its own, as a `.conf` file holds it
+    (libcni's NetworkConfig): what CNIConfig.add_network & co. take.
+
+    `bytes` is the configuration as read (what the cache stores); `plugin` its
+    PluginConf; `name` and `cni_version` come from the object itself.
+    """
+    __slots__ = ("name", "cni_version", "plugin", "bytes", "source")
+
+    def __init__(self, name: str, cni_version: str, plugin: PluginConf, *, bytes_: bytes = b"",
+                 source: str = ""):
+        self.name = name
+        self.cni_version = cni_version
+        self.plugin = plugin
+        self.bytes = bytes_
+        self.source = source
+
+    @property
+    def type(self) -> str:
+        """The plugin type (the executable's name)."""
+        return self.plugin.type
+
+    @property
+    def capabilities(self) -> dict:
+        """The capabilities the configuration declares (name -> enabled)."""
+        return self.plugin.capabilities
+
+    def to_list(self) -> NetworkConfigList:
+        """The same network as a one-plugin list (libcni's ConfListFromConf)."""
+        return list_from_conf(self.bytes, self.source)
+
+    def __repr__(self) -> str:
+        return f"NetworkConfig({self.name!r}, {self.cni_version!r}, {self.type!r})"
+
+
 def _flag(obj: dict, key: str) -> bool:
     v = obj.get(key, False)
     if isinstance(v, bool):
@@ -182,6 +217,43 @@ def list_from_conf(data: bytes, source: str = "") -> NetworkConfigList:
     wrapped = gojson.dumps({"name": name, "cniVersion": ver, "plugins": [obj]}).encode()
     return NetworkConfigList(name, ver, [plugin], bytes_=wrapped, source=source,
                              raw={"name": name, "cniVersion": ver, "plugins": [obj]})
+
+
+def conf_from_bytes(data: bytes, source: str = "") -> NetworkConfig:
+    """Parse a single-plugin configuration (libcni's ConfFromBytes)."""
+    obj = _decode(data, f"network config {source}".strip())
+    plugin = plugin_from_dict(obj, source)
+    name = obj.get("name", "")
+    if not isinstance(name, str):
+        raise InvalidConfigError("invalid network config", f"{source}: \"name\" must be a string")
+    if name:
+        check_name(name)
+    ver = obj.get("cniVersion") or ""
+    if not isinstance(ver, str):
+        raise InvalidConfigError("invalid network config", "cniVersion must be a string")
+    if ver:
+        _v.parse(ver)
+    return NetworkConfig(name, ver, plugin, bytes_=bytes(data), source=source)
+
+
+def conf_from_file(filename: str) -> NetworkConfig:
+    """Read a single-plugin `.conf`/`.json` file (libcni's ConfFromFile)."""
+    with open(filename, "rb") as f:
+        return conf_from_bytes(f.read(), filename)
+
+
+def load_conf(dirname: str, name: str) -> NetworkConfig:
+    """The single-plugin network called `name` among dirname's `.conf`/`.json` files
+    (libcni's LoadConf); conflists are not looked at."""
+    files = conf_files(dirname, CONF_EXTS)
+    if not files:
+        raise NoConfigsFoundError("no net configurations found", f"in {dirname}")
+    for fn in files:
+        conf = conf_from_file(fn)
+        if conf.name == name:
+            return conf
+    raise NotFoundError(f"no net configuration with name \"{name}\" in {dirname}",
+                        "check the file's \"name\"")
 
 
 def sibling_plugins(dirname: str, network: str) -> list:

@@ -10,6 +10,8 @@
     cni.del_network_list(net, rt)
     cni.gc_network_list(net, valid_attachments=[("ctr-2", "eth0")])
     cni.status_network_list(net)
+    with Cancel(timeout=30) as c:               # a deadline for a whole operation
+        cni.del_network_list(net, rt, cancel=c)
 
 Execution follows spec section 3: ADD runs the plugins in order threading
 each result into the next request as prevResult and stops at the first
@@ -20,6 +22,10 @@ would leak its addresses), and reports the first error after trying all.
 The cache file is removed after a successful DEL. Version selection picks
 the highest of cniVersion/cniVersions that every plugin supports.
 
+Single-plugin configurations (NetworkConfig, from a .conf file) have the
+same operations without `_list`, as in libcni: no version negotiation, the
+configuration's bytes cached as read, and DEL fails on an unreadable cache.
+
 Like libcni, this class takes no locks: the caller serialises operations on
 one container and keeps GC exclusive with ADD/DEL (spec section 3).
 """
@@ -27,78 +33,53 @@ from __future__ import annotations
 
 import os
 
-from cni import invoke, jsonx
+from cni import invoke
 from cni import version as _v
-from cni.config import valid_id
 from cni.convert import from_json, to_json
-from cni.errors import (CNIError, IncompatibleVersionError, InternalError, InvalidConfigError,
-                        InvalidEnvError, UnknownContainerError)
-from cni.runtime import cache
-from cni.runtime.conf import NetworkConfigList, PluginConf
+from cni.errors import CNIError, IncompatibleVersionError, InternalError, InvalidConfigError
+from cni.runtime import cache, plugins, request
+from cni.runtime.conf import NetworkConfig, NetworkConfigList, PluginConf
+from cni.runtime.plugins import (Cancel, CancelledError, PathFinder, VersionInfo, is_not_found,
+                                 not_found)
+from cni.runtime.request import RuntimeConf, check_attachment
+from cni.types import Result
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 DEFAULT_CACHE_DIR = cache.DEFAULT_DIR
 
-_VERSION_CACHE: dict = {}  # (path, ino, size, mtime_ns) -> tuple of versions
-
-
-class RuntimeConf:
-    """Per-attachment parameters: container ID, netns path, interface name,
-    CNI_ARGS pairs and capability arguments (filtered per plugin into runtimeConfig)."""
-    __slots__ = ("container_id", "netns", "ifname", "args", "capability_args")
-
-    def __init__(self, container_id: str = "", netns: str = "", ifname: str = "eth0", *,
-                 args=None, capability_args: dict | None = None):
-        self.container_id = container_id
-        self.netns = netns
-        self.ifname = ifname
-        self.args = [(str(k), str(v)) for k, v in (args or ())]
-        self.capability_args = dict(capability_args or {})
-
-    def cni_args(self) -> str:
-        return ";".join(f"{k}={v}" for k, v in self.args)
-
-    def __repr__(self):
-        return f"RuntimeConf({self.container_id!r}, {self.netns!r}, {self.ifname!r})"
+_VERSION_CACHE: dict = {}  # (path, ino, size, mtime_ns) -> VersionInfo
 
 
 def _wrap(exc: CNIError, plugin: PluginConf, verb: str) -> CNIError:
     desc = f'type="{plugin.type}"' + (f' name="{plugin.name}"' if plugin.name else "")
-    new = exc.__class__(f"plugin {desc} failed ({verb}): {exc.msg}", exc.details, code=exc.code)
-    return new
-
-
-def _is_missing(exc: CNIError) -> bool:
-    return isinstance(exc, InvalidConfigError) and exc.msg.startswith("failed to find plugin")
-
-
-def decode_version_info(out: bytes) -> tuple:
-    """supportedVersions from a VERSION answer (Go's PluginDecoder rules)."""
-    try:
-        obj = jsonx.loads(out)
-    except ValueError as exc:
-        raise InternalError("decoding version info", str(exc)) from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("cniVersion"), str) \
-            or not obj.get("cniVersion"):
-        raise InternalError("decoding version info", "missing field cniVersion")
-    sv = obj.get("supportedVersions")
-    if sv is None:
-        if obj["cniVersion"] == "0.2.0":
-            return ("0.1.0", "0.2.0")
-        raise InternalError("decoding version info", "missing field supportedVersions")
-    if not isinstance(sv, list) or not all(isinstance(x, str) for x in sv):
-        raise InternalError("decoding version info", "supportedVersions must be strings")
-    return tuple(sv)
+    return exc.__class__(f"plugin {desc} failed ({verb}): {exc.msg}", exc.details, code=exc.code)
 
 
 class CNIConfig:
-    """Runs network configurations: plugin search path, cache dir, exec timeout.
+    """Runs network configurations (libcni's CNIConfig).
 
-    `env` is the base environment for plugins (default: this process's);
-    `exec_fn(path, stdin, env, timeout) -> stdout` may replace the real exec.
+    path:      plugin directories (a list, or a ':'-separated string); plugins
+               find their delegates through it (CNI_PATH).
+    cache_dir: where results are cached (libcni's format, shared with Go runtimes).
+    timeout:   seconds one plugin execution may take (None: no limit).
+    env:       the base environment of the plugins (default: this process's).
+    finder:    `finder(plugin_type) -> path` to locate plugins (default:
+               PathFinder(path)); a falsy return means "not found".
+    exec_fn:   `exec_fn(path, stdin, env, timeout) -> stdout` replaces the real
+               exec (it gets `cancel=` too when an operation has a token).
+
+    Every operation takes an optional `cancel` token (Cancel, or a
+    threading.Event) that kills the running plugin and raises CancelledError.
+    Errors are CNIError subclasses carrying the spec's error codes.
     """
 
-    def __init__(self, path, *, cache_dir: str = DEFAULT_CACHE_DIR,
-                 timeout: float | None = invoke.DEFAULT_TIMEOUT, env=None, exec_fn=None):
+    def __init__(self, path: list[str] | str, *, cache_dir: str = DEFAULT_CACHE_DIR,
+                 timeout: float | None = invoke.DEFAULT_TIMEOUT, env: dict | None = None,
+                 exec_fn: Callable[..., bytes] | None = None,
+                 finder: Callable[[str], str] | None = None):
         if isinstance(path, str):
             path = [p for p in path.split(":") if p]
         self.path = list(path)
@@ -106,50 +87,42 @@ class CNIConfig:
         self.timeout = timeout
         self.env = env
         self.exec_fn = exec_fn or invoke.exec_plugin
+        self.finder = finder or PathFinder(self.path)
 
     # ---- plumbing -------------------------------------------------------------------------
 
     def find(self, plugin_type: str) -> str:
-        return invoke.find_in_path(plugin_type, self.path)
+        """The executable for a plugin type, by the finder; InvalidConfigError if none."""
+        path = self.finder(plugin_type)
+        if not path:
+            raise not_found(plugin_type, repr(self.path))
+        return path
 
     def _env(self, command: str, rt: RuntimeConf | None) -> dict:
-        env = dict(os.environ if self.env is None else self.env)
-        env["CNI_COMMAND"] = command
-        env["CNI_CONTAINERID"] = rt.container_id if rt else ""
-        env["CNI_NETNS"] = rt.netns if rt else ""
-        env["CNI_IFNAME"] = rt.ifname if rt else ""
-        env["CNI_ARGS"] = rt.cni_args() if rt else ""
-        env["CNI_PATH"] = ":".join(self.path)
-        return env
+        return request.environ(os.environ if self.env is None else self.env, command, rt,
+                               self.path)
 
-    def _exec(self, path: str, command: str, stdin: bytes, rt: RuntimeConf | None) -> bytes:
-        return self.exec_fn(path, stdin, self._env(command, rt), self.timeout)
+    def _run(self, path: str, stdin: bytes, env: dict, cancel: Cancel | None) -> bytes:
+        return plugins.run(self.exec_fn, path, stdin, env, self.timeout, cancel)
+
+    def _exec(self, path: str, command: str, stdin: bytes, rt: RuntimeConf | None,
+              cancel: Cancel | None = None) -> bytes:
+        return self._run(path, stdin, self._env(command, rt), cancel)
 
     @staticmethod
-    def request(net: NetworkConfigList, version: str, plugin: PluginConf, *,
-                prev_result: dict | None = None, rt: RuntimeConf | None = None,
+    def request(net: NetworkConfigList | NetworkConfig | str, version: str, plugin: PluginConf,
+                *, prev_result: dict | None = None, rt: RuntimeConf | None = None,
                 inject: dict | None = None) -> bytes:
-        """The stdin for one plugin (spec section 3, "Deriving request configuration")."""
-        obj = dict(plugin.raw)
-        obj.pop("capabilities", None)  # spec: the runtime must not send it
-        obj.pop("prevResult", None)
-        obj["name"] = net.name
-        obj["cniVersion"] = version
-        if prev_result is not None:
-            obj["prevResult"] = prev_result
-        if rt is not None:
-            rc = {cap: rt.capability_args[cap] for cap, on in plugin.capabilities.items()
-                  if on is True and cap in rt.capability_args}
-            if rc:
-                obj["runtimeConfig"] = rc
-        if inject:
-            obj.update(inject)
-        return jsonx.dumps(obj).encode()
+        """The stdin for one plugin (see cni.runtime.request.build)."""
+        return request.build(net if isinstance(net, str) else net.name, version, plugin,
+                             prev_result=prev_result, rt=rt, inject=inject)
 
     # ---- versions -------------------------------------------------------------------------
 
-    def plugin_versions(self, plugin_type: str) -> tuple:
-        """The spec versions a plugin reports with VERSION (cached per file and process)."""
+    def get_version_info(self, plugin_type: str, *, cancel: Cancel | None = None) -> VersionInfo:
+        """What a plugin answers to VERSION (libcni's GetVersionInfo); cached per
+        executable file (path, inode, size, mtime) for the life of the process.
+        A plugin that does not know VERSION supports 0.1.0 only."""
         path = self.find(plugin_type)
         try:
             st = os.stat(path)
@@ -158,25 +131,21 @@ class CNIConfig:
             key = None
         if key is not None and key in _VERSION_CACHE:
             return _VERSION_CACHE[key]
-        env = dict(os.environ if self.env is None else self.env)
-        env.update(CNI_COMMAND="VERSION", CNI_NETNS="dummy", CNI_IFNAME="dummy",
-                   CNI_PATH="dummy", CNI_CONTAINERID="", CNI_ARGS="")
-        try:
-            out = self.exec_fn(path, b'{"cniVersion":"' + _v.CURRENT.encode() + b'"}', env,
-                               self.timeout)
-            versions = decode_version_info(out)
-        except CNIError as exc:
-            if exc.msg == "unknown CNI_COMMAND: VERSION":
-                versions = ("0.1.0",)
-            else:
-                raise exc.__class__(f"plugin {plugin_type}: VERSION failed: {exc.msg}",
-                                    exc.details, code=exc.code) from None
+        env = request.environ(os.environ if self.env is None else self.env, "VERSION", None,
+                              ["dummy"])
+        env.update(CNI_NETNS="dummy", CNI_IFNAME="dummy")
+        info = plugins.probe_version(plugin_type, lambda stdin: self._run(path, stdin, env,
+                                                                          cancel))
         if key is not None:
-            _VERSION_CACHE[key] = versions
-        return versions
+            _VERSION_CACHE[key] = info
+        return info
 
-    def select_version(self, net: NetworkConfigList) -> str:
-        """The highest candidate version (cniVersion ∪ cniVersions) all plugins support.
+    def plugin_versions(self, plugin_type: str, *, cancel: Cancel | None = None) -> tuple[str, ...]:
+        """The spec versions a plugin supports (get_version_info's supported_versions)."""
+        return self.get_version_info(plugin_type, cancel=cancel).supported_versions
+
+    def select_version(self, net: NetworkConfigList, *, cancel: Cancel | None = None) -> str:
+        """The highest candidate version (cniVersion and cniVersions) every plugin supports.
 
         With a single candidate no plugin is asked. Plugins missing from the
         path are left out of the vote (the operation reports them).
@@ -187,9 +156,9 @@ class CNIConfig:
         supported = {}
         for p in net.plugins:
             try:
-                supported[p.type] = set(self.plugin_versions(p.type))
+                supported[p.type] = set(self.plugin_versions(p.type, cancel=cancel))
             except CNIError as exc:
-                if _is_missing(exc):
+                if is_not_found(exc):
                     continue
                 raise
         for c in cands:
@@ -200,14 +169,22 @@ class CNIConfig:
             f"no version of {cands} is supported by every plugin of network {net.name!r}",
             detail)
 
-    def validate_network_list(self, net: NetworkConfigList) -> list:
-        """Check every plugin exists and supports the selected version; return capabilities."""
-        version = self.select_version(net) or "0.1.0"
+    def _validate_plugin(self, plugin_type: str, version: str, cancel: Cancel | None) -> None:
+        if not self.get_version_info(plugin_type, cancel=cancel).supports(version or "0.1.0"):
+            raise IncompatibleVersionError(
+                f"plugin {plugin_type} does not support config version {version or '0.1.0'!r}")
+
+    def validate_network_list(self, net: NetworkConfigList, *,
+                              cancel: Cancel | None = None) -> list[str]:
+        """Check that every plugin exists and supports the version; return the
+        capabilities the list declares (libcni's ValidateNetworkList)."""
+        version = self.select_version(net, cancel=cancel)
         errs, caps = [], []
         for p in net.plugins:
             try:
-                if version not in self.plugin_versions(p.type):
-                    errs.append(f"plugin {p.type} does not support config version {version!r}")
+                self._validate_plugin(p.type, version, cancel)
+            except CancelledError:
+                raise
             except CNIError as exc:
                 errs.append(str(exc))
             caps.extend(c for c, on in p.capabilities.items() if on is True and c not in caps)
@@ -215,14 +192,19 @@ class CNIConfig:
             raise IncompatibleVersionError("invalid network configuration", "; ".join(errs))
         return caps
 
+    def validate_network(self, conf: NetworkConfig, *, cancel: Cancel | None = None) -> list[str]:
+        """validate_network_list for a single-plugin configuration (ValidateNetwork)."""
+        self._validate_plugin(conf.type, conf.cni_version, cancel)
+        return [c for c, on in conf.capabilities.items() if on is True]
+
     # ---- cache ----------------------------------------------------------------------------
 
-    def _cached(self, net: NetworkConfigList, version: str, rt: RuntimeConf):
+    def _cached(self, name: str, version: str, rt: RuntimeConf) -> dict | None:
         """The cached ADD result as a dict in `version`, or None (raises on a bad file)."""
         try:
-            obj = cache.read_result(self.cache_dir, net.name, rt.container_id, rt.ifname)
+            obj = cache.read_result(self.cache_dir, name, rt.container_id, rt.ifname)
         except ValueError as exc:
-            raise InternalError(f"failed to get network {net.name!r} cached result",
+            raise InternalError(f"failed to get network {name!r} cached result",
                                 str(exc)) from None
         if obj is None:
             return None
@@ -232,82 +214,123 @@ class CNIConfig:
             raise exc.__class__(f"failed to convert cached result to config version {version!r}",
                                 str(exc), code=exc.code) from None
 
-    def cached_result(self, net: NetworkConfigList, rt: RuntimeConf):
-        """The cached result of the last ADD (a Result in the network's version) or None."""
-        version = self.select_version(net)
-        obj = self._cached(net, version, rt)
+    def _cached_result(self, name: str, version: str, rt: RuntimeConf) -> Result | None:
+        obj = self._cached(name, version, rt)
         return from_json(obj, version) if obj is not None else None
 
-    def cached_attachments(self, container_id: str = "") -> list:
-        """Attachments in the cache (all, or only one container's)."""
+    def _cached_config(self, name: str, rt: RuntimeConf) -> tuple:
+        try:
+            att = cache.read_attachment(self.cache_dir, name, rt.container_id, rt.ifname)
+            exists = att is not None or os.path.exists(
+                cache.path(self.cache_dir, name, rt.container_id, rt.ifname))
+        except ValueError as exc:
+            raise InternalError(f"failed to read cached network {name!r} config",
+                                str(exc)) from None
+        if att is None:
+            if exists:
+                raise InternalError(f"failed to read cached network {name!r} config",
+                                    f"not a {cache.KIND} cache file")
+            return None, None
+        new = RuntimeConf(rt.container_id, rt.netns, rt.ifname,
+                          args=rt.args if att.cni_args is None else att.cni_args,
+                          capability_args=att.capability_args)
+        return att.config, new
+
+    def _cache_add(self, name: str, config: bytes, rt: RuntimeConf, result: Result) -> None:
+        try:
+            cache.write(self.cache_dir, name, rt.container_id, rt.ifname, config,
+                        netns=rt.netns, cni_args=rt.args, capability_args=rt.capability_args,
+                        result=go_result_dict(result))
+        except (OSError, ValueError) as exc:
+            raise InternalError(f"failed to set network {name!r} cached result",
+                                str(exc)) from None
+
+    def get_network_list_cached_result(self, net: NetworkConfigList, rt: RuntimeConf, *,
+                                       cancel: Cancel | None = None) -> Result | None:
+        """The result of the last successful ADD of this attachment, converted to
+        the list's version, or None (GetNetworkListCachedResult)."""
+        return self._cached_result(net.name, self.select_version(net, cancel=cancel), rt)
+
+    def get_network_list_cached_config(self, net: NetworkConfigList, rt: RuntimeConf) \
+            -> tuple[bytes | None, RuntimeConf | None]:
+        """(configuration bytes, RuntimeConf) as the last ADD cached them: `rt` with
+        the cached CNI_ARGS and capability arguments, or (None, None) without a
+        cache file (GetNetworkListCachedConfig)."""
+        return self._cached_config(net.name, rt)
+
+    def get_network_cached_result(self, conf: NetworkConfig, rt: RuntimeConf) -> Result | None:
+        """get_network_list_cached_result for a single-plugin configuration."""
+        return self._cached_result(conf.name, conf.cni_version, rt)
+
+    def get_network_cached_config(self, conf: NetworkConfig, rt: RuntimeConf) \
+            -> tuple[bytes | None, RuntimeConf | None]:
+        """get_network_list_cached_config for a single-plugin configuration."""
+        return self._cached_config(conf.name, rt)
+
+    def get_cached_attachments(self, container_id: str = "") -> list[cache.Attachment]:
+        """The cached attachments (of every network), all or one container's."""
         return cache.attachments(self.cache_dir, container_id)
 
-    # ---- operations -----------------------------------------------------------------------
+    cached_result = get_network_list_cached_result  # the names of earlier releases
+    cached_attachments = get_cached_attachments
 
-    def add_network_list(self, net: NetworkConfigList, rt: RuntimeConf):
-        """ADD: plugins in order with prevResult threading; cache the final result."""
-        if not rt.container_id:
-            raise UnknownContainerError("missing containerID", "the container ID is empty")
-        if not valid_id(rt.container_id):
-            raise InvalidEnvError("invalid characters in containerID",
-                                  f"{rt.container_id!r} must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-        from cni.config import check_name
-        from cni.skel import valid_ifname
-        check_name(net.name)
-        why = valid_ifname(rt.ifname)
-        if why:
-            raise InvalidEnvError("invalid interface name", f"{rt.ifname!r}: {why}")
-        version = self.select_version(net)
+    # ---- network lists --------------------------------------------------------------------
+
+    def add_network_list(self, net: NetworkConfigList, rt: RuntimeConf, *,
+                         cancel: Cancel | None = None) -> Result:
+        """ADD: run the plugins in order, each with the previous one's result as
+        prevResult; cache and return the last result. Stops at the first error
+        (the caller then DELs the attachment); nothing is cached then."""
+        check_attachment(net.name, rt)
+        version = self.select_version(net, cancel=cancel)
         prev, result = None, None
         for p in net.plugins:
             try:
                 path = self.find(p.type)
                 out = self._exec(path, "ADD", self.request(net, version, p, prev_result=prev,
-                                                           rt=rt), rt)
+                                                           rt=rt), rt, cancel)
                 result = invoke.parse_result(out, version)
             except CNIError as exc:
                 raise _wrap(exc, p, "add") from None
             prev = _result_dict(result, version)
         if result is None:
             raise InvalidConfigError("no plugin configs found", f"network {net.name!r}")
-        try:
-            cache.write(self.cache_dir, net.name, rt.container_id, rt.ifname, net.bytes,
-                        netns=rt.netns, cni_args=rt.args, capability_args=rt.capability_args,
-                        result=go_result_dict(result))
-        except (OSError, ValueError) as exc:
-            raise InternalError(f"failed to set network {net.name!r} cached result",
-                                str(exc)) from None
+        self._cache_add(net.name, net.bytes, rt, result)
         return result
 
-    def check_network_list(self, net: NetworkConfigList, rt: RuntimeConf) -> None:
-        """CHECK: plugins in order with the cached result; a no-op with disableCheck."""
-        version = self.select_version(net)
+    def check_network_list(self, net: NetworkConfigList, rt: RuntimeConf, *,
+                           cancel: Cancel | None = None) -> None:
+        """CHECK: run the plugins in order with the cached result; stops at the
+        first error. Needs version 0.4.0 or later; a no-op with disableCheck."""
+        version = self.select_version(net, cancel=cancel)
         if not _v.has_check(version):
             raise IncompatibleVersionError(
                 f"configuration version {version!r} does not support the CHECK command",
                 "CHECK needs cniVersion 0.4.0 or later")
         if net.disable_check:
             return
-        prev = self._cached(net, version, rt)
+        prev = self._cached(net.name, version, rt)
         for p in net.plugins:
             try:
                 self._exec(self.find(p.type), "CHECK",
-                           self.request(net, version, p, prev_result=prev, rt=rt), rt)
+                           self.request(net, version, p, prev_result=prev, rt=rt), rt, cancel)
             except CNIError as exc:
                 raise _wrap(exc, p, "check") from None
 
-    def del_network_list(self, net: NetworkConfigList, rt: RuntimeConf) -> None:
-        """DEL: plugins in reverse with the cached result; tries every plugin.
+    def del_network_list(self, net: NetworkConfigList, rt: RuntimeConf, *,
+                         cancel: Cancel | None = None) -> None:
+        """DEL: run the plugins in reverse with the cached result, then drop the cache.
 
-        A plugin missing from the path is skipped with a warning. The first
-        error is raised after the others ran; the cache file is kept then.
+        Unlike libcni every plugin is tried: one missing from the path is skipped
+        with a warning, and the first error is raised after the others ran (the
+        cache file is kept then). Cancelling stops at once.
         """
         from cni.log import warn
-        version = self.select_version(net)
+        version = self.select_version(net, cancel=cancel)
         prev = None
         if _v.has_check(version):  # prevResult on DEL since 0.4.0
             try:
-                prev = self._cached(net, version, rt)
+                prev = self._cached(net.name, version, rt)
             except CNIError as exc:
                 warn(f"network {net.name}: ignoring unusable cached result: {exc}")
                 cache.delete(self.cache_dir, net.name, rt.container_id, rt.ifname)
@@ -316,14 +339,16 @@ class CNIConfig:
             try:
                 path = self.find(p.type)
             except CNIError as exc:
-                if _is_missing(exc):
+                if is_not_found(exc):
                     warn(f"network {net.name}: skipping DEL of missing plugin {p.type!r}: {exc}")
                     continue
                 first = first or _wrap(exc, p, "delete")
                 continue
             try:
                 self._exec(path, "DEL", self.request(net, version, p, prev_result=prev, rt=rt),
-                           rt)
+                           rt, cancel)
+            except CancelledError as exc:
+                raise _wrap(exc, p, "delete") from None
             except CNIError as exc:
                 if first is None:
                     first = _wrap(exc, p, "delete")
@@ -334,12 +359,14 @@ class CNIConfig:
         if rt.container_id and rt.ifname:
             cache.delete(self.cache_dir, net.name, rt.container_id, rt.ifname)
 
-    def gc_network_list(self, net: NetworkConfigList, valid_attachments=None) -> None:
-        """GC: DEL every cached attachment of this network not in valid_attachments
-        (None: none is valid), then GC each plugin (cniVersion >= 1.1.0).
+    def gc_network_list(self, net: NetworkConfigList,
+                        valid_attachments: Iterable[tuple[str, str]] | None = None, *,
+                        cancel: Cancel | None = None) -> None:
+        """GC: DEL every cached attachment of this network that is not in
+        valid_attachments ((containerID, ifname) pairs; None: none is valid), then
+        send GC to each plugin (cniVersion 1.1.0 or later). A no-op with disableGC.
 
-        valid_attachments: iterable of (containerID, ifname). Errors are collected;
-        the first is raised with the others in its details.
+        Errors are collected; the first is raised with the others in its details.
         """
         if net.disable_gc:
             return
@@ -347,18 +374,20 @@ class CNIConfig:
                                                          for c, i in valid_attachments]
         vset = set(valid or ())
         errs = []
-        for att in self.cached_attachments():
+        for att in self.get_cached_attachments():
             if att.network != net.name or (att.container_id, att.ifname) in vset:
                 continue
             rt = RuntimeConf(att.container_id, att.netns, att.ifname, args=att.cni_args,
                              capability_args=att.capability_args)
             try:
-                self.del_network_list(net, rt)
+                self.del_network_list(net, rt, cancel=cancel)
+            except CancelledError:
+                raise
             except CNIError as exc:
                 errs.append(exc.__class__(f"failed to delete stale attachment {att.container_id}"
                                           f" {att.ifname}: {exc.msg}", exc.details,
                                           code=exc.code))
-        version = self.select_version(net)
+        version = self.select_version(net, cancel=cancel)
         if _v.has_gc(version):
             inject = None
             if valid is not None:
@@ -367,7 +396,9 @@ class CNIConfig:
             for p in net.plugins:
                 try:
                     self._exec(self.find(p.type), "GC",
-                               self.request(net, version, p, inject=inject), None)
+                               self.request(net, version, p, inject=inject), None, cancel)
+                except CancelledError:
+                    raise
                 except CNIError as exc:
                     errs.append(exc.__class__(f"failed to GC plugin {p.type}: {exc.msg}",
                                               exc.details, code=exc.code))
@@ -378,22 +409,56 @@ class CNIConfig:
                                                                            errs[1:]]))
             raise first
 
-    def status_network_list(self, net: NetworkConfigList) -> None:
-        """STATUS: each plugin in order; the first error is raised with its code.
-        A no-op for versions before 1.1.0."""
-        version = self.select_version(net)
+    def status_network_list(self, net: NetworkConfigList, *, cancel: Cancel | None = None) -> None:
+        """STATUS: ask each plugin in order whether it is ready for ADD; the first
+        error is raised with its code (50: not available). A no-op before 1.1.0."""
+        version = self.select_version(net, cancel=cancel)
         if not _v.has_status(version):
             return
         for p in net.plugins:
-            self._exec(self.find(p.type), "STATUS", self.request(net, version, p), None)
+            self._exec(self.find(p.type), "STATUS", self.request(net, version, p), None, cancel)
 
-    # single-plugin networks (libcni's AddNetwork & co.): a one-plugin list is the same thing
-    add_network = add_network_list
-    check_network = check_network_list
-    del_network = del_network_list
+    get_status_network_list = status_network_list  # libcni's name
+
+    # ---- single-plugin configurations (libcni's AddNetwork & co.) -------------------------
+
+    def add_network(self, conf: NetworkConfig, rt: RuntimeConf, *,
+                    cancel: Cancel | None = None) -> Result:
+        """ADD of one plugin configuration; its result is cached with `conf.bytes`."""
+        check_attachment(conf.name, rt)
+        path = self.find(conf.type)
+        out = self._exec(path, "ADD", self.request(conf, conf.cni_version, conf.plugin, rt=rt),
+                         rt, cancel)
+        result = invoke.parse_result(out, conf.cni_version)
+        self._cache_add(conf.name, conf.bytes, rt, result)
+        return result
+
+    def check_network(self, conf: NetworkConfig, rt: RuntimeConf, *,
+                      cancel: Cancel | None = None) -> None:
+        """CHECK of one plugin configuration with its cached result (0.4.0 or later)."""
+        if not _v.has_check(conf.cni_version):
+            raise IncompatibleVersionError(
+                f"configuration version {conf.cni_version!r} does not support the CHECK"
+                " command", "CHECK needs cniVersion 0.4.0 or later")
+        prev = self._cached(conf.name, conf.cni_version, rt)
+        self._exec(self.find(conf.type), "CHECK",
+                   self.request(conf, conf.cni_version, conf.plugin, prev_result=prev, rt=rt),
+                   rt, cancel)
+
+    def del_network(self, conf: NetworkConfig, rt: RuntimeConf, *,
+                    cancel: Cancel | None = None) -> None:
+        """DEL of one plugin configuration with its cached result (0.4.0 or later),
+        then drop the cache file. An unreadable cache file is an error here."""
+        prev = self._cached(conf.name, conf.cni_version, rt) \
+            if _v.has_check(conf.cni_version) else None
+        self._exec(self.find(conf.type), "DEL",
+                   self.request(conf, conf.cni_version, conf.plugin, prev_result=prev, rt=rt),
+                   rt, cancel)
+        if rt.container_id and rt.ifname:
+            cache.delete(self.cache_dir, conf.name, rt.container_id, rt.ifname)
 
 
-def _result_dict(result, version: str) -> dict:
+def _result_dict(result: Result, version: str) -> dict:
     """A result as the next request's prevResult, in the list version when expressible."""
     try:
         return to_json(result, version)
@@ -401,7 +466,7 @@ def _result_dict(result, version: str) -> dict:
         return to_json(result, result.cni_version)
 
 
-def go_result_dict(result) -> dict:
+def go_result_dict(result: Result) -> dict:
     """The result as Go's struct marshalling writes it (the 1.x/0.x `dns` is never omitted)."""
     d = to_json(result, result.cni_version)
     d.setdefault("dns", {})
