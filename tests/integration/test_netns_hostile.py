@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from helpers import BIN, run_plugin
+from helpers import run_plugin
 
 pytestmark = [pytest.mark.root]
 
