@@ -45,7 +45,7 @@ def add(args: skel.Args, conf: Config):
         raise CNIError(f"no IP addresses supplied on interface: {args.ifname}")
     ipcs = ifname_ips(prev, args.ifname)
     gws = sbr.static_gateways(conf.gateways) if conf.table is None else {}
-    with sbr.NetnsLock(args.netns), open_netns(args.netns) as ns, Rtnl(ns) as h, \
+    with open_netns(args.netns) as ns, sbr.NetnsLock(ns), Rtnl(ns) as h, \
             on_error() as undo:
         if conf.table is not None:
             sbr.add_rules_with_table(h, ipcs, conf.table, undo)
@@ -61,12 +61,7 @@ def delete(args: skel.Args, conf: Config) -> None:
     ns = open_netns_for_del(args.netns)
     if ns is None:
         return
-    try:
-        lock = sbr.NetnsLock(args.netns)
-    except FileNotFoundError:
-        ns.close()
-        return
-    with lock, ns, Rtnl(ns) as h:
+    with ns, sbr.NetnsLock(ns), Rtnl(ns) as h:
         sbr.tidy_rules(h, args.ifname, conf.table)
 
 

@@ -18,13 +18,21 @@ def check_plugin_name(name) -> str:
 
 
 def find_in_path(name: str, paths) -> str:
-    """The first regular file `name` in `paths` (a list, or a ':' string)."""
+    """The first regular file `name` in `paths` (a list, or a ':' string).
+
+    As Go's FindInPath, an entry is used as given, so a relative one ("bin") is relative
+    to the cwd. An empty entry or "." is skipped: in Go their join has no '/', so the
+    exec looks the name up in PATH instead, never in the cwd; we do not run it at all.
+    """
     check_plugin_name(name)
     if isinstance(paths, str):
-        paths = [p for p in paths.split(":") if p]
+        paths = paths.split(":")
+    paths = [p for p in paths if p]
     if not paths:
         raise InvalidConfigError("no paths provided", f"cannot find plugin {name!r}: CNI_PATH is empty")
     for d in paths:
+        if os.path.normpath(d) == ".":
+            continue
         p = os.path.join(d, name)
         if os.path.isfile(p):
             return p

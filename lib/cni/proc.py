@@ -2,13 +2,16 @@
 
 A light stand-in for subprocess.run (whose import costs ~12 ms): posix_spawn
 plus poll. Retries a few times on ETXTBSY (a plugin binary being replaced).
+A bare tool name is looked up by which(), in absolute PATH entries only.
 """
 from __future__ import annotations
 
+import errno
 import os
 import time
 
 _SIGKILL = 9
+DEFAULT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 _CANCEL_POLL_MS = 50  # how often a `cancel` without fileno() is looked at
 
 
@@ -16,17 +19,53 @@ class Cancelled(Exception):
     """run() stopped because its `cancel` token was set; the child was killed."""
 
 
-def _spawn(argv, env, fds):
-    actions = [(os.POSIX_SPAWN_DUP2, fds[0], 0), (os.POSIX_SPAWN_DUP2, fds[1], 1),
-               (os.POSIX_SPAWN_DUP2, fds[2], 2)]
-    spawn = os.posix_spawn if "/" in argv[0] else os.posix_spawnp
+def spawn(argv, env=None, fds=None) -> int:
+    """posix_spawn argv[0], looked up with which() when it has no '/'; returns the pid.
+
+    `fds` maps child descriptor numbers to ours ({0: r, 1: w}); everything else the child
+    gets is what we did not mark close-on-exec. FileNotFoundError if the tool is missing.
+    """
+    exe = argv[0] if "/" in argv[0] else which(argv[0])
+    if exe is None:
+        raise FileNotFoundError(errno.ENOENT, f"{argv[0]} not found in any absolute PATH entry",
+                                argv[0])
+    actions = [(os.POSIX_SPAWN_DUP2, src, dst) for dst, src in sorted((fds or {}).items())]
+    env = os.environ if env is None else env
     for attempt in range(6):
         try:
-            return spawn(argv[0], list(argv), env, file_actions=actions)
+            return os.posix_spawn(exe, list(argv), env, file_actions=actions)
         except OSError as exc:
-            if exc.errno != 26 or attempt == 5:  # ETXTBSY
+            if exc.errno != errno.ETXTBSY or attempt == 5:  # a plugin binary being replaced
                 raise
             time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def wait(pid: int, deadline: float | None, cancel=None) -> int:
+    """waitpid until `deadline` (time.monotonic()); then SIGKILL, reap and raise TimeoutError.
+    A set `cancel` token kills and reaps the same way and raises Cancelled."""
+    if deadline is None and cancel is None:
+        return os.waitpid(pid, 0)[1]
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if cancel is not None and cancel.is_set():
+            kill(pid)
+            raise Cancelled(f"process {pid} cancelled")
+        if deadline is not None and time.monotonic() >= deadline:
+            kill(pid)
+            raise TimeoutError(f"process {pid} killed at its deadline")
+        time.sleep(0.002)
+
+
+def kill(pid: int) -> None:
+    """SIGKILL and reap `pid`; one already gone is fine."""
+    try:
+        os.kill(pid, _SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0, *, cancel=None):
@@ -37,14 +76,13 @@ def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0, *, can
     killed and Cancelled raised; its fileno(), if it has one, is polled for that.
     """
     import select
-    env = os.environ if env is None else env
     if cancel is not None and cancel.is_set():
         raise Cancelled(f"{argv[0]} not started: cancelled")
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
-        pid = _spawn(argv, env, (in_r, out_w, err_w))
+        pid = spawn(argv, env, {0: in_r, 1: out_w, 2: err_w})
     except BaseException:
         for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
             os.close(fd)
@@ -69,17 +107,17 @@ def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0, *, can
         in_w = -1
     try:
         while open_fds or in_w >= 0:
-            wait = None
+            ms = None
             if deadline is not None:
-                wait = max(0, int((deadline - time.monotonic()) * 1000))
-                if wait == 0:
+                ms = max(0, int((deadline - time.monotonic()) * 1000))
+                if ms == 0:
                     raise TimeoutError(f"{argv[0]} timed out after {timeout} s")
             if cancel is not None:
                 if cancel.is_set():
                     raise Cancelled(f"{argv[0]} cancelled")
                 if cancel_fd < 0:
-                    wait = _CANCEL_POLL_MS if wait is None else min(wait, _CANCEL_POLL_MS)
-            for fd, ev in poller.poll(wait):
+                    ms = _CANCEL_POLL_MS if ms is None else min(ms, _CANCEL_POLL_MS)
+            for fd, ev in poller.poll(ms):
                 if fd == cancel_fd:
                     continue  # looked at on the next turn
                 if fd == in_w:
@@ -99,25 +137,19 @@ def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0, *, can
                     else:
                         poller.unregister(fd)
                         open_fds.discard(fd)
-        while True:  # the pipes are closed, but the child may linger: keep the deadline
-            polling = deadline is not None or cancel is not None
-            done, status = os.waitpid(pid, os.WNOHANG if polling else 0)
-            if done:
-                break
-            if cancel is not None and cancel.is_set():
-                raise Cancelled(f"{argv[0]} cancelled")
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"{argv[0]} timed out after {timeout} s")
-            time.sleep(0.002)
+        try:  # the pipes are closed, but the child may linger: keep the deadline
+            status = wait(pid, deadline, cancel)
+        except TimeoutError:
+            pid = 0  # killed and reaped by wait()
+            raise TimeoutError(f"{argv[0]} timed out after {timeout} s") from None
+        except Cancelled:
+            pid = 0
+            raise Cancelled(f"{argv[0]} cancelled") from None
         pid = 0
         return os.waitstatus_to_exitcode(status), b"".join(bufs[out_r]), b"".join(bufs[err_r])
     finally:
         if pid:
-            try:
-                os.kill(pid, _SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+            kill(pid)
         for fd in (out_r, err_r, in_w):
             if fd >= 0:
                 try:
@@ -126,12 +158,32 @@ def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0, *, can
                     pass
 
 
+def search_path(path: str | None = None) -> list:
+    """The absolute entries of `path` (default: $PATH), else DEFAULT_PATH.
+
+    An empty or relative entry would make the lookup depend on the current directory
+    (a runtime's cwd may hold anything), so it is skipped (Go's exec.LookPath refuses such a result too).
+    """
+    raw = os.environ.get("PATH", "") if path is None else path
+    dirs = [d for d in raw.split(":") if d.startswith("/")]
+    return dirs or DEFAULT_PATH.split(":")
+
+
 def which(name: str, path: str | None = None) -> str | None:
-    """PATH lookup without importing shutil."""
+    """Absolute path of executable `name` in search_path(path); a name with '/' is taken as is.
+
+    The one home of tool lookup: iptables*, nft, nsenter, ... are found only here.
+    """
     if "/" in name:
-        return name if os.access(name, os.X_OK) else None
-    for d in (path if path is not None else os.environ.get("PATH", os.defpath)).split(":"):
-        p = os.path.join(d or ".", name)
-        if os.path.isfile(p) and os.access(p, os.X_OK):
+        return name if _is_exec(name) else None
+    if not name or name in (".", ".."):
+        return None
+    for d in search_path(path):
+        p = os.path.join(d, name)
+        if _is_exec(p):
             return p
     return None
+
+
+def _is_exec(p: str) -> bool:
+    return os.path.isfile(p) and os.access(p, os.X_OK)

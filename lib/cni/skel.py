@@ -9,6 +9,7 @@ import os
 import sys
 
 from cni import jsonx
+from cni import netns as _netns
 from cni import version as _v
 from cni.errors import (CNIError, DecodingError, IncompatibleVersionError, InternalError,
                         InvalidEnvError, InvalidNetNSError, IOFailureError)
@@ -109,13 +110,27 @@ def _read_stdin(stdin) -> bytes:
     return buf
 
 
-def _own_netns(path: str) -> bool:
+def _pin_netns(args: Args):
+    """Open CNI_NETNS once, without blocking (cni.netns.pin), for the rest of this call.
+
+    Every NetNS.open of that path reuses this fd, so the own-netns check here and the
+    plugin's work see one namespace. ADD/CHECK refuse a file that is not a netns (a FIFO,
+    a tty, a directory ...); DEL goes on (nothing of ours can be in it). A missing path is
+    left to the plugin (a DEL of a netns already gone succeeds).
+    """
     try:
-        a = os.stat(path)
-        b = os.stat("/proc/self/ns/net")
+        ns = _netns.pin(args.netns)
+    except InvalidEnvError:
+        if args.command == "DEL":
+            return None
+        raise
     except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        return None
+    if not args.netns_override and ns.is_current():
+        ns.close()
+        raise InvalidNetNSError("CNI_NETNS is the plugin's own network namespace",
+                                f"refusing to configure {args.netns!r}: it is the host's")
+    return ns
 
 
 def _version_reply(stdin, versions) -> str:
@@ -168,10 +183,16 @@ def dispatch(plugin: Plugin, env, stdin, state: dict | None = None) -> str:
                 env.get("CNI_IFNAME", ""), env.get("CNI_ARGS", ""),
                 [p for p in env.get("CNI_PATH", "").split(":") if p], raw,
                 env.get("CNI_NETNS_OVERRIDE", "").lower() in ("1", "true"), env)
-    if args.netns and cmd in ("ADD", "DEL", "CHECK") and not args.netns_override \
-            and _own_netns(args.netns):
-        raise InvalidNetNSError("CNI_NETNS is the plugin's own network namespace",
-                                f"refusing to configure {args.netns!r}: it is the host's")
+    pinned = _pin_netns(args) if args.netns and cmd in ("ADD", "DEL", "CHECK") else None
+    try:
+        return _call(plugin, args, obj, raw, ver)
+    finally:
+        if pinned is not None:
+            pinned.close()
+
+
+def _call(plugin: Plugin, args: Args, obj: dict, raw: bytes, ver: str) -> str:
+    cmd = args.command
     handler = {"ADD": plugin.add, "DEL": plugin.delete, "CHECK": plugin.check,
                "STATUS": plugin.status, "GC": plugin.gc}[cmd]
     conf = plugin.config.load(obj, raw)

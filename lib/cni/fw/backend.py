@@ -26,18 +26,13 @@ class RuleError(InternalError):
 
 
 def which(name: str) -> str | None:
-    """Path of an executable on PATH (default PATH when unset), cached per process."""
+    """cni.proc.which (absolute PATH entries only), cached per process."""
     try:
         return _which_cache[name]
     except KeyError:
         pass
-    found = None
-    for d in os.environ.get("PATH", _DEFAULT_PATH).split(os.pathsep):
-        p = os.path.join(d or ".", name)
-        if os.path.isfile(p) and os.access(p, os.X_OK):
-            found = p
-            break
-    _which_cache[name] = found
+    from cni import proc
+    found = _which_cache[name] = proc.which(name)
     return found
 
 

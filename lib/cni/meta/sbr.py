@@ -12,13 +12,17 @@ RT_SCOPE_LINK = 253
 
 
 class NetnsLock:
-    """flock(LOCK_EX) on the netns file while sbr works (serialises sbr calls per netns)."""
+    """flock(LOCK_EX) on an opened netns while sbr works (serialises sbr calls per netns).
+
+    Takes a NetNS (opened safely by cni.netns) and locks a fresh open file of it, so the
+    lock ends with this object whatever other fds share the namespace.
+    """
 
     __slots__ = ("fd",)
 
-    def __init__(self, path: str):
+    def __init__(self, ns):
         import fcntl
-        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self.fd = ns.reopen()
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         except OSError:
