@@ -62,15 +62,15 @@ def isolation_rules(bridge: str, isolated: bool, field: str = "prevResult.interf
     policy = comment("CNI firewall plugin rules (ingressPolicy: %s)" % ("isolated" if isolated else "same-bridge"))
     dflt, legacy = comment(DEFAULT_POLICY_COMMENT), comment(LEGACY_POLICY_COMMENT)
 
-    def shared(spec_fmt: str) -> tuple:
-        return spec_fmt.format(dflt), (spec_fmt.format(legacy),)
-    out = [("insert", "FORWARD", *shared("{} -j " + STAGE1)),
+    def shared(before: str, after: str) -> tuple:   # the rule with the comment of today and Go <= 1.1
+        return f"{before}{dflt} {after}", (f"{before}{legacy} {after}",)
+    out = [("insert", "FORWARD", *shared("", "-j " + STAGE1)),
            ("insert", STAGE1, f"-i {bridge} ! -o {bridge} {policy} -j {STAGE2}", ())]
     if isolated:
         out.append(("insert", STAGE1, f"-i {bridge} -o {bridge} {policy} -j DROP", ()))
-    out += [("append", STAGE1, *shared("{} -j RETURN")),
-            ("insert", STAGE2, *shared(f"-o {bridge} {{}} -j DROP")),
-            ("append", STAGE2, *shared("{} -j RETURN"))]
+    out += [("append", STAGE1, *shared("", "-j RETURN")),
+            ("insert", STAGE2, *shared(f"-o {bridge} ", "-j DROP")),
+            ("append", STAGE2, *shared("", "-j RETURN"))]
     return out
 
 

@@ -38,7 +38,7 @@ def nft_comment(network: str, ifname: str, container_id: str) -> str:
         return s.replace('"', "")
     text = (f"{hash_for_instance(network, ifname, container_id)}, net: {strip(network)}, "
             f"if: {strip(ifname)}, id: {strip(container_id)}")
-    return text[:128]
+    return rules.printable(text, "name/CNI_IFNAME/CNI_CONTAINERID")[:128]
 
 
 def _families(ips) -> dict:

@@ -140,8 +140,8 @@ def dn_chain(network: str, container_id: str) -> str:
 def ipt_entry_rules(network: str, container_id: str, mappings: list, conditions=None) -> list:
     """Jump rules into CNI-DN-<hash> (save form, without the `-j`)."""
     text = f'dnat name: "{network}" id: "{container_id}"'
-    if len(text) > rules.IPT_COMMENT_MAX:   # Go's cut, then the 255 bytes the kernel keeps of it
-        text = (text[:253] + "...")[:rules.IPT_COMMENT_MAX]
+    if len(text.encode()) > rules.IPT_COMMENT_MAX:    # Go's cut (iptables keeps 255 bytes of it)
+        text = text.encode()[:253].decode("utf-8", "ignore") + "..."
     comment = rules.ipt_comment(text, "name/CNI_CONTAINERID")
     cond = "".join(" " + t for t in rules.ipt_conditions(conditions))
     by_proto: dict = {}

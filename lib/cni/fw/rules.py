@@ -68,6 +68,11 @@ def _text(value, field: str, *, max_bytes: int, empty: bool = False) -> str:
     return value
 
 
+def printable(value, field: str, *, max_bytes: int = 1 << 16) -> str:
+    """Text bound for a comment, checked whole before any caller truncates it."""
+    return _text(value, field, max_bytes=max_bytes, empty=True)
+
+
 # --- typed values --------------------------------------------------------------------------
 
 def _ip(ip):
@@ -214,8 +219,15 @@ def quote(value: str) -> str:
 
 
 def ipt_comment(text, field: str = "comment") -> str:
-    """`-m comment --comment <text>`; the one quoting function for iptables comments."""
-    return "-m comment --comment " + quote(_text(text, field, max_bytes=IPT_COMMENT_MAX))
+    """`-m comment --comment <text>`; the one quoting function for iptables comments.
+
+    Control characters are refused; a text over 255 bytes is cut there, as iptables itself
+    does with what Go passes, so the rule we write is the one iptables-save shows.
+    """
+    b = _text(text, field, max_bytes=1 << 16).encode()
+    if len(b) > IPT_COMMENT_MAX:
+        text = b[:IPT_COMMENT_MAX].decode("utf-8", "ignore")
+    return "-m comment --comment " + quote(text)
 
 
 def ipt_token(token, field: str) -> str:
