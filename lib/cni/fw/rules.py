@@ -6,7 +6,8 @@ is rendered here from a typed, checked value, never by pasting an input string.
 - names: iptables chains `[A-Za-z0-9][A-Za-z0-9_.-]*` of at most 28 chars (the kernel's
   XT_EXTENSION_MAXNAMELEN - 1), nft identifiers `[A-Za-z][A-Za-z0-9_.-]*` below 256 bytes
   (NFT_NAME_MAXLEN), interface names as CNI_IFNAME (skel.valid_ifname) and printable;
-- comments are quoted by ipt_comment() / nft_comment(), which refuse control characters;
+- comments are quoted by ipt_comment() / nft_comment(), which refuse control characters (an
+  iptables comment is cut at 255 bytes as iptables does; an nft one loses '"' and is cut at 128);
 - user conditions (portmap conditionsV4/V6): ipt_conditions() keeps each element one argv
   token, as Go passes it; nft_conditions() accepts an expression with no statement separator
   (see there);
