@@ -16,6 +16,7 @@ from cni import skel
 from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
 from cni.fw import firewall, iptables, masq, nftables, portmap, rules, spoofchk
 from cni.fw.backend import format_comment
+from test_fw_masq import _nft_rules, fake  # noqa: F401  (fixture)
 
 V4 = ipaddress.ip_interface("10.88.0.2/24")
 V6 = ipaddress.ip_interface("fd00:88::2/64")
@@ -465,3 +466,11 @@ def test_firewall_prev_bridge_refused_at_add(monkeypatch):
     with pytest.raises(rules.RuleValueError) as ei:
         firewall_plugin.add(skel.Args("ADD", "ctr1", "/x", "eth0"), conf)
     assert ei.value.code == 7 and "prevResult.interfaces[0].name" in ei.value.details
+
+
+def test_masq_gc_skips_attachments_no_rule_can_have(fake):  # noqa: F811
+    """GC must not fail on an attachment whose name setup would refuse: it owns no rule."""
+    key = f"chain inet {masq.TABLE} {masq.CHAIN}"
+    f = fake(nft_lists={key: _nft_rules((1, masq.nft_comment("mynet", "eth0", "a")))}, available=("nft",))
+    masq.gc("mynet", [("a", "eth0"), ("b", "e\x01\n")])
+    assert f.names() == ["nft"]                      # read only: the valid rule stays

@@ -234,7 +234,12 @@ def gc(network: str, valid_attachments, backend: str | None = None) -> None:
     pairs = [_attachment(a) for a in valid_attachments]
     if be.have_nft():
         from cni.fw import nftables
-        valid = {nft_comment(network, ifn, cid) for cid, ifn in pairs}
+        valid = set()
+        for cid, ifn in pairs:
+            try:
+                valid.add(nft_comment(network, ifn, cid))
+            except rules.RuleValueError:
+                pass        # setup refuses such names: no rule of theirs can exist
         found = _nft_find(hash_for_network(network) + "-")
         nftables.apply([nftables.delete_rule(r) for r in found if r.comment not in valid])
     ids = {cid for cid, _ in pairs}
