@@ -164,7 +164,7 @@ def test_firewall_admin_chain(node, chain):
 @pytest.mark.parametrize("name", [
     # the issue's reproducer: the bridge name from prevResult breaks out of `-i <name>`
     "x -j ACCEPT\n" + INJECT + "*filter\n-A CNI-ISOLATION-STAGE-1 -i y",
-    "br0 -j ACCEPT", "br0\n", "a/b", "..", "br:0", "x" * 16, "b\tr", "b\x01r",
+    "br0 -j ACCEPT", "br0\n", "a/b", "..", "br:0", "x" * 16, "b\tr", "b\x01r", 'b"r',
 ])
 def test_firewall_same_bridge_prev_interface(node, policy, name):
     host, cont, prev = node

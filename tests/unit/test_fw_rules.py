@@ -240,7 +240,7 @@ def test_host_ip():
 
 def _ifname_ok(s: str) -> bool:
     return (bool(s) and len(s.encode()) <= 15 and s not in (".", "..") and s.isprintable()
-            and not any(c in "/:" or c.isspace() for c in s))
+            and not any(c in "/:\"" or c.isspace() for c in s))
 
 
 def test_prev_result_bridge_name():
@@ -373,7 +373,9 @@ def test_names():
     for bad in ("1abc", "a;b", "a b", "a" * 256, "a{", "a#"):
         with pytest.raises(rules.RuleValueError):
             rules.nft_name(bad)
-    assert rules.ipt_ifname('b"r') == '"b\\"r"' and rules.ipt_ifname("cni0") == "cni0"
+    assert rules.ipt_ifname("b'r\\;#") == "b'r\\;#" and rules.ipt_ifname("cni0") == "cni0"
+    with pytest.raises(rules.RuleValueError):
+        rules.ipt_ifname('b"r')
     with pytest.raises(rules.RuleValueError):
         rules.nft_ifname("eth*")
 

@@ -195,8 +195,11 @@ def zone_name(name, field: str = "firewalldZone") -> str:
 
 
 def ipt_ifname(name, field: str = "interface name") -> str:
-    """An interface name as one iptables-restore argument."""
-    return quote(ifname(name, field))
+    """An interface name as one iptables-restore argument, written as iptables-save prints it
+    (raw: it quotes no interface name), so a name holding '"' cannot be written and is refused."""
+    if '"' in ifname(name, field):
+        _refuse(field, name, "contains '\"', which iptables-save would print unquoted")
+    return name
 
 
 def nft_ifname(name, field: str = "interface name") -> str:
