@@ -207,6 +207,9 @@ def add(args: skel.Args, conf: Config):
     from cni.rollback import on_error
     from cni.types import Interface, Result
     mac = conf.mac(args)
+    if conf.macspoofchk:
+        from cni.fw import spoofchk
+        spoofchk.validate(args.container_id, args.ifname)  # names usable in nft, before any change
     with open_netns(args.netns) as ns, Rtnl() as host, on_error() as undo:
         br = _ensure_bridge(host, conf)
         hv, cv = setup_veth(host, ns, args.ifname, mtu=conf.mtu or br.mtu, mac=mac)

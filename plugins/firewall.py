@@ -4,6 +4,8 @@ Keys (as the Go plugin): backend (iptables|firewalld; default firewalld when it 
 system bus, else iptables), iptablesAdminChainName (CNI-ADMIN), firewalldZone (trusted),
 ingressPolicy (open|same-bridge|isolated; iptables rules whatever the backend).
 firewalld is reached over the system bus socket with our own D-Bus client (cni.meta.dbus).
+iptablesAdminChainName and firewalldZone are checked with the config (code 7); the bridge name
+from prevResult, which only ADD's ingressPolicy rules use, at the start of ADD.
 """
 from __future__ import annotations
 
@@ -25,11 +27,15 @@ class Config(NetConf):
     __slots__ = tuple(a for a, _, _ in FIELDS.values())
 
     def validate(self) -> None:
+        from cni.fw import rules
         from cni.fw.firewall import validate_ingress_policy
         if self.backend not in BACKENDS:
             raise InvalidConfigError(f"unknown backend {self.backend!r}",
                                      "backend must be iptables or firewalld")
+        if self.admin_chain:
+            rules.ipt_chain(self.admin_chain, "iptablesAdminChainName")
         self.zone = self.zone or "trusted"
+        rules.zone_name(self.zone, "firewalldZone")
         self.ingress_policy = validate_ingress_policy(self.ingress_policy)
 
     def use_firewalld(self) -> bool:
@@ -44,7 +50,11 @@ def _ips(prev) -> list:
 
 
 def _bridge(prev) -> str:
-    return prev.interfaces[0].name if prev.interfaces else ""
+    """The first interface of prevResult (the bridge), checked when ADD will use it."""
+    if not prev.interfaces or not prev.interfaces[0].name:
+        return ""
+    from cni.fw import rules
+    return rules.ifname(prev.interfaces[0].name, "prevResult.interfaces[0].name")
 
 
 def add(args: skel.Args, conf: Config):
@@ -53,6 +63,7 @@ def add(args: skel.Args, conf: Config):
     from cni.rollback import on_error
     prev = require_prev(conf, "missing prevResult from earlier plugin")
     ips = _ips(prev)
+    bridge = _bridge(prev) if conf.ingress_policy != "open" else ""
     if conf.use_firewalld():
         from cni.meta import firewalld
         with on_error() as undo:
@@ -60,12 +71,12 @@ def add(args: skel.Args, conf: Config):
             undo(firewalld.delete, ips, conf.zone)
             if conf.ingress_policy != "open":
                 from cni.meta.isolation import setup
-                setup(ips, conf.ingress_policy, _bridge(prev))
+                setup(ips, conf.ingress_policy, bridge)
         return prev
     with on_error() as undo:
         undo(firewall.delete, ips, admin_chain=conf.admin_chain)
         firewall.add(ips, admin_chain=conf.admin_chain, ingress_policy=conf.ingress_policy,
-                     bridge=_bridge(prev))
+                     bridge=bridge)
     return prev
 
 

@@ -58,12 +58,13 @@ def test_go_quote():
 
 
 def test_iptables_quote_like_save():
-    assert iptables.quote("plain_Name-1") == "plain_Name-1"
-    assert iptables.quote("CNI portfwd masquerade mark") == '"CNI portfwd masquerade mark"'
-    assert iptables.quote('name: "n" id: "c"') == '"name: \\"n\\" id: \\"c\\""'
-    assert iptables.quote("it's") == '"it\\\'s"'
-    assert iptables.arg("192.168.0.1") == "192.168.0.1"
-    assert iptables.arg("a b") == '"a b"'
+    from cni.fw import rules
+    assert rules.quote("plain_Name-1") == "plain_Name-1"
+    assert rules.quote("CNI portfwd masquerade mark") == '"CNI portfwd masquerade mark"'
+    assert rules.quote('name: "n" id: "c"') == '"name: \\"n\\" id: \\"c\\""'
+    assert rules.quote("it's") == '"it\\\'s"'
+    assert rules.ipt_token("192.168.0.1", "c") == "192.168.0.1"
+    assert rules.ipt_token("a b", "c") == '"a b"'
 
 
 def test_select_explicit_and_invalid():
@@ -142,11 +143,12 @@ NFT_JSON = b"""{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_vers
 
 
 def test_nft_parse_and_lines():
+    from cni.fw import rules
     rs = nftables.Ruleset.parse(NFT_JSON)
     assert rs.chains == {"masq_checks"}
     assert [(r.handle, r.comment) for r in rs.in_chain("masq_checks")] == [(5, "abc"), (6, None)]
     assert nftables.delete_rule(rs.rules[0]) == "delete rule inet t masq_checks handle 5"
-    assert nftables.comment('a"b') == 'comment "ab"'
+    assert rules.nft_comment('a"b') == 'comment "ab"'
 
 
 def test_import_is_light():

@@ -3,12 +3,14 @@
 FORWARD -> CNI-FORWARD (inserted first) -> admin chain (default CNI-ADMIN, first rule), then per
 container address `-d IP conntrack RELATED,ESTABLISHED ACCEPT` and `-s IP ACCEPT`.
 ingressPolicy same-bridge/isolated adds CNI-ISOLATION-STAGE-1/2 (never removed: shared).
-Every change is one iptables-save read and one iptables-restore write per family.
+Every change is one iptables-save read and one iptables-restore write per family. The admin
+chain and the bridge name (prevResult) are checked by cni.fw.rules before anything is written.
 """
 from __future__ import annotations
 
 from cni.errors import InternalError, InvalidConfigError
 from cni.fw import backend as be
+from cni.fw import rules
 
 PRIV_CHAIN = "CNI-FORWARD"
 ADMIN_CHAIN = "CNI-ADMIN"
@@ -35,14 +37,14 @@ def validate_ingress_policy(policy: str | None) -> str:
 
 def ip_rules(ip) -> list:
     """The two CNI-FORWARD rules of one address (save form)."""
-    from cni.fw.iptables import host
-    h = host(ip)
+    h = rules.host(ip)
     return [f"-d {h} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", f"-s {h} -j ACCEPT"]
 
 
 def _jump_rules(admin_chain: str) -> tuple:
-    from cni.fw.iptables import comment
-    return (f"{comment(FILTER_COMMENT)} -j {PRIV_CHAIN}", f"{comment(ADMIN_COMMENT)} -j {admin_chain}")
+    admin_chain = rules.ipt_chain(admin_chain, "iptablesAdminChainName")
+    return (f"{rules.ipt_comment(FILTER_COMMENT)} -j {PRIV_CHAIN}",
+            f"{rules.ipt_comment(ADMIN_COMMENT)} -j {admin_chain}")
 
 
 def _families(ips) -> dict:
@@ -53,26 +55,28 @@ def _families(ips) -> dict:
     return fams
 
 
-def isolation_rules(bridge: str, isolated: bool) -> list:
+def isolation_rules(bridge: str, isolated: bool, field: str = "prevResult.interfaces[0].name") -> list:
     """[(op, chain, spec, alts)] for the ingress policy, in Go's order."""
-    from cni.fw.iptables import comment
+    comment = rules.ipt_comment
+    bridge = rules.ipt_ifname(bridge, field)
     policy = comment("CNI firewall plugin rules (ingressPolicy: %s)" % ("isolated" if isolated else "same-bridge"))
     dflt, legacy = comment(DEFAULT_POLICY_COMMENT), comment(LEGACY_POLICY_COMMENT)
 
-    def shared(spec_fmt: str) -> tuple:
-        return spec_fmt.format(dflt), (spec_fmt.format(legacy),)
-    out = [("insert", "FORWARD", *shared("{} -j " + STAGE1)),
+    def shared(before: str, after: str) -> tuple:   # the rule with the comment of today and Go <= 1.1
+        return f"{before}{dflt} {after}", (f"{before}{legacy} {after}",)
+    out = [("insert", "FORWARD", *shared("", "-j " + STAGE1)),
            ("insert", STAGE1, f"-i {bridge} ! -o {bridge} {policy} -j {STAGE2}", ())]
     if isolated:
         out.append(("insert", STAGE1, f"-i {bridge} -o {bridge} {policy} -j DROP", ()))
-    out += [("append", STAGE1, *shared("{} -j RETURN")),
-            ("insert", STAGE2, *shared(f"-o {bridge} {{}} -j DROP")),
-            ("append", STAGE2, *shared("{} -j RETURN"))]
+    out += [("append", STAGE1, *shared("", "-j RETURN")),
+            ("insert", STAGE2, *shared(f"-o {bridge} ", "-j DROP")),
+            ("append", STAGE2, *shared("", "-j RETURN"))]
     return out
 
 
 def _build_add(b, ips, admin_chain, policy, bridge) -> None:
     priv_jump, admin_jump = _jump_rules(admin_chain)
+    isolation = isolation_rules(bridge, policy == "isolated") if policy != "open" else ()
     b.ensure_chain(PRIV_CHAIN)
     b.ensure_chain(admin_chain)
     b.insert_unique("FORWARD", priv_jump)
@@ -83,7 +87,7 @@ def _build_add(b, ips, admin_chain, policy, bridge) -> None:
     if policy != "open":
         b.ensure_chain(STAGE1)
         b.ensure_chain(STAGE2)
-        for op, chain, spec, alts in isolation_rules(bridge, policy == "isolated"):
+        for op, chain, spec, alts in isolation:
             (b.insert_unique if op == "insert" else b.append_unique)(chain, spec, alts)
 
 
@@ -96,6 +100,9 @@ def add(ips, *, admin_chain: str = "", ingress_policy: str = "open", bridge: str
     if policy != "open" and fams and not bridge:
         raise InvalidConfigError(f"interface needs to be set for ingress policy {policy!r}, "
                                  'make sure to chain "firewall" plugin with "bridge"')
+    _jump_rules(admin_chain)                       # refuse bad names before any write
+    if policy != "open" and fams:
+        isolation_rules(bridge, policy == "isolated")
     for ver, group in sorted(fams.items()):
         for tool in iptables.tools(ver == 6):
             be.require(tool)

@@ -1,51 +1,23 @@
 """iptables via one `*-save -t T` read and one `*-restore --noflush --wait` write per change.
 
-Rules are written in the exact form `iptables-save` prints, so a saved line compares equal to
-the rule we would add (append-unique without one exec per rule) and any saved line can be fed
-back as a `-D` to delete it. New chains are made with `-N`, never declared with `:CHAIN`
-(which would flush a chain a concurrent plugin just made); if another writer raced us, the
-restore fails as a whole and is recomputed from a fresh read.
+Rule text comes from cni.fw.rules (the one place where values become text), and
+Batch.text() checks every line again before anything runs. Rules are written in the exact
+form `iptables-save` prints, so a saved line compares equal to the rule we would add
+(append-unique without one exec per rule) and any saved line can be fed back as a `-D` to
+delete it. New chains are made with `-N`, never declared with `:CHAIN` (which would flush a
+chain a concurrent plugin just made); if another writer raced us, the restore fails as a
+whole and is recomputed from a fresh read.
 """
 from __future__ import annotations
 
 from cni.fw import backend
+from cni.fw.rules import check_lines
 
 BUILTIN = {"nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
            "filter": ("INPUT", "FORWARD", "OUTPUT"),
            "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
            "raw": ("PREROUTING", "OUTPUT")}
-_PLAIN = frozenset("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 RETRIES = 3
-
-
-def quote(value: str) -> str:
-    """One argument as iptables-save prints it (and iptables-restore parses it)."""
-    if value and all(c in _PLAIN for c in value):
-        return value
-    return '"' + "".join("\\" + c if c in "\"\\'" else c for c in value) + '"'
-
-
-def arg(token: str) -> str:
-    """A free-form argument (user conditions): quoted only when restore would split it."""
-    if token and not any(c in token for c in " \t\"'\\"):
-        return token
-    return quote(token)
-
-
-def comment(text: str) -> str:
-    return "-m comment --comment " + quote(text)
-
-
-def host(ip) -> str:
-    """An address as a host match: 10.0.0.5/32, fd00::5/128 (ip_address or ip_interface)."""
-    ip = getattr(ip, "ip", ip)
-    return f"{ip}/{ip.max_prefixlen}"
-
-
-def net(ipi) -> str:
-    """The network of an ip_interface as iptables prints it: 10.0.0.0/24."""
-    n = ipi.network
-    return f"{n.network_address}/{n.prefixlen}"
 
 
 def tools(v6: bool) -> tuple:
@@ -150,8 +122,10 @@ class Batch:
             del self.t.chains[chain]
 
     def text(self) -> str:
+        """The restore input; a line that could split into more (rules.check_lines) raises."""
         if not self.lines:
             return ""
+        check_lines([self.t.name, *self.lines], "iptables-restore")
         return f"*{self.t.name}\n" + "\n".join(self.lines) + "\nCOMMIT\n"
 
 

@@ -5,12 +5,13 @@ iptables (table nat, per family): chain CNI-<sha512(net+cid)>[:24] holding
 `-s <ip>/32 -j <chain>`, every rule commented `name: "<net>" id: "<cid>"`.
 nftables: table `inet cni_plugins_masquerade`, base chain `postrouting` (rebuilt on ADD) that
 returns for multicast and jumps to `masq_checks`, which holds one rule per container IP whose
-comment starts with `<h16(net)>-<h16(ifname:cid)>`.
+comment starts with `<h16(net)>-<h16(ifname:cid)>`. Rule text is built with cni.fw.rules.
 """
 from __future__ import annotations
 
 from cni.errors import InternalError
 from cni.fw import backend as be
+from cni.fw import rules
 from cni.fw.backend import IPTABLES, NFTABLES
 
 TABLE = "cni_plugins_masquerade"
@@ -37,7 +38,7 @@ def nft_comment(network: str, ifname: str, container_id: str) -> str:
         return s.replace('"', "")
     text = (f"{hash_for_instance(network, ifname, container_id)}, net: {strip(network)}, "
             f"if: {strip(ifname)}, id: {strip(container_id)}")
-    return text[:128]
+    return rules.printable(text, "name/CNI_IFNAME/CNI_CONTAINERID")[:128]
 
 
 def _families(ips) -> dict:
@@ -58,12 +59,15 @@ def _attachment(a) -> tuple:
 
 def ipt_rules(network: str, container_id: str, ipi) -> list:
     """[(chain, spec)] for one address, in Go's order."""
-    from cni.fw.iptables import comment, host, net
     chain = be.chain_name(network, container_id)
-    c = comment(be.format_comment(network, container_id))
-    return [(chain, f"-d {net(ipi)} {c} -j ACCEPT"),
+    c = _ipt_comment(network, container_id)
+    return [(chain, f"-d {rules.net(ipi)} {c} -j ACCEPT"),
             (chain, f"! -d {_MCAST[ipi.version]} {c} -j MASQUERADE"),
-            ("POSTROUTING", f"-s {host(ipi)} {c} -j {chain}")]
+            ("POSTROUTING", f"-s {rules.host(ipi)} {c} -j {chain}")]
+
+
+def _ipt_comment(network: str, container_id: str) -> str:
+    return rules.ipt_comment(be.format_comment(network, container_id), "name/CNI_CONTAINERID")
 
 
 def _ipt_setup(network: str, container_id: str, ips: list, v6: bool) -> None:
@@ -80,12 +84,12 @@ def _ipt_setup(network: str, container_id: str, ips: list, v6: bool) -> None:
 def _ipt_teardown(network: str, container_id: str, ips: list, v6: bool) -> None:
     from cni.fw import iptables
     chain = be.chain_name(network, container_id)
-    c = iptables.comment(be.format_comment(network, container_id))
+    c = _ipt_comment(network, container_id)
 
     def build(b):
         for ipi in ips:  # Go's two POSTROUTING forms; delete_chain sweeps any other jump
-            b.delete("POSTROUTING", f"-s {iptables.host(ipi)} {c} -j {chain}")
-            b.delete("POSTROUTING", f"-s {iptables.net(ipi)} {c} -j {chain}")
+            b.delete("POSTROUTING", f"-s {rules.host(ipi)} {c} -j {chain}")
+            b.delete("POSTROUTING", f"-s {rules.net(ipi)} {c} -j {chain}")
         b.delete_chain(chain)
     iptables.apply("nat", build, v6=v6)
 
@@ -104,7 +108,7 @@ def _ipt_check(network: str, container_id: str, ips: list, v6: bool) -> None:
 
 def _ipt_gc(network: str, valid_ids: set, v6: bool) -> None:
     from cni.fw import iptables
-    prefix = iptables.quote(f"name: {be.go_quote(network)} id: ")[:-1]  # open quote kept
+    prefix = rules.quote(f"name: {be.go_quote(network)} id: ")[:-1]  # open quote kept
 
     def build(b):
         for spec in list(b.t.chains.get("POSTROUTING", ())):
@@ -132,7 +136,8 @@ def _nft_find(prefix: str) -> list:
 
 
 def nft_setup_lines(network: str, container_id: str, ifname: str, ips: list, stale: list) -> list:
-    from cni.fw.nftables import comment, delete_rule
+    from cni.fw.nftables import delete_rule
+    comment = rules.nft_comment
     t = f"inet {TABLE}"
     lines = [
         f"add table {t} {{ {comment('Masquerading for plugins from github.com/containernetworking/plugins')} ; }}",
@@ -144,11 +149,11 @@ def nft_setup_lines(network: str, container_id: str, ifname: str, ips: list, sta
         f"add rule {t} postrouting goto {CHAIN}",
     ]
     lines += [delete_rule(r) for r in stale]
-    cmt = comment(nft_comment(network, ifname, container_id))
+    cmt = comment(nft_comment(network, ifname, container_id), "name/CNI_IFNAME/CNI_CONTAINERID")
     for ipi in ips:
         ipx = "ip" if ipi.version == 4 else "ip6"
-        lines.append(f"add rule {t} {CHAIN} {ipx} saddr == {ipi.ip} {ipx} daddr != "
-                     f"{ipi.network} masquerade {cmt}")
+        lines.append(f"add rule {t} {CHAIN} {ipx} saddr == {rules.addr(ipi)} {ipx} daddr != "
+                     f"{rules.net(ipi)} masquerade {cmt}")
     return lines
 
 
@@ -160,8 +165,8 @@ def _nft_setup(network: str, container_id: str, ifname: str, ips: list) -> None:
 
 def _nft_teardown(network: str, container_id: str, ifname: str) -> None:
     from cni.fw import nftables
-    rules = _nft_find(hash_for_instance(network, ifname, container_id))
-    nftables.apply([nftables.delete_rule(r) for r in rules])
+    found = _nft_find(hash_for_instance(network, ifname, container_id))
+    nftables.apply([nftables.delete_rule(r) for r in found])
 
 
 # --- public API ----------------------------------------------------------------------------
@@ -229,9 +234,14 @@ def gc(network: str, valid_attachments, backend: str | None = None) -> None:
     pairs = [_attachment(a) for a in valid_attachments]
     if be.have_nft():
         from cni.fw import nftables
-        valid = {nft_comment(network, ifn, cid) for cid, ifn in pairs}
-        rules = _nft_find(hash_for_network(network) + "-")
-        nftables.apply([nftables.delete_rule(r) for r in rules if r.comment not in valid])
+        valid = set()
+        for cid, ifn in pairs:
+            try:
+                valid.add(nft_comment(network, ifn, cid))
+            except rules.RuleValueError:
+                pass        # setup refuses such names: no rule of theirs can exist
+        found = _nft_find(hash_for_network(network) + "-")
+        nftables.apply([nftables.delete_rule(r) for r in found if r.comment not in valid])
     ids = {cid for cid, _ in pairs}
     for v6 in (False, True):
         if be.have_iptables(v6):

@@ -1,9 +1,13 @@
-"""nftables via one `nft -j list ...` read and one `nft -f -` transaction per change."""
+"""nftables via one `nft -j list ...` read and one `nft -f -` transaction per change.
+
+Rule text comes from cni.fw.rules; apply() checks every line again before `nft` runs.
+"""
 from __future__ import annotations
 
-from cni.fw import backend
+from cni.fw import backend, rules
 
-COMMENT_MAX = 128  # knftables CommentLengthMax
+
+FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
 
 
 class Rule:
@@ -62,19 +66,19 @@ def list_table(family: str, table: str, chain: str | None = None) -> Ruleset | N
     return Ruleset.parse(out)
 
 
-def comment(text: str) -> str:
-    """A rule/object comment clause; nft strings cannot hold a double quote."""
-    return 'comment "' + text.replace('"', "")[:COMMENT_MAX] + '"'
-
-
 def delete_rule(rule: Rule) -> str:
-    return f"delete rule {rule.family} {rule.table} {rule.chain} handle {rule.handle}"
+    """`delete rule` for a rule read back from `nft -j` (names and handle checked again)."""
+    if rule.family not in FAMILIES:
+        raise rules.RuleTextError("unexpected nft family", repr(rule.family))
+    return (f"delete rule {rule.family} {rules.nft_name(rule.table, 'nft table')} "
+            f"{rules.nft_name(rule.chain, 'nft chain')} handle {rules.handle(rule.handle)}")
 
 
 def apply(lines: list) -> None:
     """Run the transaction atomically in one `nft -f -`; nothing to do = no exec."""
     if not lines:
         return
+    rules.check_lines(lines, "nft")
     nft = backend.require("nft")
     backend.check_run([nft, "-f", "-"], ("\n".join(lines) + "\n").encode(),
                       what="nft transaction failed")

@@ -5,11 +5,14 @@ LOCAL`), CNI-HOSTPORT-SETMARK and CNI-HOSTPORT-MASQ (POSTROUTING, first); per co
 CNI-DN-<hash> reached by multiport jumps (<= 15 ports per rule, protocols sorted).
 nftables: tables `ip cni_hostport` / `ip6 cni_hostport`; per-container rules carry the
 container ID as comment. The shared chains are left in place on DEL, as Go does.
+Every value reaches rule text through cni.fw.rules; resolve_backend() checks the options
+(conditions, externalSetMarkChain) at config time, normalize_mappings() the runtime's mappings.
 """
 from __future__ import annotations
 
 from cni.errors import InternalError, InvalidConfigError
 from cni.fw import backend as be
+from cni.fw import rules
 from cni.fw.backend import IPTABLES, NFTABLES
 
 DNAT_CHAIN = "CNI-HOSTPORT-DNAT"
@@ -19,7 +22,7 @@ OLD_SNAT_CHAIN = "CNI-HOSTPORT-SNAT"
 DEFAULT_MARK_BIT = 13
 NFT_TABLE = "cni_hostport"
 NFT_CHAINS = ("hostports", "hostip_hostports", "masquerading")
-PROTOCOLS = ("tcp", "udp", "sctp")
+PROTOCOLS = rules.PROTOCOLS
 _OPTS = {"snat": True, "mark_masq_bit": None, "external_setmark_chain": None,
          "conditions_v4": None, "conditions_v6": None, "masq_all": False}
 
@@ -30,21 +33,23 @@ class PortmapCheckError(InternalError):
 
 # --- input -----------------------------------------------------------------------------------
 
-def normalize_mappings(raw) -> list:
+def normalize_mappings(raw, field: str = "runtimeConfig.portMappings") -> list:
     """runtimeConfig.portMappings -> [{hostPort, containerPort, protocol, hostIP}] (validated).
 
     Keys match case-insensitively (containerd sends HostPort, ...); protocol defaults to tcp
-    and is lower-cased; hostIP "" means unset (None), else an ipaddress object.
+    and is lower-cased; hostIP "" means unset (None), else an ipaddress object (a plain
+    address: an IPv6 zone such as `fe80::1%eth0` is refused).
     """
     import ipaddress
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise InvalidConfigError("invalid portMappings", "portMappings must be a list")
+        raise InvalidConfigError("invalid portMappings", f"{field} must be a list")
     out = []
     for i, item in enumerate(raw):
+        at = f"{field}[{i}]"
         if not isinstance(item, dict):
-            raise InvalidConfigError("invalid port mapping", f"portMappings[{i}] must be an object")
+            raise InvalidConfigError("invalid port mapping", f"{at} must be an object")
         low = {str(k).lower(): v for k, v in item.items()}
         m: dict = {}
         for key in ("hostPort", "containerPort"):
@@ -52,19 +57,22 @@ def normalize_mappings(raw) -> list:
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 65535:
-                raise InvalidConfigError(f"invalid {key}", f"portMappings[{i}].{key}={v!r}: must be 1-65535")
+                raise InvalidConfigError(f"invalid {key}", f"{at}.{key}={v!r}: must be 1-65535")
             m[key] = v
         proto = low.get("protocol") or "tcp"
         if not isinstance(proto, str) or proto.lower() not in PROTOCOLS:
             raise InvalidConfigError("invalid protocol",
-                                     f"portMappings[{i}].protocol={proto!r}: must be tcp, udp or sctp")
+                                     f"{at}.protocol={proto!r}: must be tcp, udp or sctp")
         m["protocol"] = proto.lower()
         hip = low.get("hostip") or None
         if hip is not None:
             try:
+                if not isinstance(hip, str) or "%" in hip:
+                    raise ValueError(hip)
                 hip = ipaddress.ip_address(hip)
             except ValueError:
-                raise InvalidConfigError("invalid hostIP", f"portMappings[{i}].hostIP={hip!r}") from None
+                raise InvalidConfigError("invalid hostIP",
+                                         f"{at}.hostIP={hip!r:.80}: must be an IP address") from None
         m["hostIP"] = hip
         out.append(m)
     return out
@@ -96,7 +104,19 @@ def resolve_backend(backend: str | None = None, *, conditions_v4=None, condition
     if owned[wrong]:
         raise InvalidConfigError(f"{chosen} backend was requested but configuration contains "
                                  f"{wrong}-specific options", ", ".join(owned[wrong]))
+    check_options(chosen, conditions_v4=conditions_v4, conditions_v6=conditions_v6,
+                  external_setmark_chain=external_setmark_chain)
     return chosen
+
+
+def check_options(backend: str, *, conditions_v4=None, conditions_v6=None,
+                  external_setmark_chain=None) -> None:
+    """Refuse (code 7, naming the field) any option that cannot become rule text as given."""
+    if external_setmark_chain is not None:
+        rules.ipt_chain(external_setmark_chain, "externalSetMarkChain")
+    cond = rules.nft_conditions if backend == NFTABLES else rules.ipt_conditions
+    cond(conditions_v4, "conditionsV4")
+    cond(conditions_v6, "conditionsV6")
 
 
 def _pick_ips(container_ips) -> dict:
@@ -117,46 +137,42 @@ def dn_chain(network: str, container_id: str) -> str:
     return be.chain_name(network, container_id, "DN-")
 
 
-def _mark(bit: int) -> str:
-    v = 1 << bit
-    return f"{v:#x}/{v:#x}"
-
-
 def ipt_entry_rules(network: str, container_id: str, mappings: list, conditions=None) -> list:
     """Jump rules into CNI-DN-<hash> (save form, without the `-j`)."""
-    from cni.fw.iptables import arg, comment
     text = f'dnat name: "{network}" id: "{container_id}"'
-    if len(text) > 255:
-        text = text[:253] + "..."
-    cond = "".join(" " + arg(c) for c in conditions or ())
+    if len(text.encode()) > rules.IPT_COMMENT_MAX:    # Go's cut (iptables keeps 255 bytes of it)
+        text = text.encode()[:253].decode("utf-8", "ignore") + "..."
+    comment = rules.ipt_comment(text, "name/CNI_CONTAINERID")
+    cond = "".join(" " + t for t in rules.ipt_conditions(conditions))
     by_proto: dict = {}
     for m in mappings:
-        by_proto.setdefault(m["protocol"], []).append(str(m["hostPort"]))
+        by_proto.setdefault(rules.proto(m["protocol"]), []).append(str(rules.port(m["hostPort"])))
     out = []
     for proto in sorted(by_proto):
         ports = by_proto[proto]
         for i in range(0, len(ports), 15):
-            out.append(f"-p {proto} {comment(text)} -m multiport --dports {','.join(ports[i:i + 15])}{cond}")
+            out.append(f"-p {proto} {comment} -m multiport --dports {','.join(ports[i:i + 15])}{cond}")
     return out
 
 
 def ipt_chain_rules(mappings: list, ipi, *, snat: bool = True, masq_all: bool = False,
                     setmark: str = SETMARK_CHAIN) -> list:
     """Rules of CNI-DN-<hash> for one container address, in Go's order (save form)."""
-    from cni.fw.iptables import host, net
     v6 = ipi.version == 6
+    setmark = rules.ipt_chain(setmark, "externalSetMarkChain")
     out = []
     for m in mappings:
         if not _for_family(m, ipi.version):
             continue
-        dst = f"-d {host(m['hostIP'])} " if m["hostIP"] is not None and not m["hostIP"].is_unspecified else ""
-        base = f"{dst}-p {m['protocol']} -m {m['protocol']} --dport {m['hostPort']}"
+        hip = m["hostIP"]
+        dst = f"-d {rules.host(hip)} " if hip is not None and not hip.is_unspecified else ""
+        p = rules.proto(m["protocol"])
+        base = f"{dst}-p {p} -m {p} --dport {rules.port(m['hostPort'])}"
         if snat:
-            out.append(f"{base} -j {setmark}" if masq_all else f"-s {net(ipi)} {base} -j {setmark}")
+            out.append(f"{base} -j {setmark}" if masq_all else f"-s {rules.net(ipi)} {base} -j {setmark}")
             if not v6 and not masq_all:
                 out.append(f"-s 127.0.0.1/32 {base} -j {setmark}")
-        to = f"[{ipi.ip}]:{m['containerPort']}" if v6 else f"{ipi.ip}:{m['containerPort']}"
-        out.append(f"{base} -j DNAT --to-destination {to}")
+        out.append(f"{base} -j DNAT --to-destination {rules.dnat_to(ipi, m['containerPort'])}")
     return out
 
 
@@ -178,16 +194,16 @@ def _has_entry(rules, spec: str, chain: str, lenient: bool) -> bool:
 
 
 def _ipt_build(b, network, container_id, mappings, ipi, o) -> None:
-    from cni.fw.iptables import comment
     setmark = o["external_setmark_chain"] or SETMARK_CHAIN
     if o["snat"] and o["external_setmark_chain"] is None:
-        mark = _mark(o["mark_masq_bit"] if o["mark_masq_bit"] is not None else DEFAULT_MARK_BIT)
+        mark = rules.mark(o["mark_masq_bit"] if o["mark_masq_bit"] is not None else DEFAULT_MARK_BIT)
         b.ensure_chain(SETMARK_CHAIN)
         b.append_unique(SETMARK_CHAIN,
-                        f"{comment('CNI portfwd masquerade mark')} -j MARK --set-xmark {mark}")
+                        f"{rules.ipt_comment('CNI portfwd masquerade mark')} -j MARK --set-xmark {mark}")
         b.ensure_chain(MASQ_CHAIN)
         b.append_unique(MASQ_CHAIN, f"-m mark --mark {mark} -j MASQUERADE")
-        b.insert_unique("POSTROUTING", f"{comment('CNI portfwd requiring masquerade')} -j {MASQ_CHAIN}")
+        b.insert_unique("POSTROUTING",
+                        f"{rules.ipt_comment('CNI portfwd requiring masquerade')} -j {MASQ_CHAIN}")
     b.ensure_chain(DNAT_CHAIN)
     for entry in ("PREROUTING", "OUTPUT"):
         b.append_unique(entry, f"-m addrtype --dst-type LOCAL -j {DNAT_CHAIN}")
@@ -225,13 +241,13 @@ def _ipt_check(t, network, container_id, mappings, ipi, o) -> None:
 def nft_lines(container_id: str, mappings: list, ipi, stale=(), *, snat: bool = True,
               masq_all: bool = False, conditions=None) -> list:
     """The `nft -f -` transaction for one container address (Go's forwardPorts)."""
-    from cni.fw.nftables import comment, delete_rule
+    from cni.fw.nftables import delete_rule
     v6 = ipi.version == 6
-    fam, ipx = ("ip6", "ip6") if v6 else ("ip", "ip")
+    fam = ipx = "ip6" if v6 else "ip"
     t = f"{fam} {NFT_TABLE}"
-    cond = " ".join(conditions or ())
+    cond = rules.nft_conditions(conditions)
     cond = cond + " " if cond else ""
-    lines = [f"add table {t} {{ {comment('CNI portmap plugin')} ; }}",
+    lines = [f"add table {t} {{ {rules.nft_comment('CNI portmap plugin')} ; }}",
              f"add chain {t} hostports", f"add chain {t} hostip_hostports",
              f"add chain {t} hostports_all", f"flush chain {t} hostports_all",
              f"add rule {t} hostports_all jump hostip_hostports",
@@ -243,18 +259,20 @@ def nft_lines(container_id: str, mappings: list, ipi, stale=(), *, snat: bool = 
     if snat:
         lines.append(f"add chain {t} masquerading {{ type nat hook postrouting priority 100 ; }}")
     lines += [delete_rule(r) for r in stale]
-    cmt = comment(container_id)
+    cmt = rules.nft_comment(container_id, "CNI_CONTAINERID")
+    ip = rules.addr(ipi)
     for m in mappings:
         if not _for_family(m, ipi.version):
             continue
-        dst = f"{ipx} daddr {m['hostIP']} " if m["hostIP"] is not None and not m["hostIP"].is_unspecified else ""
-        to = f"[{ipi.ip}]:{m['containerPort']}" if v6 else f"{ipi.ip}:{m['containerPort']}"
-        lines.append(f"add rule {t} hostports {dst}{m['protocol']} dport {m['hostPort']} dnat to {to} {cmt}")
+        hip = m["hostIP"]
+        dst = f"{ipx} daddr {rules.addr(hip)} " if hip is not None and not hip.is_unspecified else ""
+        lines.append(f"add rule {t} hostports {dst}{rules.proto(m['protocol'])} dport "
+                     f"{rules.port(m['hostPort'])} dnat to {rules.dnat_to(ipi, m['containerPort'])} {cmt}")
     if snat:
-        src = ("::/0" if v6 else "0.0.0.0/0") if masq_all else str(ipi.ip)
-        lines.append(f"add rule {t} masquerading {ipx} saddr {src} {ipx} daddr {ipi.ip} masquerade {cmt}")
+        src = ("::/0" if v6 else "0.0.0.0/0") if masq_all else ip
+        lines.append(f"add rule {t} masquerading {ipx} saddr {src} {ipx} daddr {ip} masquerade {cmt}")
         if not v6 and not masq_all:
-            lines.append(f"add rule {t} masquerading ip saddr 127.0.0.1 ip daddr {ipi.ip} masquerade {cmt}")
+            lines.append(f"add rule {t} masquerading ip saddr 127.0.0.1 ip daddr {ip} masquerade {cmt}")
     return lines
 
 
@@ -350,7 +368,7 @@ def gc(network: str, valid_container_ids, backend: str | None = None) -> None:
     nftables rules are commented with the container ID alone, so their network is unknown)."""
     from cni.fw import iptables
     valid = set(valid_container_ids)
-    prefix = iptables.quote(f'dnat name: "{network}" id: "')[:-1]
+    prefix = rules.quote(f'dnat name: "{network}" id: "')[:-1]
 
     def build(b):
         for spec in list(b.t.chains.get(DNAT_CHAIN, ())):

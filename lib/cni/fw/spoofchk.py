@@ -4,10 +4,14 @@ Layout as Go's: table `bridge nat`, base chain PREROUTING (filter, prerouting,
 priority -300), a jump per port to `cni-br-iface-<cid>-<ifname>`, which jumps to
 `...-mac` holding `ether saddr <mac> return` then `drop`. Rules carry the
 comment `macspoofchk-<cid>-<ifname>`. One `nft -f -` per change.
+The chain names embed CNI_CONTAINERID and CNI_IFNAME, so both must form an nft identifier
+(cni.fw.rules.nft_name): validate() refuses others (code 4) before anything is made, and
+teardown() has nothing to remove for them.
 """
 from __future__ import annotations
 
-from cni.fw import nftables
+from cni.errors import InvalidEnvError
+from cni.fw import nftables, rules
 
 FAMILY, TABLE, BASE = "bridge", "nat", "PREROUTING"
 
@@ -17,9 +21,25 @@ def _names(container_id: str, ifname: str) -> tuple:
     return iface, iface + "-mac", f"macspoofchk-{container_id}-{ifname}"
 
 
-def setup(container_id: str, ifname: str, host_if: str, mac: str) -> None:
+def validate(container_id: str, ifname: str) -> tuple:
+    """The chain names and comment, or InvalidEnvError naming CNI_IFNAME / CNI_CONTAINERID."""
+    for var, value in (("CNI_CONTAINERID", container_id), ("CNI_IFNAME", ifname)):
+        if not value or not set(value) <= rules.NFT_NAME_CHARS:
+            raise InvalidEnvError(f"invalid {var} for macspoofchk",
+                                  f"{var}={value[:64]!r}: an nft chain name holds only letters, "
+                                  "digits, '_', '.' and '-'")
     iface, macc, comment = _names(container_id, ifname)
-    c = nftables.comment(comment)
+    try:
+        rules.nft_name(macc, "macspoofchk chain")
+    except rules.RuleValueError as exc:
+        raise InvalidEnvError("CNI_CONTAINERID too long for macspoofchk", exc.details) from None
+    return iface, macc, comment
+
+
+def setup(container_id: str, ifname: str, host_if: str, mac: str) -> None:
+    iface, macc, comment = validate(container_id, ifname)
+    c = rules.nft_comment(comment)
+    port = rules.nft_ifname(host_if, "host interface")
     nftables.apply([
         f"add table {FAMILY} {TABLE}",
         f"add chain {FAMILY} {TABLE} {BASE} {{ type filter hook prerouting priority -300 ; policy accept ; }}",
@@ -27,9 +47,9 @@ def setup(container_id: str, ifname: str, host_if: str, mac: str) -> None:
         f"add chain {FAMILY} {TABLE} {macc}",
         f"flush chain {FAMILY} {TABLE} {iface}",
         f"flush chain {FAMILY} {TABLE} {macc}",
-        f"add rule {FAMILY} {TABLE} {BASE} iifname \"{host_if}\" jump {iface} {c}",
+        f"add rule {FAMILY} {TABLE} {BASE} iifname {port} jump {iface} {c}",
         f"add rule {FAMILY} {TABLE} {iface} jump {macc} {c}",
-        f"add rule {FAMILY} {TABLE} {macc} ether saddr {mac} return {c}",
+        f"add rule {FAMILY} {TABLE} {macc} ether saddr {rules.mac(mac)} return {c}",
         f"add rule {FAMILY} {TABLE} {macc} drop {c}",
     ])
 
@@ -37,9 +57,12 @@ def setup(container_id: str, ifname: str, host_if: str, mac: str) -> None:
 def teardown(container_id: str, ifname: str) -> None:
     """Remove this port's rules and chains; nothing there (or no nft) is fine."""
     from cni.fw import backend
+    try:
+        iface, macc, comment = validate(container_id, ifname)
+    except InvalidEnvError:
+        return                       # setup refused these names: nothing of ours can exist
     if not backend.have_nft() or not backend.nft_table_may_exist(FAMILY, TABLE):
         return
-    iface, macc, comment = _names(container_id, ifname)
     rs = nftables.list_table(FAMILY, TABLE)
     if rs is None:
         return
