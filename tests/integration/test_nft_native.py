@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import ast
 import json
 import os
 import random
@@ -210,3 +211,84 @@ def test_native_masquerade_rewrites_source(make_netns):
     assert cont.run("ping", "-c1", "-W2", "10.200.0.2", check=False).returncode == 0
     py(host, "teardown('n1', 'eth0', 'c1')")
     assert cont.run("ping", "-c1", "-W1", "10.200.0.2", check=False).returncode != 0
+
+
+PM = """
+import _socket
+def mappings():
+    return [nn.Mapping(6, 8080, 80), nn.Mapping(17, 5353, 53, _socket.inet_pton(2, '10.1.2.3')),
+            nn.Mapping(132, 9090, 90)]
+V4, V6 = _socket.inet_pton(2, '10.99.0.2'), _socket.inet_pton(10, 'fd99::2')
+"""
+
+
+def test_native_portmap_reads_as_nft_text_one(make_netns):
+    a, b = make_netns("pma"), make_netns("pmb")
+    py(a, PM + "nn.portmap_add('cid-1', mappings(), [V4, V6])")
+    py(b, """
+from cni.fw import portmap as p, nftables as t
+ms = p.normalize_mappings([{'hostPort': 8080, 'containerPort': 80, 'protocol': 'tcp'},
+    {'hostPort': 5353, 'containerPort': 53, 'protocol': 'udp', 'hostIP': '10.1.2.3'},
+    {'hostPort': 9090, 'containerPort': 90, 'protocol': 'sctp'}])
+for ipi in ips('10.99.0.2/24', 'fd99::2/64'):
+    t.apply(p.nft_lines('cid-1', ms, ipi, snat=True))
+""")
+    assert ruleset(a) == ruleset(b)
+    py(a, PM + "nn.portmap_add('cid-1', mappings(), [V4, V6])")     # idempotent: stale replaced
+    assert ruleset(a) == ruleset(b)
+    r = py(a, PM + "print(repr((nn.portmap_count('ip', 'cid-1'), nn.portmap_count('ip6', 'cid-1'))))")
+    assert ast.literal_eval(r.stdout) == ({"hostports": 3, "masquerading": 2},
+                                          {"hostports": 2, "masquerading": 1})
+    py(a, PM + "nn.portmap_delete('cid-1'); nn.portmap_delete('cid-1')")
+    left = [o for o in ruleset(a) if "rule" in o and o["rule"]["chain"] in nn_chains()]
+    assert left == []
+
+
+def nn_chains():
+    return ("hostports", "hostip_hostports", "masquerading")
+
+
+def test_native_portmap_dnat_reaches_the_container(make_netns):
+    cont, host, out = make_netns("pc"), make_netns("ph"), make_netns("po")
+    subprocess.run(["ip", "link", "add", "cnitpc0", "netns", cont.name, "type", "veth", "peer",
+                    "name", "cnitph0", "netns", host.name], check=True)
+    subprocess.run(["ip", "link", "add", "cnitph1", "netns", host.name, "type", "veth", "peer",
+                    "name", "cnitpo0", "netns", out.name], check=True)
+    cont.ip("addr", "add", "10.99.0.2/24", "dev", "cnitpc0")
+    cont.ip("link", "set", "cnitpc0", "up")
+    cont.ip("route", "add", "default", "via", "10.99.0.1")
+    host.ip("addr", "add", "10.99.0.1/24", "dev", "cnitph0")
+    host.ip("addr", "add", "10.200.0.1/24", "dev", "cnitph1")
+    host.ip("link", "set", "cnitph0", "up")
+    host.ip("link", "set", "cnitph1", "up")
+    host.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    out.ip("addr", "add", "10.200.0.2/24", "dev", "cnitpo0")
+    out.ip("link", "set", "cnitpo0", "up")
+    out.ip("route", "add", "default", "via", "10.200.0.1")
+    server = subprocess.Popen(["ip", "netns", "exec", cont.name, sys.executable, "-c", """
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', 80)); s.listen(4); s.settimeout(20)
+for _ in range(2):
+    c, _ = s.accept(); c.sendall(b'hello'); c.close()
+"""])
+    client = """
+import socket, sys, time
+for _ in range(50):
+    try:
+        c = socket.create_connection(('10.200.0.1', 8080), timeout=1); print(c.recv(10).decode()); break
+    except OSError as exc:
+        err = exc; time.sleep(0.1)
+else:
+    print('FAIL', err)
+"""
+    try:
+        py(host, PM + "nn.portmap_add('cid-1', mappings(), [V4])")
+        r = out.run(sys.executable, "-c", client, timeout=30)
+        assert r.stdout.strip() == "hello"
+        py(host, PM + "nn.portmap_delete('cid-1')")
+        r = out.run(sys.executable, "-c", client.replace("range(50)", "range(3)"), timeout=30)
+        assert r.stdout.startswith("FAIL")
+    finally:
+        server.kill()
+        server.wait()

@@ -189,3 +189,20 @@ def test_error_description_names_the_operation():
     assert n._describe(b, 1).startswith("add table cni_plugins_masquerade")
     assert n._describe(b, 4) == "delete rule cni_plugins_masquerade postrouting"
     assert n._describe(b, 0) == "nf_tables batch"
+
+
+def test_portmap_batches_equal_nft_for_our_text():
+    """GOLDEN['portmap_v4'/'portmap_v6']['source'] is what cni.fw.portmap.nft_lines writes."""
+    from cni.fw import nft_native as nn
+    ms = [nn.Mapping(6, 8080, 80), nn.Mapping(17, 5353, 53, V4("10.1.2.3")), nn.Mapping(132, 9090, 90)]
+    assert nn.portmap_batch("cid-1", ms, V4("10.88.0.5")).encode(0, ack=False) == \
+        bytes.fromhex(GOLDEN["portmap_v4"]["hex"])
+    assert nn.portmap_batch("cid-1", ms, V6("fd00::5"), masq_all=True).encode(0, ack=False) == \
+        bytes.fromhex(GOLDEN["portmap_v6"]["hex"])
+
+
+@pytest.mark.parametrize("args", [(1, 80, 80), (6, 0, 80), (6, 80, 65536), (6, 80, 80, b"\x01\x02")])
+def test_portmap_mapping_refuses_bad_values(args):
+    from cni.fw import nft_native as nn
+    with pytest.raises(ValueError):
+        nn.Mapping(*args)

@@ -145,8 +145,8 @@ def match_addr(field: str, packed: bytes, prefixlen: int | None = None, *,
                negate: bool = False, inet: bool = True) -> list:
     """`ip|ip6 saddr|daddr [!=] ADDR[/LEN]` as nft emits it (with the nfproto guard in inet).
 
-    A byte-aligned prefix loads only its bytes; any other prefix loads the whole address and
-    masks it. `packed` is the address (4 or 16 bytes); host bits are cleared here.
+    A byte-aligned prefix loads only its bytes; any other prefix (/0 included) loads the whole
+    address and masks it. `packed` is the address (4 or 16 bytes); host bits are cleared here.
     """
     version = 4 if len(packed) == 4 else 6
     alen, soff, doff = _ADDR[version]
@@ -160,7 +160,7 @@ def match_addr(field: str, packed: bytes, prefixlen: int | None = None, *,
     net = (int.from_bytes(packed, "big") & mask).to_bytes(alen, "big")
     op = d.NFT_CMP_NEQ if negate else d.NFT_CMP_EQ
     out = match_nfproto(version) if inet else []
-    if plen % 8 == 0:
+    if plen and plen % 8 == 0:
         n = plen // 8
         out += [payload(d.NFT_PAYLOAD_NETWORK_HEADER, off, n), cmp(op, net[:n])]
     else:
