@@ -589,3 +589,125 @@ def append_rule(batch: nft.Batch, table: str, chain: str, r: Rule, v6: bool) -> 
 def insert_rule(batch: nft.Batch, table: str, chain: str, r: Rule, v6: bool) -> None:
     """`-I chain 1`: the rule goes first."""
     batch._op(d.NFT_MSG_NEWRULE, NLM_F_CREATE, family(v6), rule_attrs(table, chain, r, v6))
+
+
+# --- an iptables-restore transaction, applied over netlink -----------------------------------
+
+RETRIES = 30
+_ENOENT, _EEXIST, _EBUSY, _ERESTART = 2, 17, 16, 85
+
+
+class Snapshot:
+    """One table as iptables-save would show it: chain -> rule texts, with the rule handles."""
+
+    __slots__ = ("chains", "handles", "existing")
+
+    def __init__(self):
+        self.chains: dict = {}       # chain -> [spec text]  (a rule we cannot read: a unique marker)
+        self.handles: dict = {}      # chain -> [handle]
+        self.existing: set = set()   # chains present in the kernel
+
+
+def read(nl: nft.NftSocket, table: str, v6: bool) -> Snapshot:
+    """The table `ip|ip6 <table>` as iptables-nft would list it (empty when absent)."""
+    snap = Snapshot()
+    fam = family(v6)
+    for c in nl.chains(fam, table):
+        snap.chains[c.name] = []
+        snap.handles[c.name] = []
+        snap.existing.add(c.name)
+    for r in nl.rules(fam, table):
+        rule = decode(r.exprs, v6)
+        text = rule.text(v6) if rule is not None else f"\0unreadable rule #{r.handle}"
+        snap.chains.setdefault(r.chain, []).append(text)
+        snap.handles.setdefault(r.chain, []).append(r.handle)
+    return snap
+
+
+def translate(lines: list, snap: Snapshot, table: str, v6: bool) -> nft.Batch:
+    """iptables-restore lines (-N/-A/-I 1/-D/-F/-X, as cni.fw.iptables.Batch writes them) as
+    one nf_tables batch. Unsupported when a line is beyond this translator."""
+    b = nft.Batch()
+    add_table(b, table, v6)
+    fam = family(v6)
+    rules = {c: list(zip(specs, snap.handles.get(c, [None] * len(specs))))
+             for c, specs in snap.chains.items()}
+    existing = set(snap.existing)
+
+    def need_chain(chain: str) -> None:
+        if chain in existing:
+            return
+        if chain not in BASE_CHAINS.get(table, {}):
+            raise Unsupported(f"chain {chain} does not exist")
+        add_base_chain(b, table, chain, v6)
+        existing.add(chain)
+        rules.setdefault(chain, [])
+    for line in lines:
+        op, _, rest = line.partition(" ")
+        chain, _, spec = rest.partition(" ")
+        if op == "-N":
+            new_chain(b, table, chain, v6)
+            existing.add(chain)
+            rules[chain] = []
+        elif op == "-A":
+            need_chain(chain)
+            append_rule(b, table, chain, parse(spec, v6), v6)
+            rules[chain].append((spec, None))
+        elif op == "-I":
+            pos, _, spec = spec.partition(" ")
+            if pos != "1":
+                raise Unsupported("-I at a position other than 1")
+            need_chain(chain)
+            insert_rule(b, table, chain, parse(spec, v6), v6)
+            rules[chain].insert(0, (spec, None))
+        elif op == "-D":
+            have = rules.get(chain, [])
+            idx = next((i for i, (s, _) in enumerate(have) if s == spec), None)
+            if idx is None or have[idx][1] is None:
+                raise Unsupported(f"-D of a rule not in the kernel: {spec}")
+            b.delete_rule(fam, table, chain, have.pop(idx)[1])
+        elif op == "-F":
+            if chain in existing:
+                b.flush_chain(fam, table, chain)
+            rules[chain] = []
+        elif op == "-X":
+            if chain in existing:
+                b.delete_chain(fam, table, chain)
+                existing.discard(chain)
+            rules.pop(chain, None)
+        else:
+            raise Unsupported(f"restore line {op}")
+    return b
+
+
+def apply(table: str, build, make_batch, *, v6: bool = False):
+    """Read the table, let build(batch) write its restore lines, commit them as one batch.
+
+    `make_batch(chains)` makes the caller's batch model over the snapshot's chains. A batch
+    that lost a race (ruleset generation changed, rule gone) is recomputed from a fresh read.
+    Raises Unsupported when a rule or line is beyond this translator (nothing was written).
+    """
+    with nft.NftSocket() as nl:
+        for attempt in range(RETRIES):
+            genid = nl.genid()
+            snap = read(nl, table, v6)
+            batch = make_batch({c: list(specs) for c, specs in snap.chains.items()})
+            build(batch)
+            if not batch.lines:
+                return batch
+            ops = translate(batch.lines, snap, table, v6)
+            try:
+                ops.commit(nl, genid=genid)
+                return batch
+            except OSError as exc:
+                if exc.errno not in (_ERESTART, _EBUSY, _ENOENT, _EEXIST) or attempt == RETRIES - 1:
+                    raise
+            _backoff(attempt)
+    return batch  # pragma: no cover
+
+
+def _backoff(attempt: int) -> None:
+    """A short randomised pause so racing writers stop colliding (iptables-nft just loops)."""
+    from posix import urandom          # lazy: only a writer that lost a race pays for these
+    from select import select
+    select([], [], [], (1 + attempt) * urandom(1)[0] / 255 * 0.004)

@@ -260,10 +260,14 @@ class Batch:
     def delete_elements(self, family: str, table: str, name: str, keys) -> None:
         self._elems(d.NFT_MSG_DELSETELEM, 0, family, table, name, [(k, None) for k in keys])
 
-    def encode(self, seq: int = 0, *, ack: bool = True) -> bytes:
-        """BEGIN, the operations, END; sequence numbers from `seq` (BEGIN) upwards."""
+    def encode(self, seq: int = 0, *, ack: bool = True, genid: int | None = None) -> bytes:
+        """BEGIN, the operations, END; sequence numbers from `seq` (BEGIN) upwards.
+
+        With `genid` the kernel refuses the whole batch (ERESTART) if the ruleset changed
+        since that generation was read, as iptables-nft does."""
         hdr = {"family": 0, "version": 0, "res_id": d.NFNL_SUBSYS_NFTABLES}
-        out = [encode(Msg(d.NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, hdr),
+        gen = [("NFNL_BATCH_GENID", genid)] if genid is not None else []
+        out = [encode(Msg(d.NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, hdr, gen),
                       d.MESSAGES[d.NFNL_MSG_BATCH_BEGIN])]
         extra = NLM_F_ACK if ack else 0
         for i, (msg, flags, family, attrs) in enumerate(self.ops, 1):
@@ -275,16 +279,16 @@ class Batch:
                           d.MESSAGES[d.NFNL_MSG_BATCH_END]))
         return b"".join(out)
 
-    def commit(self, nl: NftSocket | None = None) -> None:
+    def commit(self, nl: NftSocket | None = None, *, genid: int | None = None) -> None:
         """Send the batch as one transaction; raise NetlinkError if the kernel refused it
         (then nothing of it was applied). An empty batch sends nothing."""
         if not self.ops:
             return
         if nl is not None:
-            nl.transact(self)
+            nl.transact(self, genid=genid)
             return
         with NftSocket() as own:
-            own.transact(self)
+            own.transact(self, genid=genid)
 
 
 class NftSocket(NetlinkSocket):
@@ -295,11 +299,11 @@ class NftSocket(NetlinkSocket):
     def __init__(self, *, sock=None):
         super().__init__(NETLINK_NETFILTER, d.MESSAGES, sock=sock)
 
-    def transact(self, batch: Batch) -> None:
+    def transact(self, batch: Batch, *, genid: int | None = None) -> None:
         seq = self._seq = (self._seq + 1) & 0x7FFFFFFF
         n = len(batch.ops)
         self._seq = (seq + n + 1) & 0x7FFFFFFF
-        self._sock.send(batch.encode(seq))
+        self._sock.send(batch.encode(seq, genid=genid))
         # The kernel handles a batch inside sendmsg and queues one reply per operation (error 0
         # or the failure), in order; a failure of the batch itself is reported on BEGIN's seq.
         want = set(range(seq + 1, seq + n + 1))
@@ -345,6 +349,11 @@ class NftSocket(NetlinkSocket):
             if exc.errno == _ENOENT:
                 return []
             raise
+
+    def genid(self) -> int:
+        """The ruleset generation (it changes with every committed batch)."""
+        msgs = self.request(d.msg_type(d.NFT_MSG_GETGEN), {"family": 0, "version": 0, "res_id": 0})
+        return msgs[0].attrs.get("NFTA_GEN_ID") if msgs else 0
 
     def table_exists(self, family: str, name: str) -> bool:
         try:
