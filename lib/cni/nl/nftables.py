@@ -1,40 +1,442 @@
-"""nf_tables over NETLINK_NETFILTER, only what spares us an `nft` exec: does a table exist?
+"""nf_tables over NETLINK_NETFILTER: atomic batches, GET dumps, rule expressions, comments.
 
-DEL paths clean up nftables state "just in case" (a config may have switched backends);
-asking the kernel directly costs well under a millisecond, an `nft list` ~6 ms.
+A `Batch` collects table/chain/rule/set operations and sends them in one sendmsg framed by
+NFNL_MSG_BATCH_BEGIN/END: the kernel applies all of them or none (a SIGKILL can only happen
+before or after the single syscall). Messages are encoded as `nft -f` encodes them (same
+flags and attribute order); each also asks for an ACK so success is confirmed, not inferred.
+
+Expressions are built by the small functions below (`meta`, `payload`, `cmp`, ...), each
+returning one NFTA_LIST_ELEM value; `match_addr` and friends produce the exact sequences `nft`
+generates for `ip saddr 10.0.0.0/8` and the like, so a dump reads the same as nft's.
 """
 from __future__ import annotations
 
+from . import nft_defs as d
+from .codec import (NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR, NLMSGHDR,
+                    AttrList, Msg, decode, encode, parse_error)
 from .rtnl_defs import NETLINK_NETFILTER
-from .schema import BE32, BE64, BYTES, STR, Attrs, Struct
 from .socket import NetlinkError, NetlinkSocket
 
-NFNL_SUBSYS_NFTABLES = 10
-NFT_MSG_NEWTABLE, NFT_MSG_GETTABLE = 0, 1
-GETTABLE = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE
-NEWTABLE = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE
-FAMILIES = {"inet": 1, "ip": 2, "arp": 3, "netdev": 5, "bridge": 7, "ip6": 10}
+FAMILIES = d.FAMILIES
+_MSG_DONTWAIT = 0x40
+_ENOENT = 2
 
-NFGENMSG = Struct("nfgenmsg", "=BBH", ("family", "version", "res_id"))
-NFTA_TABLE = Attrs("NFTA_TABLE", {1: ("NFTA_TABLE_NAME", STR), 2: ("NFTA_TABLE_FLAGS", BE32),
-                                  3: ("NFTA_TABLE_USE", BE32), 4: ("NFTA_TABLE_HANDLE", BE64),
-                                  5: ("NFTA_TABLE_PAD", BYTES), 6: ("NFTA_TABLE_USERDATA", BYTES),
-                                  7: ("NFTA_TABLE_OWNER", BE32)})
-MESSAGES = {GETTABLE: (NFGENMSG, NFTA_TABLE), NEWTABLE: (NFGENMSG, NFTA_TABLE)}
+
+# --- comments (libnftnl user data TLVs) ------------------------------------------------------
+
+def udata_comment(text: str) -> bytes:
+    """A comment as nft stores it: TLV (type 0, len, NUL-terminated UTF-8)."""
+    raw = text.encode() + b"\0"
+    if len(raw) > 255 or "\0" in text:
+        raise ValueError("nft comment too long or holds a NUL")
+    return bytes((d.NFTNL_UDATA_COMMENT, len(raw))) + raw
+
+
+def comment_of(udata) -> str | None:
+    """The comment inside a user data blob, or None."""
+    if not udata:
+        return None
+    b = bytes(udata)
+    i = 0
+    while i + 2 <= len(b):
+        t, ln = b[i], b[i + 1]
+        v = b[i + 2:i + 2 + ln]
+        if t == d.NFTNL_UDATA_COMMENT:
+            return v.split(b"\0", 1)[0].decode("utf-8", "replace")
+        i += 2 + ln
+    return None
+
+
+# --- expressions -----------------------------------------------------------------------------
+
+def _expr(name: str, attrs: list) -> AttrList:
+    return AttrList([("NFTA_EXPR_NAME", name), ("NFTA_EXPR_DATA", AttrList(attrs))])
+
+
+def _value(data: bytes) -> AttrList:
+    return AttrList([("NFTA_DATA_VALUE", bytes(data))])
+
+
+def meta(key: int, dreg: int = d.NFT_REG_1) -> AttrList:
+    return _expr("meta", [("NFTA_META_KEY", key), ("NFTA_META_DREG", dreg)])
+
+
+def payload(base: int, offset: int, length: int, dreg: int = d.NFT_REG_1) -> AttrList:
+    return _expr("payload", [("NFTA_PAYLOAD_DREG", dreg), ("NFTA_PAYLOAD_BASE", base),
+                             ("NFTA_PAYLOAD_OFFSET", offset), ("NFTA_PAYLOAD_LEN", length)])
+
+
+def cmp(op: int, data: bytes, sreg: int = d.NFT_REG_1) -> AttrList:
+    return _expr("cmp", [("NFTA_CMP_SREG", sreg), ("NFTA_CMP_OP", op),
+                         ("NFTA_CMP_DATA", _value(data))])
+
+
+def bitwise(mask: bytes, xor: bytes, sreg: int = d.NFT_REG_1, dreg: int = d.NFT_REG_1) -> AttrList:
+    return _expr("bitwise", [("NFTA_BITWISE_SREG", sreg), ("NFTA_BITWISE_DREG", dreg),
+                             ("NFTA_BITWISE_LEN", len(mask)), ("NFTA_BITWISE_MASK", _value(mask)),
+                             ("NFTA_BITWISE_XOR", _value(xor))])
+
+
+def immediate(data: bytes, dreg: int) -> AttrList:
+    return _expr("immediate", [("NFTA_IMMEDIATE_DREG", dreg), ("NFTA_IMMEDIATE_DATA", _value(data))])
+
+
+def verdict(code: int, chain: str | None = None) -> AttrList:
+    v = [("NFTA_VERDICT_CODE", code)]
+    if chain is not None:
+        v.append(("NFTA_VERDICT_CHAIN", chain))
+    return _expr("immediate", [("NFTA_IMMEDIATE_DREG", d.NFT_REG_VERDICT),
+                               ("NFTA_IMMEDIATE_DATA",
+                                AttrList([("NFTA_DATA_VERDICT", AttrList(v))]))])
+
+
+def counter() -> AttrList:
+    return _expr("counter", [])
+
+
+def masq(flags: int = 0) -> AttrList:
+    return _expr("masq", [("NFTA_MASQ_FLAGS", flags)] if flags else [])
+
+
+def nat(kind: int, family: int, *, addr_reg: int = 0, proto_reg: int = 0, flags: int = 0) -> AttrList:
+    attrs = [("NFTA_NAT_TYPE", kind), ("NFTA_NAT_FAMILY", family)]
+    if addr_reg:
+        attrs.append(("NFTA_NAT_REG_ADDR_MIN", addr_reg))
+    if proto_reg:
+        attrs.append(("NFTA_NAT_REG_PROTO_MIN", proto_reg))
+    if flags:
+        attrs.append(("NFTA_NAT_FLAGS", flags))
+    return _expr("nat", attrs)
+
+
+def ct(key: int, dreg: int = d.NFT_REG_1) -> AttrList:
+    return _expr("ct", [("NFTA_CT_KEY", key), ("NFTA_CT_DREG", dreg)])
+
+
+def fib(result: int, flags: int, dreg: int = d.NFT_REG_1) -> AttrList:
+    return _expr("fib", [("NFTA_FIB_FLAGS", flags), ("NFTA_FIB_RESULT", result),
+                         ("NFTA_FIB_DREG", dreg)])
+
+
+def lookup(set_name: str, sreg: int = d.NFT_REG_1, *, dreg: int | None = None,
+           set_id: int | None = None, invert: bool = False) -> AttrList:
+    attrs = [("NFTA_LOOKUP_SET", set_name), ("NFTA_LOOKUP_SREG", sreg)]
+    if dreg is not None:
+        attrs.append(("NFTA_LOOKUP_DREG", dreg))
+    if set_id is not None:
+        attrs.append(("NFTA_LOOKUP_SET_ID", set_id))
+    if invert:
+        attrs.append(("NFTA_LOOKUP_FLAGS", d.NFT_LOOKUP_F_INV))
+    return _expr("lookup", attrs)
+
+
+# --- matches as nft compiles them ---------------------------------------------------------------
+
+_ADDR = {4: (4, 12, 16), 6: (16, 8, 24)}   # version -> (length, saddr offset, daddr offset)
+
+
+def match_nfproto(version: int) -> list:
+    """`meta nfproto ipv4|ipv6`: the implicit guard nft puts before an ip/ip6 match in inet."""
+    return [meta(d.NFT_META_NFPROTO), cmp(d.NFT_CMP_EQ, bytes((d.NFPROTO_IPV4 if version == 4
+                                                              else d.NFPROTO_IPV6,)))]
+
+
+def match_addr(field: str, packed: bytes, prefixlen: int | None = None, *,
+               negate: bool = False, inet: bool = True) -> list:
+    """`ip|ip6 saddr|daddr [!=] ADDR[/LEN]` as nft emits it (with the nfproto guard in inet).
+
+    A byte-aligned prefix loads only its bytes; any other prefix (/0 included) loads the whole
+    address and masks it. `packed` is the address (4 or 16 bytes); host bits are cleared here.
+    """
+    version = 4 if len(packed) == 4 else 6
+    alen, soff, doff = _ADDR[version]
+    if len(packed) != alen:
+        raise ValueError("address must be 4 or 16 bytes")
+    off = soff if field == "saddr" else doff
+    plen = alen * 8 if prefixlen is None else prefixlen
+    if not 0 <= plen <= alen * 8:
+        raise ValueError(f"prefix length {plen} out of range")
+    mask = ((1 << (alen * 8)) - 1) ^ ((1 << (alen * 8 - plen)) - 1)
+    net = (int.from_bytes(packed, "big") & mask).to_bytes(alen, "big")
+    op = d.NFT_CMP_NEQ if negate else d.NFT_CMP_EQ
+    out = match_nfproto(version) if inet else []
+    if plen and plen % 8 == 0:
+        n = plen // 8
+        out += [payload(d.NFT_PAYLOAD_NETWORK_HEADER, off, n), cmp(op, net[:n])]
+    else:
+        out += [payload(d.NFT_PAYLOAD_NETWORK_HEADER, off, alen),
+                bitwise(mask.to_bytes(alen, "big"), bytes(alen)), cmp(op, net)]
+    return out
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+class Batch:
+    """One nf_tables transaction. Methods append operations; `commit()` sends them atomically."""
+
+    __slots__ = ("ops",)
+
+    def __init__(self):
+        self.ops: list = []          # (nft msg type, nlmsg flags, family, attrs)
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def _op(self, msg: int, flags: int, family: str, attrs: list) -> None:
+        self.ops.append((msg, flags, FAMILIES[family], attrs))
+
+    def add_table(self, family: str, name: str, *, comment: str | None = None) -> None:
+        """Create the table if missing (an existing one is kept, as `nft add table`)."""
+        attrs = [("NFTA_TABLE_NAME", name), ("NFTA_TABLE_FLAGS", 0)]
+        if comment is not None:
+            attrs.append(("NFTA_TABLE_USERDATA", udata_comment(comment)))
+        self._op(d.NFT_MSG_NEWTABLE, 0, family, attrs)
+
+    def add_chain(self, family: str, table: str, name: str, *, hook: str | None = None,
+                  priority: int = 0, type: str = "filter", policy: int | None = None,
+                  comment: str | None = None) -> None:
+        """Create a chain if missing; with `hook` a base chain of `type` at `priority`."""
+        attrs = [("NFTA_CHAIN_TABLE", table), ("NFTA_CHAIN_NAME", name)]
+        if hook is not None:
+            attrs.append(("NFTA_CHAIN_TYPE", type))
+            if policy is not None:
+                attrs.append(("NFTA_CHAIN_POLICY", policy))
+            attrs.append(("NFTA_CHAIN_HOOK", AttrList([("NFTA_HOOK_HOOKNUM", d.HOOKS[hook]),
+                                                      ("NFTA_HOOK_PRIORITY", priority)])))
+        if comment is not None:
+            attrs.append(("NFTA_CHAIN_USERDATA", udata_comment(comment)))
+        self._op(d.NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, attrs)
+
+    def flush_chain(self, family: str, table: str, chain: str) -> None:
+        self._op(d.NFT_MSG_DELRULE, 0, family, [("NFTA_RULE_TABLE", table), ("NFTA_RULE_CHAIN", chain)])
+
+    def add_rule(self, family: str, table: str, chain: str, exprs: list, *,
+                 comment: str | None = None, insert: bool = False) -> None:
+        """Append (or with insert=True, prepend) a rule made of `exprs`."""
+        attrs = [("NFTA_RULE_TABLE", table), ("NFTA_RULE_CHAIN", chain),
+                 ("NFTA_RULE_EXPRESSIONS", AttrList(("NFTA_LIST_ELEM", e) for e in exprs))]
+        if comment is not None:
+            attrs.append(("NFTA_RULE_USERDATA", udata_comment(comment)))
+        self._op(d.NFT_MSG_NEWRULE, NLM_F_CREATE | (0 if insert else NLM_F_APPEND), family, attrs)
+
+    def delete_rule(self, family: str, table: str, chain: str, handle: int) -> None:
+        self._op(d.NFT_MSG_DELRULE, 0, family, [("NFTA_RULE_TABLE", table),
+                                                ("NFTA_RULE_CHAIN", chain),
+                                                ("NFTA_RULE_HANDLE", handle)])
+
+    def delete_chain(self, family: str, table: str, name: str) -> None:
+        self._op(d.NFT_MSG_DELCHAIN, 0, family, [("NFTA_CHAIN_TABLE", table), ("NFTA_CHAIN_NAME", name)])
+
+    def delete_table(self, family: str, name: str) -> None:
+        self._op(d.NFT_MSG_DELTABLE, 0, family, [("NFTA_TABLE_NAME", name)])
+
+    def add_set(self, family: str, table: str, name: str, *, key_type: int, key_len: int,
+                flags: int = 0, data_type: int | None = None, data_len: int | None = None,
+                set_id: int = 1, comment: str | None = None) -> None:
+        attrs = [("NFTA_SET_TABLE", table), ("NFTA_SET_NAME", name), ("NFTA_SET_FLAGS", flags),
+                 ("NFTA_SET_KEY_TYPE", key_type), ("NFTA_SET_KEY_LEN", key_len)]
+        if data_type is not None:
+            attrs += [("NFTA_SET_DATA_TYPE", data_type), ("NFTA_SET_DATA_LEN", data_len)]
+        attrs.append(("NFTA_SET_ID", set_id))
+        if comment is not None:
+            attrs.append(("NFTA_SET_USERDATA", udata_comment(comment)))
+        self._op(d.NFT_MSG_NEWSET, NLM_F_CREATE, family, attrs)
+
+    def _elems(self, msg: int, flags: int, family: str, table: str, name: str, elems) -> None:
+        lst = AttrList()
+        for key, data in elems:
+            e = AttrList([("NFTA_SET_ELEM_KEY", _value(key))])
+            if data is not None:
+                e.append(("NFTA_SET_ELEM_DATA", data if isinstance(data, AttrList) else _value(data)))
+            lst.append(("NFTA_LIST_ELEM", e))
+        self._op(msg, flags, family, [("NFTA_SET_ELEM_LIST_TABLE", table),
+                                      ("NFTA_SET_ELEM_LIST_SET", name),
+                                      ("NFTA_SET_ELEM_LIST_ELEMENTS", lst)])
+
+    def add_elements(self, family: str, table: str, name: str, elems) -> None:
+        """elems: [(key bytes, data bytes | verdict AttrList | None)]."""
+        self._elems(d.NFT_MSG_NEWSETELEM, NLM_F_CREATE, family, table, name, elems)
+
+    def delete_elements(self, family: str, table: str, name: str, keys) -> None:
+        self._elems(d.NFT_MSG_DELSETELEM, 0, family, table, name, [(k, None) for k in keys])
+
+    def encode(self, seq: int = 0, *, ack: bool = True, genid: int | None = None) -> bytes:
+        """BEGIN, the operations, END; sequence numbers from `seq` (BEGIN) upwards.
+
+        With `genid` the kernel refuses the whole batch (ERESTART) if the ruleset changed
+        since that generation was read, as iptables-nft does."""
+        hdr = {"family": 0, "version": 0, "res_id": d.NFNL_SUBSYS_NFTABLES}
+        gen = [("NFNL_BATCH_GENID", genid)] if genid is not None else []
+        out = [encode(Msg(d.NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, seq, 0, hdr, gen),
+                      d.MESSAGES[d.NFNL_MSG_BATCH_BEGIN])]
+        extra = NLM_F_ACK if ack else 0
+        for i, (msg, flags, family, attrs) in enumerate(self.ops, 1):
+            t = d.msg_type(msg)
+            out.append(encode(Msg(t, NLM_F_REQUEST | flags | extra, seq + i, 0,
+                                  {"family": family, "version": 0, "res_id": 0}, attrs),
+                              d.MESSAGES[t]))
+        out.append(encode(Msg(d.NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq + len(self.ops) + 1, 0, hdr),
+                          d.MESSAGES[d.NFNL_MSG_BATCH_END]))
+        return b"".join(out)
+
+    def commit(self, nl: NftSocket | None = None, *, genid: int | None = None) -> None:
+        """Send the batch as one transaction; raise NetlinkError if the kernel refused it
+        (then nothing of it was applied). An empty batch sends nothing."""
+        if not self.ops:
+            return
+        if nl is not None:
+            nl.transact(self, genid=genid)
+            return
+        with NftSocket() as own:
+            own.transact(self, genid=genid)
+
+
+class NftSocket(NetlinkSocket):
+    """A NETLINK_NETFILTER socket speaking nf_tables, bound to the current netns."""
+
+    __slots__ = ()
+
+    def __init__(self, *, sock=None):
+        super().__init__(NETLINK_NETFILTER, d.MESSAGES, sock=sock)
+
+    def transact(self, batch: Batch, *, genid: int | None = None) -> None:
+        seq = self._seq = (self._seq + 1) & 0x7FFFFFFF
+        n = len(batch.ops)
+        self._seq = (seq + n + 1) & 0x7FFFFFFF
+        self._sock.send(batch.encode(seq, genid=genid))
+        # The kernel handles a batch inside sendmsg and queues one reply per operation (error 0
+        # or the failure), in order; a failure of the batch itself is reported on BEGIN's seq.
+        want = set(range(seq + 1, seq + n + 1))
+        first_err: NetlinkError | None = None
+        buf = self._buf
+        while want:
+            try:
+                ln = self._sock.recv_into(buf, 0, _MSG_DONTWAIT if first_err else 0)
+            except BlockingIOError:
+                break
+            off = 0
+            while off + 16 <= ln:
+                mlen, mtype, mflags, mseq, mpid = NLMSGHDR.unpack_from(buf, off)
+                if mlen < 16 or off + mlen > ln:
+                    break
+                if mtype == NLMSG_ERROR and mpid == self.pid and seq <= mseq <= seq + n:
+                    err, text, _ = parse_error(buf, off + 16, off + mlen, mflags)
+                    want.discard(mseq)
+                    if err and first_err is None:
+                        what = _describe(batch, mseq - seq)
+                        first_err = NetlinkError(-err, f"{what}: {text}" if text else what)
+                off += (mlen + 3) & ~3
+        if first_err is not None:
+            raise first_err
+
+    def _dump(self, msg: int, family: str, attrs=()) -> list:
+        return self.dump(d.msg_type(msg), {"family": FAMILIES.get(family, 0), "version": 0,
+                                           "res_id": 0}, attrs)
+
+    def tables(self, family: str = "unspec") -> list:
+        return [_Table(m) for m in self._dump(d.NFT_MSG_GETTABLE, family)]
+
+    def chains(self, family: str, table: str | None = None) -> list:
+        out = [_Chain(m) for m in self._dump(d.NFT_MSG_GETCHAIN, family)]
+        return [c for c in out if table is None or c.table == table]
+
+    def rules(self, family: str, table: str, chain: str | None = None) -> list:
+        """Rules of a table (or one chain of it), in order; [] when it does not exist."""
+        attrs = [("NFTA_RULE_TABLE", table)] + ([("NFTA_RULE_CHAIN", chain)] if chain else [])
+        try:
+            return [Rule(m) for m in self._dump(d.NFT_MSG_GETRULE, family, attrs)]
+        except NetlinkError as exc:
+            if exc.errno == _ENOENT:
+                return []
+            raise
+
+    def genid(self) -> int:
+        """The ruleset generation (it changes with every committed batch)."""
+        msgs = self.request(d.msg_type(d.NFT_MSG_GETGEN), {"family": 0, "version": 0, "res_id": 0})
+        return msgs[0].attrs.get("NFTA_GEN_ID") if msgs else 0
+
+    def table_exists(self, family: str, name: str) -> bool:
+        try:
+            self.request(d.msg_type(d.NFT_MSG_GETTABLE), {"family": FAMILIES[family]},
+                         [("NFTA_TABLE_NAME", name)])
+            return True
+        except NetlinkError as exc:
+            if exc.errno == _ENOENT:
+                return False
+            raise
+
+
+def _describe(batch: Batch, index: int) -> str:
+    if not 1 <= index <= len(batch.ops):
+        return "nf_tables batch"
+    msg, _, _, attrs = batch.ops[index - 1]
+    names = {d.NFT_MSG_NEWTABLE: "add table", d.NFT_MSG_NEWCHAIN: "add chain",
+             d.NFT_MSG_NEWRULE: "add rule", d.NFT_MSG_DELRULE: "delete rule",
+             d.NFT_MSG_DELCHAIN: "delete chain", d.NFT_MSG_DELTABLE: "delete table",
+             d.NFT_MSG_NEWSET: "add set", d.NFT_MSG_NEWSETELEM: "add element",
+             d.NFT_MSG_DELSETELEM: "delete element"}
+    where = " ".join(str(v) for k, v in attrs if isinstance(v, str))
+    return f"{names.get(msg, 'operation')} {where}".strip()
+
+
+class _Table:
+    __slots__ = ("family", "name", "handle", "comment")
+
+    def __init__(self, m: Msg):
+        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
+        self.name = m.attrs.get("NFTA_TABLE_NAME")
+        self.handle = m.attrs.get("NFTA_TABLE_HANDLE")
+        self.comment = comment_of(m.attrs.get("NFTA_TABLE_USERDATA"))
+
+
+class _Chain:
+    __slots__ = ("family", "table", "name", "handle", "comment", "hook")
+
+    def __init__(self, m: Msg):
+        a = m.attrs
+        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
+        self.table, self.name = a.get("NFTA_CHAIN_TABLE"), a.get("NFTA_CHAIN_NAME")
+        self.handle = a.get("NFTA_CHAIN_HANDLE")
+        self.comment = comment_of(a.get("NFTA_CHAIN_USERDATA"))
+        self.hook = a.get("NFTA_CHAIN_HOOK")
+
+
+class Rule:
+    """A dumped rule: where it is, its handle, comment and expressions (AttrLists)."""
+
+    __slots__ = ("family", "table", "chain", "handle", "comment", "exprs")
+
+    def __init__(self, m: Msg):
+        a = m.attrs
+        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
+        self.table, self.chain = a.get("NFTA_RULE_TABLE"), a.get("NFTA_RULE_CHAIN")
+        self.handle = a.get("NFTA_RULE_HANDLE")
+        self.comment = comment_of(a.get("NFTA_RULE_USERDATA"))
+        self.exprs = [e for _, e in a.get("NFTA_RULE_EXPRESSIONS") or ()]
+
+    def __repr__(self) -> str:
+        return f"Rule({self.family} {self.table} {self.chain} #{self.handle} {self.comment!r})"
+
+
+def decode_batch(data: bytes) -> list:
+    """The messages of an encoded batch (for tests and debugging)."""
+    return decode(data, d.MESSAGES)
 
 
 def table_exists(family: str, name: str):
     """True/False for table `family name` in the current netns; None when the kernel can't say."""
     try:
-        nl = NetlinkSocket(NETLINK_NETFILTER, MESSAGES)
+        nl = NftSocket()
     except OSError:
         return None
     try:
-        nl.request(GETTABLE, {"family": FAMILIES[family]}, [("NFTA_TABLE_NAME", name)])
-        return True
-    except NetlinkError as exc:
-        if exc.errno == 2:  # ENOENT
-            return False
+        return nl.table_exists(family, name)
+    except NetlinkError:
         return None
     finally:
         nl.close()
+
+
+__all__ = ["Batch", "NftSocket", "Rule", "table_exists", "udata_comment", "comment_of",
+           "meta", "payload", "cmp", "bitwise", "immediate", "verdict", "counter", "masq", "nat",
+           "ct", "fib", "lookup", "match_nfproto", "match_addr", "decode_batch"]
