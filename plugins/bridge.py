@@ -328,9 +328,11 @@ def gc(args: skel.Args, conf: Config) -> None:
         except CNIError as exc:
             errors.append(exc)
     if conf.ip_masq:
-        from cni.fw import masq
-        masq.gc(conf.name, conf.raw.get("cni.dev/valid-attachments") or [],
-                conf.ip_masq_backend or None)
+        from cni.meta import valid_attachments
+        valid = valid_attachments(conf)
+        if valid is not None:  # no list: nothing is known to be stale
+            from cni.fw import masq
+            masq.gc(conf.name, valid, conf.ip_masq_backend or None)
     if errors:
         raise errors[0]
 

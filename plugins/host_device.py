@@ -207,7 +207,13 @@ def status(args: skel.Args, conf: Config) -> None:
         ipam.exec_status(conf, args)
 
 
-PLUGIN = skel.Plugin("host-device", Config, add=add, delete=delete, check=check, status=status)
+def gc(args: skel.Args, conf: Config) -> None:
+    from cni import links
+    links.gc(args, conf)
+
+
+PLUGIN = skel.Plugin("host-device", Config, add=add, delete=delete, check=check,
+                     status=status, gc=gc)
 
 
 def main() -> None:

@@ -83,7 +83,13 @@ def status(args: skel.Args, conf: Config) -> None:
     ipam.exec_status(conf, args)      # unconditional, as Go: no ipam type is an error
 
 
-PLUGIN = skel.Plugin("vlan", Config, add=add, delete=delete, check=check, status=status)
+def gc(args: skel.Args, conf: Config) -> None:
+    from cni import links
+    links.gc(args, conf)
+
+
+PLUGIN = skel.Plugin("vlan", Config, add=add, delete=delete, check=check,
+                     status=status, gc=gc)
 
 
 def main() -> None:

