@@ -281,7 +281,7 @@ def delete(args: skel.Args, conf: Config) -> None:
 
 def check(args: skel.Args, conf: Config) -> None:
     from cni import ipam
-    from cni.check import check_container_iface
+    from cni.check import check_container_iface, check_host_veth
     from cni.ip import open_netns
     from cni.nl.rtnl import Rtnl
     if conf.ipam_type():
@@ -300,13 +300,7 @@ def check(args: skel.Args, conf: Config) -> None:
             raise CNIError("bridge MAC mismatch", f"{conf.bridge}: {br.mac} != {want.mac}")
         with open_netns(args.netns) as ns:
             peer = check_container_iface(ns, args, prev, kind="veth")
-        host_ifs = [i for i in prev.interfaces if not i.sandbox and i.name != conf.bridge]
-        for hi in host_ifs:
-            hl = host.link_lookup(hi.name)
-            if hl is None or hl.index != peer:
-                raise CNIError("host veth mismatch", f"{hi.name} is not the container veth's peer")
-            if hl.master != br.index:
-                raise CNIError("host veth not on bridge", f"{hi.name} is not a port of {conf.bridge}")
+        check_host_veth(host, peer, prev, master=br.index, master_name=conf.bridge)
     if conf.ip_masq and prev.ips:
         from cni.fw import masq
         masq.check(conf.name, args.container_id, args.ifname, [i.address for i in prev.ips],

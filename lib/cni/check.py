@@ -55,3 +55,23 @@ def check_routes(h, routes) -> None:
         if not any(x.dst == dst and (gw is None or x.gw is None or str(x.gw) == str(gw))
                    for x in have):
             raise CNIError("route missing", f"{dst} via {gw or '-'}")
+
+
+def check_host_veth(host, peer: int, prev, *, master: int | None = None,
+                    master_name: str = ""):
+    """The host end of the container veth, found by what it is: the link whose ifindex is the
+    container interface's peer (`peer`, from check_container_iface). Other host interfaces in
+    prevResult (an IFB that bandwidth appended, a later plugin's device) are not it and are
+    skipped. It must be a veth, a port of `master` when given, and match its prevResult MAC.
+    """
+    link = host.link_lookup(peer) if peer else None
+    if link is None or link.kind != "veth":
+        raise CNIError("host veth missing", f"the container veth's peer (ifindex {peer}) is not "
+                       "a veth in the host namespace")
+    if master is not None and link.master != master:
+        raise CNIError("host veth not on bridge", f"{link.name} is not a port of {master_name}")
+    listed = next((i for i in prev.interfaces if i.name == link.name and not i.sandbox), None)
+    if listed is not None and listed.mac and listed.mac.lower() != (link.mac or "").lower():
+        raise CNIError("host veth MAC mismatch", f"{link.name} has {link.mac}, "
+                       f"prevResult says {listed.mac}")
+    return link

@@ -47,11 +47,11 @@ def valid_attachments(conf) -> list | None:
     `cni.dev/attachments` some runtimes send). None means "nothing is known to be stale":
     a GC handler then removes nothing. A list of the wrong shape is a config error (code 7).
     """
-    raw = conf.raw
+    from cni.config import lookup
     key = "cni.dev/valid-attachments"
-    if raw.get(key) is None:
+    if lookup(conf.raw, key) is None:
         key = "cni.dev/attachments"
-    value = raw.get(key)
+    value = lookup(conf.raw, key)
     if value is None:
         return None
     if not isinstance(value, list):
