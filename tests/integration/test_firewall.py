@@ -89,9 +89,13 @@ def test_errors(topo, host_ns):
     ns, net, prev = topo["a1"]
     r = run("firewall", "ADD", chained(None, {"type": "firewall"}, name="fwa"), host_ns, ns, "a1")
     assert r.rc == 1 and "prevResult" in r.json["msg"]
-    old = {**chained(prev, {"type": "firewall"}, name="fwa"), "cniVersion": "0.3.1"}
+    old = {**chained(prev, {"type": "firewall", "backend": "iptables"}, name="fwa"),
+           "cniVersion": "0.2.0"}
     r = run("firewall", "ADD", old, host_ns, ns, "a1")
-    assert r.rc == 1 and r.json["code"] == 1                # firewall needs >= 0.4.0
+    assert r.rc == 1 and r.json["code"] == 1                # firewall needs >= 0.3.0
+    old["cniVersion"] = "0.3.1"
+    r = run("firewall", "CHECK", old, host_ns, ns, "a1")
+    assert r.rc == 1 and r.json["code"] == 1                # CHECK needs >= 0.4.0 (spec)
     conf = chained(prev, {"type": "firewall", "backend": "firewalld"}, name="fwa")
     r = run("firewall", "ADD", conf, host_ns, ns, "a1",
             env={"DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/bus"})
@@ -112,3 +116,38 @@ def test_firewalld_backend(topo, host_ns, fake_firewalld):
     ok(run("firewall", "DEL", conf, host_ns, ns, "a1", env=env))
     assert f"removeSource ss cni {src}" in log.read_text()
     assert run("firewall", "CHECK", conf, host_ns, ns, "a1", env=env).rc == 1
+
+
+def test_upstream_031_conflist_iptables(tmp_path, host_ns, make_netns, built_bins):
+    """The iptables example of the upstream firewall README (a 0.3.1 conflist), through
+    bin/cnitool: ADD admits the container's address in CNI-FORWARD, DEL removes it."""
+    import json
+    import subprocess
+    from helpers import BIN
+    net = {"cniVersion": "0.3.1", "name": "bridge-firewalld", "plugins": [
+        {"type": "bridge", "bridge": "cnitfw031", "isGateway": True, "ipMasq": True,
+         "ipam": {"type": "host-local", "subnet": "10.92.8.0/24",
+                  "dataDir": str(tmp_path / "ipam"), "routes": [{"dst": "0.0.0.0/0"}]}},
+        {"type": "firewall", "backend": "iptables"}]}
+    (tmp_path / "net.d").mkdir()
+    (tmp_path / "net.d" / "fw.conflist").write_text(json.dumps(net))
+    cont = make_netns("fw031")
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "NETCONFPATH": str(tmp_path / "net.d"), "CNI_PATH": BIN,
+           "CNI_CACHE_DIR": str(tmp_path / "cache"), "CNI_CONTAINERID": "cnit-fw031"}
+
+    def tool(verb):
+        return subprocess.run(["ip", "netns", "exec", host_ns.name, os.path.join(BIN, "cnitool"),
+                               verb, "bridge-firewalld", cont.path], env=env,
+                              capture_output=True, text=True, timeout=60)
+    r = tool("add")
+    assert r.returncode == 0, r
+    res = json.loads(r.stdout)
+    assert res["cniVersion"] == "0.3.1"
+    ip = res["ips"][0]["address"].split("/")[0]
+    fwd = host_ns.run("iptables", "-S", "CNI-FORWARD").stdout
+    assert f"-s {ip}/32 -j ACCEPT" in fwd and f"-d {ip}/32" in fwd
+    assert "-j CNI-FORWARD" in host_ns.run("iptables", "-S", "FORWARD").stdout
+    r = tool("del")
+    assert r.returncode == 0, r
+    assert ip + "/32" not in host_ns.run("iptables", "-S", "CNI-FORWARD").stdout
