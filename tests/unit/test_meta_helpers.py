@@ -143,7 +143,7 @@ def test_bandwidth_and_firewall_versions():
     import bandwidth
     import firewall
     assert "0.2.0" not in bandwidth.PLUGIN.versions and "0.3.0" in bandwidth.PLUGIN.versions
-    assert firewall.PLUGIN.versions[0] == "0.4.0"
+    assert firewall.PLUGIN.versions[0] == "0.3.0"                    # 0.3.x ADD/DEL (issue 15)
     rc, out = dispatch(bandwidth.PLUGIN, {"cniVersion": "1.0.0", "name": "n", "type": "bandwidth",
                                           "prevResult": PREV})
     assert rc == 0 and out["interfaces"][0]["name"] == "cni0"          # all zero: pass through
