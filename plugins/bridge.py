@@ -207,6 +207,7 @@ def add(args: skel.Args, conf: Config):
     from cni.rollback import on_error
     from cni.types import Interface, Result
     mac = conf.mac(args)
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl() as host, on_error() as undo:
         br = _ensure_bridge(host, conf)
         hv, cv = setup_veth(host, ns, args.ifname, mtu=conf.mtu or br.mtu, mac=mac)

@@ -95,6 +95,7 @@ def add(args: skel.Args, conf: Config):
     from cni.types import Interface, IPConfig, Result
     conf.resolve()
     iface = Interface(args.ifname, "", args.netns)
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, NetNS.current() as host_ns, Rtnl(host_ns) as h, \
             Rtnl(ns) as c, on_error() as undo:
         kept = []

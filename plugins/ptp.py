@@ -77,6 +77,7 @@ def add(args: skel.Args, conf: Config):
     from cni.nl.rtnl import Rtnl
     from cni.rollback import on_error
     from cni.types import Interface
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl() as host, on_error() as undo:
         result = ipam.exec_add(conf, args)
         undo(ipam.exec_del, conf, args)

@@ -42,13 +42,14 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
+    from cni import ipam, links
     from cni.ip import open_netns
     from cni.links.tap import create_tap
     from cni.nl.rtnl import Rtnl
     from cni.nl.socket import NetlinkError
     from cni.rollback import on_error
     mac = links.resolve_mac(conf.mac, args, conf.runtime_config)
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
         links.ensure_absent(ns, args.ifname)
         br = None

@@ -36,11 +36,12 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
+    from cni import ipam, links
     from cni.ip import open_netns
     from cni.rollback import on_error
     if not conf.ipam_type():
         raise InvalidConfigError("missing IPAM configuration", "vlan needs \"ipam\"")
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
         _, master, h = links.resolve_master(conf.master, ns if conf.link_in_container else None,
                                             mtu=conf.mtu)
