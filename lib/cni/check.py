@@ -48,11 +48,20 @@ def check_addresses(h, link, ips) -> None:
             raise CNIError("route missing", f"no route to {want.network} on {link.name}")
 
 
+def _gateways(route) -> set:
+    """Every gateway of a kernel route as text: RTA_GATEWAY and the multipath nexthops."""
+    out = {str(g) for g, _ in route.nexthops if g is not None}
+    if route.gw is not None:
+        out.add(str(route.gw))
+    return out
+
+
 def check_routes(h, routes) -> None:
     have = h.route_list(table=None)
     for r in routes:
         dst, gw = r.dst, r.gw
-        if not any(x.dst == dst and (gw is None or x.gw is None or str(x.gw) == str(gw))
+        if not any(x.dst == dst and (gw is None or (x.gw is None and not x.nexthops)
+                                     or str(gw) in _gateways(x))
                    for x in have):
             raise CNIError("route missing", f"{dst} via {gw or '-'}")
 
