@@ -99,6 +99,28 @@ def test_bandwidth_runtime_config_spellings(cnitool, host_ns, cont_ns, tmp_path,
         assert r.returncode == 0, r
 
 
+def test_upstream_chained_bridge_bandwidth_conflist(cnitool, host_ns, cont_ns, tmp_path):
+    """integration/testdata/chained-bridge-bandwidth/network-chain-test.conflist of upstream
+    (bridge + bandwidth with runtimeConfig "bandWidth", 0.3.1), names and paths made ours."""
+    net = {"cniVersion": "0.3.1", "name": "cnit-chainbw", "plugins": [
+        {"type": "bridge", "bridge": "cnitbwbr1", "isDefaultGateway": True,
+         "ipam": {"type": "host-local", "subnet": "10.12.2.0/24",
+                  "dataDir": str(tmp_path / "ipam")}},
+        {"type": "bandwidth", "runtimeConfig": {"bandWidth": {
+            "ingressRate": 8000, "ingressBurst": 16000, "egressRate": 8000, "egressBurst": 16000}}}]}
+    cnitool.write(net)
+    r = cnitool("add", "cnit-chainbw", cont_ns.path)
+    assert r.returncode == 0, r
+    try:
+        res = json.loads(r.stdout)
+        veth = res["interfaces"][1]["name"]
+        assert qdisc_kinds(host_ns, veth) == ["ingress", "tbf"]
+        assert res["interfaces"][-1]["name"].startswith("bwp")
+    finally:
+        r = cnitool("del", "cnit-chainbw", cont_ns.path)
+        assert r.returncode == 0, r
+
+
 def test_go_struct_keys_fold(tmp_path):
     """The shared parser reads struct keys as Go: exact first, then case-insensitively."""
     from cni.config import GoObject, NetConf, lookup
