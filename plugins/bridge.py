@@ -77,9 +77,17 @@ class Config(NetConf):
         if self.ip_masq_backend not in ("", "iptables", "nftables"):
             raise InvalidConfigError("invalid config",
                                      f"ipMasqBackend={self.ip_masq_backend!r} (iptables or nftables)")
+        if self.vlan and self.is_gateway and valid_ifname(self.vlan_gateway_name()):
+            raise InvalidConfigError("invalid VLAN gateway interface name",
+                                     f"{self.vlan_gateway_name()!r} (bridge.vlan, which holds "
+                                     f"the gateway): {valid_ifname(self.vlan_gateway_name())}")
         if self.disable_container_interface and self.ipam_type():
             raise InvalidConfigError("invalid config",
                                      "disableContainerInterface cannot be used with ipam")
+
+    def vlan_gateway_name(self) -> str:
+        """`<bridge>.<vlan>`: the interface that holds the gateway of a VLAN (as Go)."""
+        return f"{self.bridge}.{self.vlan}"
 
     def mac(self, args) -> str | None:
         """Container MAC: CNI_ARGS MAC < args.cni.mac < runtimeConfig.mac."""
@@ -115,20 +123,50 @@ def _ensure_bridge(h, conf: Config):
     return h.link_get(br.index)
 
 
-def _program_port(h, conf: Config, port: int, br: int) -> None:
+def _program_port(h, port: int, br: int, *, hairpin: bool = False, isolated: bool = False,
+                  vlan: int = 0, trunk=(), preserve_default_vlan: bool = False) -> None:
     h.link_set(port, master=br)
-    h.bridge_port_set(port, hairpin=conf.hairpin_mode,
-                      isolated=True if conf.port_isolation else None)
-    if conf.vlan or conf.vlan_trunk:
-        if not conf.preserve_default_vlan:
+    h.bridge_port_set(port, hairpin=hairpin, isolated=True if isolated else None)
+    if vlan or trunk:
+        if not preserve_default_vlan:
             for vid in [v for v, _ in h.bridge_vlan_list(port).get(port, [])]:
                 h.bridge_vlan_del(port, vid)
-        if conf.vlan:
-            h.bridge_vlan_add(port, conf.vlan, pvid=True, untagged=True)
-        for vid in conf.vlan_trunk:
+        if vlan:
+            h.bridge_vlan_add(port, vlan, pvid=True, untagged=True)
+        for vid in trunk:
             h.bridge_vlan_add(port, vid)
-        if conf.vlan_trunk and not conf.vlan:
+        if trunk and not vlan:
             h.bridge_vlan_add(port, 1, pvid=True, untagged=True)
+
+
+def _ensure_vlan_gateway(h, conf: Config, br, undo):
+    """The `<bridge>.<vlan>` interface that holds the gateway addresses of a VLAN, as Go's
+    bridge makes it: one end of a veth pair left in the host netns, its peer a bridge port
+    untagged in that VLAN (PVID). Shared by the VLAN's containers: the first ADD makes it,
+    DEL keeps it. Returns its Link."""
+    from cni.ip import random_veth_name
+    from cni.nl.socket import NetlinkError
+    name = conf.vlan_gateway_name()
+    link = h.link_lookup(name)
+    if link is not None:
+        return link
+    for attempt in range(10):
+        port = random_veth_name()
+        try:
+            h.veth_add(port, name, mtu=br.mtu)
+            break
+        except NetlinkError as exc:
+            if exc.errno == 17 and h.link_lookup(name) is not None:
+                return h.link_get(name)            # another ADD made it first
+            if exc.errno != 17 or attempt == 9:
+                raise CNIError("failed to create VLAN gateway", f"{name}: {exc}") from None
+    undo(h.link_del, name)
+    pl = h.link_get(port)
+    _program_port(h, pl.index, br.index, vlan=conf.vlan,
+                  preserve_default_vlan=conf.preserve_default_vlan)
+    h.link_up(pl.index)
+    h.link_up(name)
+    return h.link_get(name)
 
 
 def _gateways(result, conf: Config) -> tuple:
@@ -151,7 +189,8 @@ def _gateways(result, conf: Config) -> tuple:
 
 
 def _ensure_addr(h, br, gw, force: bool) -> None:
-    """Put gateway address `gw` on the bridge (one IPv4 address only unless forceAddress)."""
+    """Put gateway address `gw` on the bridge, or its VLAN gateway interface (one IPv4
+    address only unless forceAddress)."""
     from cni.nl.socket import NetlinkError
     for a in h.addr_list(br.index, family=2 if gw.version == 4 else 10):
         if a.scope != 0:
@@ -210,11 +249,14 @@ def add(args: skel.Args, conf: Config):
     if conf.macspoofchk:
         from cni.fw import spoofchk
         spoofchk.validate(args.container_id, args.ifname)  # names usable in nft, before any change
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl() as host, on_error() as undo:
         br = _ensure_bridge(host, conf)
         hv, cv = setup_veth(host, ns, args.ifname, mtu=conf.mtu or br.mtu, mac=mac)
         undo(del_link_collect_addrs, ns, args.ifname)
-        _program_port(host, conf, hv.index, br.index)
+        _program_port(host, hv.index, br.index, hairpin=conf.hairpin_mode,
+                      isolated=conf.port_isolation, vlan=conf.vlan, trunk=conf.vlan_trunk,
+                      preserve_default_vlan=conf.preserve_default_vlan)
         if conf.macspoofchk:
             from cni.fw import spoofchk
             spoofchk.setup(args.container_id, args.ifname, hv.name, cv.mac)
@@ -245,8 +287,13 @@ def add(args: skel.Args, conf: Config):
             with Rtnl(ns) as c:
                 c.link_up(args.ifname)
         if conf.is_gateway:
+            gw_link = br
+            if conf.vlan and gws:
+                # the gateway must sit in the container's VLAN: on <bridge>.<vlan>, listed
+                gw_link = _ensure_vlan_gateway(host, conf, br, undo)
+                result.interfaces.append(Interface(gw_link.name, gw_link.mac))
             for gw in gws:
-                _ensure_addr(host, br, gw, conf.force_address)
+                _ensure_addr(host, gw_link, gw, conf.force_address)
             if gws:
                 # pin the bridge MAC so it no longer follows port churn
                 host.link_set(br.index, mac=host.link_get(br.index).mac)
@@ -284,7 +331,7 @@ def delete(args: skel.Args, conf: Config) -> None:
 
 def check(args: skel.Args, conf: Config) -> None:
     from cni import ipam
-    from cni.check import check_container_iface
+    from cni.check import check_container_iface, check_host_veth
     from cni.ip import open_netns
     from cni.nl.rtnl import Rtnl
     if conf.ipam_type():
@@ -303,13 +350,7 @@ def check(args: skel.Args, conf: Config) -> None:
             raise CNIError("bridge MAC mismatch", f"{conf.bridge}: {br.mac} != {want.mac}")
         with open_netns(args.netns) as ns:
             peer = check_container_iface(ns, args, prev, kind="veth")
-        host_ifs = [i for i in prev.interfaces if not i.sandbox and i.name != conf.bridge]
-        for hi in host_ifs:
-            hl = host.link_lookup(hi.name)
-            if hl is None or hl.index != peer:
-                raise CNIError("host veth mismatch", f"{hi.name} is not the container veth's peer")
-            if hl.master != br.index:
-                raise CNIError("host veth not on bridge", f"{hi.name} is not a port of {conf.bridge}")
+        check_host_veth(host, peer, prev, master=br.index, master_name=conf.bridge)
     if conf.ip_masq and prev.ips:
         from cni.fw import masq
         masq.check(conf.name, args.container_id, args.ifname, [i.address for i in prev.ips],
@@ -331,9 +372,11 @@ def gc(args: skel.Args, conf: Config) -> None:
         except CNIError as exc:
             errors.append(exc)
     if conf.ip_masq:
-        from cni.fw import masq
-        masq.gc(conf.name, conf.raw.get("cni.dev/valid-attachments") or [],
-                conf.ip_masq_backend or None)
+        from cni.meta import valid_attachments
+        valid = valid_attachments(conf)
+        if valid is not None:  # no list: nothing is known to be stale
+            from cni.fw import masq
+            masq.gc(conf.name, valid, conf.ip_masq_backend or None)
     if errors:
         raise errors[0]
 

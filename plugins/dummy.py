@@ -19,12 +19,13 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
+    from cni import ipam, links
     from cni.ip import open_netns
     from cni.nl.rtnl import Rtnl
     from cni.rollback import on_error
     if not conf.ipam_type():
         raise InvalidConfigError(NEED_IPAM, "set \"ipam\"")
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
         link = links.create_link(c, ns, args.ifname, "dummy", in_container=True)
         undo(links.del_link, ns, args.ifname)
@@ -59,7 +60,13 @@ def status(args: skel.Args, conf: Config) -> None:
     ipam.exec_status(conf, args)      # unconditional, as Go
 
 
-PLUGIN = skel.Plugin("dummy", Config, add=add, delete=delete, check=check, status=status)
+def gc(args: skel.Args, conf: Config) -> None:
+    from cni import links
+    links.gc(args, conf)
+
+
+PLUGIN = skel.Plugin("dummy", Config, add=add, delete=delete, check=check,
+                     status=status, gc=gc)
 
 
 def main() -> None:

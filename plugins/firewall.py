@@ -1,4 +1,4 @@
-"""firewall: allow the container's addresses through the host firewall (chained, >= 0.4.0).
+"""firewall: allow the container's addresses through the host firewall (chained, >= 0.3.0).
 
 Keys (as the Go plugin): backend (iptables|firewalld; default firewalld when it answers on the
 system bus, else iptables), iptablesAdminChainName (CNI-ADMIN), firewalldZone (trusted),
@@ -83,6 +83,9 @@ def add(args: skel.Args, conf: Config):
 def delete(args: skel.Args, conf: Config) -> None:
     # per-address rules only; the shared chains and isolation rules stay (as Go)
     ips = _ips(conf.prev_result)
+    if conf.prev_result is None and args.netns:
+        from cni.ip import container_addrs   # 0.3.x: DEL carries no prevResult
+        ips = container_addrs(args.netns, args.ifname)
     if not ips:
         return
     if conf.use_firewalld():
@@ -105,7 +108,7 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = skel.Plugin("firewall", Config, add=add, delete=delete, check=check,
-                     versions=starting_from("0.4.0"))
+                     versions=starting_from("0.3.0"))  # CHECK: >= 0.4.0 (skel)
 
 
 def main() -> None:

@@ -95,6 +95,7 @@ def add(args: skel.Args, conf: Config):
     from cni.types import Interface, IPConfig, Result
     conf.resolve()
     iface = Interface(args.ifname, "", args.netns)
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, NetNS.current() as host_ns, Rtnl(host_ns) as h, \
             Rtnl(ns) as c, on_error() as undo:
         kept = []
@@ -207,7 +208,13 @@ def status(args: skel.Args, conf: Config) -> None:
         ipam.exec_status(conf, args)
 
 
-PLUGIN = skel.Plugin("host-device", Config, add=add, delete=delete, check=check, status=status)
+def gc(args: skel.Args, conf: Config) -> None:
+    from cni import links
+    links.gc(args, conf)
+
+
+PLUGIN = skel.Plugin("host-device", Config, add=add, delete=delete, check=check,
+                     status=status, gc=gc)
 
 
 def main() -> None:

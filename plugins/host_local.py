@@ -110,22 +110,11 @@ def _check_space(ipc, st) -> None:
 
 
 def gc(args: skel.Args, conf: Config) -> None:
-    raw = conf.raw
-    valid = raw.get("cni.dev/valid-attachments")
-    if valid is None:
-        valid = raw.get("cni.dev/attachments")
+    from cni.meta import valid_attachments
+    valid = valid_attachments(conf)
     if valid is None:
         return  # no list given: nothing is known to be stale
-    if not isinstance(valid, list):
-        raise InvalidConfigError("invalid GC request", "cni.dev/valid-attachments must be a list")
-    keep = set()
-    for i, a in enumerate(valid):
-        cid = a.get("containerID") if isinstance(a, dict) else None
-        ifname = a.get("ifname") if isinstance(a, dict) else None
-        if not isinstance(cid, str) or not isinstance(ifname, str):
-            raise InvalidConfigError("invalid GC request",
-                                     f"cni.dev/valid-attachments[{i}] needs containerID and ifname")
-        keep.add((cid, ifname))
+    keep = set(valid)
     st = _store(conf)
     import os
     if not os.path.isdir(st.dir):

@@ -56,7 +56,7 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
+    from cni import ipam, links
     from cni.ip import open_netns
     from cni.rollback import on_error
     prev = conf.prev_result
@@ -64,6 +64,7 @@ def add(args: skel.Args, conf: Config):
         raise InvalidConfigError("missing IPAM configuration",
                                  "ipvlan needs \"ipam\" unless chained after a result with IPs")
     master_name = conf.chained_master()
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
         _, master, h = links.resolve_master(master_name, ns if conf.link_in_container else None)
         with h, on_error() as undo:
@@ -106,7 +107,13 @@ def status(args: skel.Args, conf: Config) -> None:
         ipam.exec_status(conf, args)
 
 
-PLUGIN = skel.Plugin("ipvlan", Config, add=add, delete=delete, check=check, status=status)
+def gc(args: skel.Args, conf: Config) -> None:
+    from cni import links
+    links.gc(args, conf)
+
+
+PLUGIN = skel.Plugin("ipvlan", Config, add=add, delete=delete, check=check,
+                     status=status, gc=gc)
 
 
 def main() -> None:

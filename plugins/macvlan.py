@@ -45,10 +45,11 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
+    from cni import ipam, links
     from cni.ip import open_netns
     from cni.rollback import on_error
     mac = links.resolve_mac(conf.mac, args, conf.runtime_config)
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
         cont = ns if conf.link_in_container else None
         _, master, h = links.resolve_master(conf.master, cont, mtu=conf.mtu)
@@ -92,7 +93,13 @@ def status(args: skel.Args, conf: Config) -> None:
         ipam.exec_status(conf, args)
 
 
-PLUGIN = skel.Plugin("macvlan", Config, add=add, delete=delete, check=check, status=status)
+def gc(args: skel.Args, conf: Config) -> None:
+    from cni import links
+    links.gc(args, conf)
+
+
+PLUGIN = skel.Plugin("macvlan", Config, add=add, delete=delete, check=check,
+                     status=status, gc=gc)
 
 
 def main() -> None:

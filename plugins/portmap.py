@@ -105,7 +105,9 @@ def check(args: skel.Args, conf: Config) -> None:
 def gc(args: skel.Args, conf: Config) -> None:
     from cni.fw import portmap
     from cni.meta import valid_attachments
-    portmap.gc(conf.name, [cid for cid, _ in valid_attachments(conf)], conf.which)
+    valid = valid_attachments(conf)
+    if valid is not None:  # no list: nothing is known to be stale
+        portmap.gc(conf.name, [cid for cid, _ in valid], conf.which)
 
 
 PLUGIN = skel.Plugin("portmap", Config, add=add, delete=delete, check=check, gc=gc)

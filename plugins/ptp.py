@@ -77,6 +77,7 @@ def add(args: skel.Args, conf: Config):
     from cni.nl.rtnl import Rtnl
     from cni.rollback import on_error
     from cni.types import Interface
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl() as host, on_error() as undo:
         result = ipam.exec_add(conf, args)
         undo(ipam.exec_del, conf, args)
@@ -142,9 +143,11 @@ def gc(args: skel.Args, conf: Config) -> None:
     from cni import ipam
     ipam.exec_gc(conf, args)
     if conf.ip_masq:
-        from cni.fw import masq
-        masq.gc(conf.name, conf.raw.get("cni.dev/valid-attachments") or [],
-                conf.ip_masq_backend or None)
+        from cni.meta import valid_attachments
+        valid = valid_attachments(conf)
+        if valid is not None:  # no list: nothing is known to be stale
+            from cni.fw import masq
+            masq.gc(conf.name, valid, conf.ip_masq_backend or None)
 
 
 PLUGIN = skel.Plugin("ptp", Config, add=add, delete=delete, check=check, status=status, gc=gc)

@@ -42,13 +42,14 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
+    from cni import ipam, links
     from cni.ip import open_netns
     from cni.links.tap import create_tap
     from cni.nl.rtnl import Rtnl
     from cni.nl.socket import NetlinkError
     from cni.rollback import on_error
     mac = links.resolve_mac(conf.mac, args, conf.runtime_config)
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
         links.ensure_absent(ns, args.ifname)
         br = None
@@ -100,7 +101,12 @@ def status(args: skel.Args, conf: Config) -> None:
         ipam.exec_status(conf, args)
 
 
-PLUGIN = skel.Plugin("tap", Config, add=add, delete=delete, check=check, status=status)
+def gc(args: skel.Args, conf: Config) -> None:
+    from cni import links
+    links.gc(args, conf)
+
+
+PLUGIN = skel.Plugin("tap", Config, add=add, delete=delete, check=check, status=status, gc=gc)
 
 
 def main() -> None:

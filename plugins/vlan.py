@@ -36,11 +36,12 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
+    from cni import ipam, links
     from cni.ip import open_netns
     from cni.rollback import on_error
     if not conf.ipam_type():
         raise InvalidConfigError("missing IPAM configuration", "vlan needs \"ipam\"")
+    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
         _, master, h = links.resolve_master(conf.master, ns if conf.link_in_container else None,
                                             mtu=conf.mtu)
@@ -83,7 +84,13 @@ def status(args: skel.Args, conf: Config) -> None:
     ipam.exec_status(conf, args)      # unconditional, as Go: no ipam type is an error
 
 
-PLUGIN = skel.Plugin("vlan", Config, add=add, delete=delete, check=check, status=status)
+def gc(args: skel.Args, conf: Config) -> None:
+    from cni import links
+    links.gc(args, conf)
+
+
+PLUGIN = skel.Plugin("vlan", Config, add=add, delete=delete, check=check,
+                     status=status, gc=gc)
 
 
 def main() -> None:

@@ -48,10 +48,39 @@ def check_addresses(h, link, ips) -> None:
             raise CNIError("route missing", f"no route to {want.network} on {link.name}")
 
 
+def _gateways(route) -> set:
+    """Every gateway of a kernel route as text: RTA_GATEWAY and the multipath nexthops."""
+    out = {str(g) for g, _ in route.nexthops if g is not None}
+    if route.gw is not None:
+        out.add(str(route.gw))
+    return out
+
+
 def check_routes(h, routes) -> None:
     have = h.route_list(table=None)
     for r in routes:
         dst, gw = r.dst, r.gw
-        if not any(x.dst == dst and (gw is None or x.gw is None or str(x.gw) == str(gw))
+        if not any(x.dst == dst and (gw is None or (x.gw is None and not x.nexthops)
+                                     or str(gw) in _gateways(x))
                    for x in have):
             raise CNIError("route missing", f"{dst} via {gw or '-'}")
+
+
+def check_host_veth(host, peer: int, prev, *, master: int | None = None,
+                    master_name: str = ""):
+    """The host end of the container veth, found by what it is: the link whose ifindex is the
+    container interface's peer (`peer`, from check_container_iface). Other host interfaces in
+    prevResult (an IFB that bandwidth appended, a later plugin's device) are not it and are
+    skipped. It must be a veth, a port of `master` when given, and match its prevResult MAC.
+    """
+    link = host.link_lookup(peer) if peer else None
+    if link is None or link.kind != "veth":
+        raise CNIError("host veth missing", f"the container veth's peer (ifindex {peer}) is not "
+                       "a veth in the host namespace")
+    if master is not None and link.master != master:
+        raise CNIError("host veth not on bridge", f"{link.name} is not a port of {master_name}")
+    listed = next((i for i in prev.interfaces if i.name == link.name and not i.sandbox), None)
+    if listed is not None and listed.mac and listed.mac.lower() != (link.mac or "").lower():
+        raise CNIError("host veth MAC mismatch", f"{link.name} has {link.mac}, "
+                       f"prevResult says {listed.mac}")
+    return link

@@ -45,20 +45,69 @@ def coerce(value, typ, field: str):
     return typ(value, field)  # a converter function(value, field) -> value
 
 
+def match_key(obj: dict, key: str):
+    """The key of `obj` that Go's encoding/json would decode into a struct field named `key`.
+
+    An exact match wins; otherwise keys compare case-insensitively (Unicode case folding,
+    like Go's), and of several such keys the last one in the document counts, as Go sets the
+    field once per key in order. None when nothing matches.
+    """
+    if dict.__contains__(obj, key):
+        return key
+    want = key.casefold()
+    found = None
+    for k in obj:
+        if isinstance(k, str) and k.casefold() == want:
+            found = k
+    return found
+
+
+def lookup(obj, key: str, default=None):
+    """obj[key] matched as Go decodes a struct field (see match_key); nested objects come back
+    as GoObject so that their fields are read the same way."""
+    k = match_key(obj, key) if isinstance(obj, dict) else None
+    if k is None:
+        return default
+    v = dict.__getitem__(obj, k)
+    return GoObject(v) if type(v) is dict else v
+
+
+class GoObject(dict):
+    """A decoded JSON object whose fixed keys are read as Go reads a struct: `get`, `[]` and
+    `in` match exactly, else case-insensitively (match_key). Iterating, len() and JSON encoding
+    see the plain dict, keys spelled as sent.
+    """
+
+    __slots__ = ()
+
+    def get(self, key, default=None):
+        return lookup(self, key, default)
+
+    def __getitem__(self, key):
+        k = match_key(self, key)
+        if k is None:
+            raise KeyError(key)
+        v = dict.__getitem__(self, k)
+        return GoObject(v) if type(v) is dict else v
+
+    def __contains__(self, key) -> bool:
+        return match_key(self, key) is not None
+
+
+def _go_object(value, field):
+    if not isinstance(value, dict):
+        raise InvalidConfigError("invalid config", f"{field} must be an object")
+    return GoObject(value)
+
+
 def parse_fields(obj, table: dict, target, prefix: str = "") -> None:
     """Fill `target` attributes from obj per {jsonKey: (attr, type, default)}.
 
-    Keys match exactly, else case-insensitively (as Go's encoding/json does).
+    Keys match as Go's encoding/json matches struct fields (match_key).
     """
-    lower = None
     for key, (attr, typ, default) in table.items():
-        if key in obj:
-            v = obj[key]
-        else:
-            if lower is None:
-                lower = {k.lower(): k for k in obj} if obj else {}
-            k2 = lower.get(key.lower())
-            v = obj[k2] if k2 is not None else None
+        k = match_key(obj, key) if obj else None
+        v = dict.__getitem__(obj, k) if k is not None else None
         if v is None:
             if isinstance(default, type):      # list / dict: a fresh empty one
                 v = default()
@@ -74,7 +123,7 @@ def parse_fields(obj, table: dict, target, prefix: str = "") -> None:
 def _dns(v, field):
     from cni.types import DNS
     try:
-        return DNS.from_dict(v)
+        return DNS.from_dict(GoObject(v) if type(v) is dict else v)
     except DecodingError as exc:
         raise InvalidConfigError("invalid config", exc.details) from None
 
@@ -90,10 +139,10 @@ class NetConf:
         "cniVersion": ("cni_version", str, ""),
         "name": ("name", str, ""),
         "type": ("type", str, ""),
-        "ipam": ("ipam", dict, None),
+        "ipam": ("ipam", _go_object, None),
         "dns": ("dns", _dns, None),
-        "args": ("args", dict, dict),
-        "runtimeConfig": ("runtime_config", dict, dict),
+        "args": ("args", _go_object, GoObject),
+        "runtimeConfig": ("runtime_config", _go_object, GoObject),
         "capabilities": ("capabilities", dict, dict),
     }
     FIELDS: dict = {}
@@ -106,10 +155,10 @@ class NetConf:
         parse_fields(obj, cls.BASE_FIELDS, self)
         if cls.FIELDS:
             parse_fields(obj, cls.FIELDS, self)
-        self.raw = obj
+        self.raw = GoObject(obj)
         self.raw_bytes = raw_bytes
         self.prev_result = None
-        prev = obj.get("prevResult")
+        prev = self.raw.get("prevResult")
         if prev is not None:
             from cni.convert import from_json
             try:

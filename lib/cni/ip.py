@@ -99,6 +99,18 @@ def del_link_collect_addrs(ns, ifname: str, collect: bool = True) -> list:
     return addrs
 
 
+def container_addrs(netns: str, ifname: str) -> list:
+    """Global addresses (ip_interface list) of `ifname` in CNI_NETNS; [] when the netns or the
+    link is gone. For a DEL that has no prevResult (0.3.x runtimes send none)."""
+    from cni.nl.rtnl import Rtnl
+    ns = open_netns_for_del(netns)
+    if ns is None:
+        return []
+    with ns, Rtnl(ns) as h:
+        link = h.link_lookup(ifname)
+        return [a.interface for a in h.addr_list(link.index) if a.scope == 0] if link else []
+
+
 def check_mac(mac) -> str:
     """Validate a MAC address string (xx:xx:xx:xx:xx:xx); returns it lower-cased."""
     from cni.errors import InvalidConfigError

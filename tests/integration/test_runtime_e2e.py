@@ -44,9 +44,21 @@ def netconf(tmp_path):
     return d
 
 
+def default_signals() -> None:
+    """preexec_fn: the child starts with SIGINT and SIGQUIT at their defaults.
+
+    A shell that starts pytest in the background (or `trap "" INT`) makes it inherit SIGINT as
+    ignored; a non-interactive sh cannot trap a signal ignored on entry, so the ^C these tests
+    send would never reach the scripts. subprocess's restore_signals covers only SIGPIPE/XFSZ.
+    """
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def run_in(host, argv, tmp_path, netconf, **kw):
     env = dict(os.environ, NETCONFPATH=str(netconf), CNI_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("CNI_PATH", None)
+    kw.setdefault("preexec_fn", default_signals)
     return subprocess.Popen(["ip", "netns", "exec", host.name, *argv], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 

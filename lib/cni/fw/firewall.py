@@ -64,7 +64,7 @@ def isolation_rules(bridge: str, isolated: bool, field: str = "prevResult.interf
 
     def shared(before: str, after: str) -> tuple:   # the rule with the comment of today and Go <= 1.1
         return f"{before}{dflt} {after}", (f"{before}{legacy} {after}",)
-    out = [("insert", "FORWARD", *shared("", "-j " + STAGE1)),
+    out = [("first", "FORWARD", *shared("", "-j " + STAGE1)),
            ("insert", STAGE1, f"-i {bridge} ! -o {bridge} {policy} -j {STAGE2}", ())]
     if isolated:
         out.append(("insert", STAGE1, f"-i {bridge} -o {bridge} {policy} -j DROP", ()))
@@ -72,6 +72,24 @@ def isolation_rules(bridge: str, isolated: bool, field: str = "prevResult.interf
             ("insert", STAGE2, *shared(f"-o {bridge} ", "-j DROP")),
             ("append", STAGE2, *shared("", "-j RETURN"))]
     return out
+
+
+def put_rule(b, op: str, chain: str, spec: str, alts: tuple = ()) -> None:
+    """Apply one isolation_rules() entry to an iptables Batch: insert/append when missing;
+    "first": the rule must lead its chain, and is moved back to the top when something got
+    ahead of it (an ACCEPT another tool or plugin inserted later would bypass the policy)."""
+    if op == "first":
+        rules = b.t.chains.get(chain, [])
+        if rules and rules[0] in (spec, *alts):
+            return
+        keep = next((s for s in (spec, *alts) if b.has(chain, s)), spec)
+        for s in (spec, *alts):
+            b.delete(chain, s)
+        b.insert(chain, keep)
+    elif op == "insert":
+        b.insert_unique(chain, spec, alts)
+    else:
+        b.append_unique(chain, spec, alts)
 
 
 def _build_add(b, ips, admin_chain, policy, bridge) -> None:
@@ -88,7 +106,7 @@ def _build_add(b, ips, admin_chain, policy, bridge) -> None:
         b.ensure_chain(STAGE1)
         b.ensure_chain(STAGE2)
         for op, chain, spec, alts in isolation:
-            (b.insert_unique if op == "insert" else b.append_unique)(chain, spec, alts)
+            put_rule(b, op, chain, spec, alts)
 
 
 def add(ips, *, admin_chain: str = "", ingress_policy: str = "open", bridge: str = "") -> None:

@@ -35,3 +35,16 @@ def exec_status(conf, args=None) -> None:
 def exec_gc(conf, args=None) -> None:
     from cni import invoke
     invoke.delegate_gc(_type(conf), conf.raw_bytes)
+
+
+def find_delegate(conf) -> str | None:
+    """The path of the configured IPAM plugin, or raise (code 7) when CNI_PATH lacks it.
+
+    Called at the start of ADD, before any kernel work, so that a missing delegate (or no
+    CNI_PATH at all, which the spec allows) fails with nothing to undo. None without ipam.
+    """
+    import os
+    from cni import invoke
+    if not conf.ipam_type():
+        return None
+    return invoke.find_in_path(conf.ipam_type(), os.environ.get("CNI_PATH", ""))

@@ -55,8 +55,9 @@ def configure_iface(ns, ifname: str, result, *, rtnl=None, wait_dad: bool = True
         for r in result.routes:
             gw = r.gw_str or (gw6 if r.is_v6 else gw4)
             try:
+                # same dst, other gateway (ECMP): kept beside the first, as Go's RouteAddEcmp
                 h.route_add(r.dst_str, gw=gw or None, dev=link.index, metric=r.priority or 0,
-                            table=r.table, scope=r.scope)
+                            table=r.table, scope=r.scope, ecmp=True)
             except NetlinkError as exc:
                 if exc.errno != 17:
                     raise CNIError("failed to add route",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _socket
 
+from cni.config import lookup
 from cni.errors import InvalidConfigError
 
 _AF4, _AF6 = _socket.AF_INET, _socket.AF_INET6
@@ -167,14 +168,8 @@ class RangeSet:
 
 
 def _get(d: dict, key: str):
-    """d[key], else a case-insensitive match (Go's encoding/json rule)."""
-    if key in d:
-        return d[key]
-    lk = key.lower()
-    for k, v in d.items():
-        if isinstance(k, str) and k.lower() == lk:
-            return v
-    return None
+    """d[key] matched as Go's encoding/json fills a struct field (cni.config.lookup)."""
+    return lookup(d, key)
 
 
 def _bad(field: str, why: str):

@@ -154,6 +154,13 @@ def delete(args, conf, *, ipam: bool = True) -> None:
             del_link_collect_addrs(ns, args.ifname)
 
 
+def gc(args, conf) -> None:
+    """GC: forward to the IPAM delegate (when configured), which drops stale reservations."""
+    if conf.ipam_type():
+        from cni import ipam
+        ipam.exec_gc(conf, args)
+
+
 def check(args, conf, *, kind: str | None, verify=None, ipam: bool = True):
     """IPAM CHECK (if set), then prevResult iface/MAC/IPs/routes; `verify(link)` adds kind checks."""
     from cni.check import check_container_iface

@@ -1,7 +1,7 @@
 """Helpers shared by the chained (meta) plugins: portmap, firewall, bandwidth, tuning, sbr."""
 from __future__ import annotations
 
-from cni.errors import CNIError
+from cni.errors import CNIError, InvalidConfigError
 
 
 def require_prev(conf, msg: str = "must be called as chained plugin"):
@@ -40,13 +40,28 @@ def ifname_ips(prev, ifname: str) -> list:
             or prev.interfaces[ipc.interface].name == ifname]
 
 
-def valid_attachments(conf) -> list:
-    """GC's valid attachments [(containerID, ifname)] from either spelling of the key."""
-    raw = conf.raw.get("cni.dev/valid-attachments")
-    if raw is None:
-        raw = conf.raw.get("cni.dev/attachments")
+def valid_attachments(conf) -> list | None:
+    """GC's valid attachments [(containerID, ifname)], or None when the request names none.
+
+    Both spellings of the key are read (`cni.dev/valid-attachments`, and the
+    `cni.dev/attachments` some runtimes send). None means "nothing is known to be stale":
+    a GC handler then removes nothing. A list of the wrong shape is a config error (code 7).
+    """
+    from cni.config import lookup
+    key = "cni.dev/valid-attachments"
+    if lookup(conf.raw, key) is None:
+        key = "cni.dev/attachments"
+    value = lookup(conf.raw, key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InvalidConfigError("invalid GC request", f"{key} must be a list")
     out = []
-    for a in raw or ():
-        if isinstance(a, dict) and isinstance(a.get("containerID"), str):
-            out.append((a["containerID"], a.get("ifname") or ""))
+    for i, a in enumerate(value):
+        cid = a.get("containerID") if isinstance(a, dict) else None
+        ifname = a.get("ifname") if isinstance(a, dict) else None
+        if not isinstance(cid, str) or not isinstance(ifname, str):
+            raise InvalidConfigError("invalid GC request",
+                                     f"{key}[{i}] needs containerID and ifname strings")
+        out.append((cid, ifname))
     return out

@@ -16,7 +16,7 @@ def setup(ips, policy: str, bridge: str) -> None:
         b.ensure_chain(firewall.STAGE1)
         b.ensure_chain(firewall.STAGE2)
         for op, chain, spec, alts in rules:
-            (b.insert_unique if op == "insert" else b.append_unique)(chain, spec, alts)
+            firewall.put_rule(b, op, chain, spec, alts)
     for v6 in sorted({getattr(ip, "version", 4) == 6 for ip in ips}):
         for tool in iptables.tools(v6):
             be.require(tool)

@@ -112,7 +112,7 @@ class Route(_Rec):
     """A route; `dst` is an ip_network (0.0.0.0/0 or ::/0 for the default route)."""
 
     __slots__ = ("family", "dst", "src", "gw", "oif", "iif", "table", "scope", "proto", "type",
-                 "priority", "prefsrc", "flags", "tos", "mtu", "advmss", "msg")
+                 "priority", "prefsrc", "flags", "tos", "mtu", "advmss", "nexthops", "msg")
 
     def __init__(self, msg):
         h, a = msg.hdr, msg.attrs
@@ -136,6 +136,33 @@ class Route(_Rec):
         m = a.get("RTA_METRICS")
         self.mtu = m.get("RTAX_MTU", 0) if m else 0
         self.advmss = m.get("RTAX_ADVMSS", 0) if m else 0
+        mp = a.get("RTA_MULTIPATH")
+        self.nexthops = _nexthops(mp) if mp else []
+
+
+_RTA_GATEWAY = 5
+
+
+def _nexthops(buf) -> list:
+    """RTA_MULTIPATH: [(gateway address or None, ifindex)] from its struct rtnexthop list."""
+    import struct
+    ipm = _ipmod()
+    out, off, end = [], 0, len(buf)
+    while off + 8 <= end:
+        ln, _flags, _hops, ifindex = struct.unpack_from("=HBBi", buf, off)
+        if ln < 8:
+            break
+        gw, a, a_end = None, off + 8, min(off + ln, end)
+        while a + 4 <= a_end:
+            alen, atype = struct.unpack_from("=HH", buf, a)
+            if alen < 4:
+                break
+            if atype & 0x3FFF == _RTA_GATEWAY and alen in (8, 20):
+                gw = ipm.ip_address(bytes(buf[a + 4:a + alen]))
+            a += (alen + 3) & ~3
+        out.append((gw, ifindex))
+        off += (ln + 3) & ~3
+    return out
 
 
 class Rule(_Rec):

@@ -152,11 +152,18 @@ class IpMixin:
     def route_add(self, dst, *, gw=None, dev=None, table: int | None = None, scope: int | None = None,
                   src=None, metric: int = 0, onlink: bool = False, type="unicast",
                   proto: int = RTPROT_BOOT, mtu: int = 0, advmss: int = 0, replace: bool = False,
-                  append: bool = False) -> None:
-        """Add a route (`replace` like `ip route replace`, `append` adds an ECMP sibling)."""
+                  append: bool = False, ecmp: bool = False) -> None:
+        """Add a route (`replace` like `ip route replace`, `append` adds an ECMP sibling).
+
+        `ecmp`: NLM_F_CREATE alone, as Go's netlink.RouteAddEcmp and `ip route prepend`: a
+        route to the same dst and metric through another gateway is kept beside the existing
+        one (IPv6 merges it into a multipath route, IPv4 adds another route); only an
+        identical route fails (EEXIST).
+        """
         hdr, a = self._route_msg(dst, gw, dev, table, scope, src, metric, onlink, type, proto, mtu,
                                  advmss)
-        f = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_APPEND if append else NLM_F_EXCL)
+        f = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_APPEND if append else
+                            0 if ecmp else NLM_F_EXCL)
         self._nl.request(RTM_NEWROUTE, hdr, a, flags=f)
 
     def route_replace(self, dst, **kw) -> None:
@@ -176,7 +183,8 @@ class IpMixin:
         for fam in ((AF_INET, AF_INET6) if family == 0 else (family,)):
             for m in self._nl.dump(RTM_GETROUTE, {"family": fam}):
                 r = Route(m)
-                if (table is None or r.table == table) and (oif is None or r.oif == oif):
+                if (table is None or r.table == table) and (
+                        oif is None or r.oif == oif or any(i == oif for _, i in r.nexthops)):
                     out.append(r)
         return out
 
