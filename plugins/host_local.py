@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from cni import skel
 from cni.config import NetConf
-from cni.errors import CNIError, InvalidConfigError, IOFailureError, PluginNotAvailableError
+from cni.errors import (CNIError, InvalidConfigError, IOFailureError, PluginNotAvailableError,
+                        os_details)
 
 
 class Config(NetConf):
@@ -32,7 +33,6 @@ def _io(exc: OSError, what: str) -> CNIError:
     """Code 5 for any storage fault, a full store included: ENOSPC/EDQUOT are write
     failures that another ADD will meet too until someone frees space (not code 11's
     transient condition), and the errno name in the details says which."""
-    from cni.ipam.store import os_details
     return IOFailureError(f"{what} failed in the IPAM store", os_details(exc))
 
 

@@ -35,7 +35,7 @@ import errno
 import os
 import time
 
-from cni.errors import InvalidConfigError, InvalidEnvError, IOFailureError
+from cni.errors import InvalidConfigError, InvalidEnvError, IOFailureError, os_details
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LOCK = "lock"
@@ -49,13 +49,6 @@ STALE_EMPTY_S = 300  # GC drops a zero-length reservation (a crashed writer's) t
 _S_IFMT, _S_IFREG = 0o170000, 0o100000
 _RO_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 _SAFE_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@+=%,")
-
-
-def os_details(exc: OSError) -> str:
-    """`path: [ENOSPC] No space left on device` for an error's details."""
-    name = errno.errorcode.get(exc.errno or 0, "")
-    text = f"[{name}] {exc.strerror}" if name else str(exc.strerror or exc)
-    return f"{exc.filename}: {text}" if exc.filename else text
 
 
 def _sha256_hex(data: bytes) -> str:
