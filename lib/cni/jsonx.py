@@ -159,13 +159,20 @@ class _Parser:
         return (float(text) if is_float else int(text)), j
 
     def string(self, i: int):
-        s, out = self.s, []
+        s, out, q = self.s, [], -1
         while True:
-            j = i
-            while j < len(s) and s[j] not in '"\\' and s[j] >= " ":
-                j += 1
-            out.append(s[i:j])
-            if j >= len(s) or s[j] < " ":
+            if q < i:  # str.find and min() run in C: long strings stay fast
+                q = s.find('"', i)
+                if q < 0:
+                    q = len(s)
+            end = q
+            b = s.find("\\", i, end)
+            j = end if b < 0 else b
+            seg = s[i:j]
+            if seg and min(seg) < " ":  # a raw control character: fail where it is
+                self._fail(i + next(k for k, c in enumerate(seg) if c < " "))
+            out.append(seg)
+            if j >= len(s):
                 self._fail(j)
             if s[j] == '"':
                 return "".join(out), j + 1
@@ -184,10 +191,12 @@ class _Parser:
                 out.append(self._ESC[esc])
                 i = j + 2
             else:
-                self._fail(j)
+                self._fail(j + 1)  # past the end when the input stops after the backslash
 
     def _hex4(self, i: int) -> int:
         h = self.s[i:i + 4]
+        if len(h) < 4 and all(c in "0123456789abcdefABCDEF" for c in h):
+            self._fail(len(self.s))  # cut short
         if len(h) != 4 or any(c not in "0123456789abcdefABCDEF" for c in h):
             self._fail(i)
         return int(h, 16)

@@ -57,8 +57,10 @@ def test_dumps_rejects():
 
 # (document, offset of the end or of the first bad character)
 TRUNCATED = [('{', 1), ('{"a": 1', 7), ('{"a": "x', 8), ('{"a": [1,', 9), ('[1,2', 4),
-             ('{"a": tr', 8), ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"ty', 53)]
-INVALID = [('{"a" 1}', "'1' at offset 5"), ('{"a":1,}', "'}' at offset 7"),
+             ('{"a": tr', 8), ('"a\\', 3), ('["a\\u12', 7),
+             ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"ty', 53)]
+INVALID = [('{"a" 1}', "'1' at offset 5"), ('["a\x01"]', "'\\x01' at offset 3"),
+           ('{"a":1,}', "'}' at offset 7"),
            ('{"a":1} x', "'x' after top-level value at offset 8")]
 
 
