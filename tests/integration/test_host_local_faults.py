@@ -161,6 +161,10 @@ def test_read_only_store(bins, tmp_path):
     rc, out = in_ro("DEL", "c1")                 # something to release: a clear code 5
     assert rc == 1 and out["code"] == 5 and "EROFS" in out["details"], out
     assert listing(d / "net") == before
+    os.unlink(d / "net" / "lock")  # a read-only store without a lock file: still readable
+    assert in_ro("DEL", "gone") == (0, None)
+    rc, out = in_ro("DEL", "c1")
+    assert rc == 1 and out["code"] == 5 and "EROFS" in out["details"], out
     assert run(conf, "DEL", cid="c1") == (0, None)  # writable again: released
 
 

@@ -160,6 +160,8 @@ class Store:
                 self._made_dir = self._dirty = True
                 fd = os.open(path, flags, 0o600)
         except OSError as exc:
+            if exc.errno == errno.EROFS and os.path.isdir(self.dir):
+                return self  # no lock file on a read-only store: nothing can change it anyway
             raise IOFailureError("cannot open the IPAM store", os_details(exc)) from None
         from fcntl import LOCK_EX, flock
         try:
