@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from cni import skel
 from cni.config import NetConf
-from cni.errors import CNIError, InvalidConfigError, IOFailureError, PluginNotAvailableError
+from cni.errors import (CNIError, InvalidConfigError, IOFailureError, PluginNotAvailableError,
+                        os_details)
 
 
 class Config(NetConf):
@@ -29,8 +30,10 @@ def _store(conf):
 
 
 def _io(exc: OSError, what: str) -> CNIError:
-    return IOFailureError(f"{what} failed in the IPAM store",
-                          f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+    """Code 5 for any storage fault, a full store included: ENOSPC/EDQUOT are write
+    failures that another ADD will meet too until someone frees space (not code 11's
+    transient condition), and the errno name in the details says which."""
+    return IOFailureError(f"{what} failed in the IPAM store", os_details(exc))
 
 
 def add(args: skel.Args, conf: Config):
@@ -44,6 +47,7 @@ def add(args: skel.Args, conf: Config):
     try:
         with _store(conf) as st:
             result.ips = allocator.allocate(ipc, st, args.container_id, args.ifname)
+            st.commit()
     except OSError as exc:
         raise _io(exc, "ADD") from None
     result.routes = ipc.routes

@@ -38,10 +38,17 @@ if posix.environ.get(b"CNI_COMMAND") == b"VERSION" and {fast!r}:
             c = s[j + 1:s.index('"', j + 1)]
             if c and len(c) < 16 and all(ch in "0123456789." for ch in c):
                 v = c
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # AttributeError: stdin closed (None)
         pass
-    sys.stdout.write('{{"cniVersion":"%s","supportedVersions":{versions}}}' % v)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write('{{"cniVersion":"%s","supportedVersions":{versions}}}' % v)
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError) as e:  # stdout closed or broken
+        try:
+            sys.stderr.write("cannot write to stdout: %s\\n" % (e if sys.stdout else "closed"))
+        except (OSError, ValueError, AttributeError):
+            pass
+        posix._exit(1)
     raise SystemExit(0)
 import _pycni_boot
 from {module} import {func}

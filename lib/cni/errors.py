@@ -1,6 +1,8 @@
 """CNI error tree: one class per spec code; plugin-specific codes are >= 100."""
 from __future__ import annotations
 
+import errno
+
 
 class CNIError(Exception):
     """An error that reaches the runtime as the spec's error object."""
@@ -91,3 +93,10 @@ def from_dict(d: dict) -> CNIError:
         code = 999
     cls = BY_CODE.get(code, CNIError)
     return cls(str(d.get("msg", "")), str(d.get("details", "") or ""), code=code)
+
+
+def os_details(exc: OSError) -> str:
+    """`path: [ENOSPC] No space left on device`: an OSError for an error's details."""
+    name = errno.errorcode.get(exc.errno or 0, "")
+    text = f"[{name}] {exc.strerror or exc}" if name else str(exc.strerror or exc)
+    return f"{exc.filename}: {text}" if exc.filename else text

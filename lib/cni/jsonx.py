@@ -44,26 +44,47 @@ def loads(data):
     if data.startswith("\ufeff"):
         raise ValueError("unexpected UTF-8 BOM")
     n = len(data)
-    i = n - len(data.lstrip(_WS))
+    i = 0
+    while i < n and data[i] in _WS:
+        i += 1
     if i == n:
         raise ValueError("empty input")
     if _scan is not None:
         try:
             obj, end = _scan(data, i)
-        except StopIteration as exc:
-            raise ValueError(f"invalid JSON at offset {exc.value}") from None
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
-        except Exception as exc:  # JSONDecodeError (a ValueError) or its import failing
-            raise ValueError(str(exc) or "invalid JSON") from None
+        except Exception:  # noqa: BLE001 - see _locate
+            raise ValueError(_locate(data, i)) from None
     else:
         try:
             obj, end = _Parser(data).value(i)
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
-    if data[end:].strip(_WS):
-        raise ValueError(f"extra data at offset {end}")
+    j = end
+    while j < n and data[j] in _WS:
+        j += 1
+    if j < n:
+        raise ValueError(f"invalid character {data[j]!r} after top-level value at offset {j}")
     return obj
+
+
+def _locate(data: str, i: int) -> str:
+    """Why and where `data` is invalid, found again by the pure-Python parser.
+
+    The C scanner reports errors through `json.decoder.JSONDecodeError`, which
+    it looks up in sys.modules without importing it: with `json` not loaded (we
+    never load it) a syntax error surfaces as a bare SystemError naming the
+    scanner object, and a truncated document as StopIteration. Either way the
+    parser below gives one message, with an offset, whichever interpreter runs.
+    """
+    try:
+        _Parser(data).value(i)
+    except ValueError as exc:
+        return str(exc)
+    except RecursionError:
+        return "JSON nested too deeply"
+    return "invalid JSON"
 
 
 class _Parser:
@@ -82,7 +103,9 @@ class _Parser:
         return i
 
     def _fail(self, i: int):
-        raise ValueError(f"invalid JSON at offset {i}")
+        if i >= len(self.s):
+            raise ValueError(f"unexpected end of JSON input at offset {i}")
+        raise ValueError(f"invalid character {self.s[i]!r} at offset {i}")
 
     def value(self, i: int, depth: int = 0):
         if depth > 128:
@@ -100,6 +123,8 @@ class _Parser:
         for lit, val in (("true", True), ("false", False), ("null", None)):
             if s.startswith(lit, i):
                 return val, i + len(lit)
+            if lit.startswith(s[i:i + len(lit)]) and len(s) - i < len(lit):
+                self._fail(len(s))  # a literal cut short
         return self.number(i)
 
     def number(self, i: int):
@@ -134,13 +159,20 @@ class _Parser:
         return (float(text) if is_float else int(text)), j
 
     def string(self, i: int):
-        s, out = self.s, []
+        s, out, q = self.s, [], -1
         while True:
-            j = i
-            while j < len(s) and s[j] not in '"\\' and s[j] >= " ":
-                j += 1
-            out.append(s[i:j])
-            if j >= len(s) or s[j] < " ":
+            if q < i:  # str.find and min() run in C: long strings stay fast
+                q = s.find('"', i)
+                if q < 0:
+                    q = len(s)
+            end = q
+            b = s.find("\\", i, end)
+            j = end if b < 0 else b
+            seg = s[i:j]
+            if seg and min(seg) < " ":  # a raw control character: fail where it is
+                self._fail(i + next(k for k, c in enumerate(seg) if c < " "))
+            out.append(seg)
+            if j >= len(s):
                 self._fail(j)
             if s[j] == '"':
                 return "".join(out), j + 1
@@ -159,10 +191,12 @@ class _Parser:
                 out.append(self._ESC[esc])
                 i = j + 2
             else:
-                self._fail(j)
+                self._fail(j + 1)  # past the end when the input stops after the backslash
 
     def _hex4(self, i: int) -> int:
         h = self.s[i:i + 4]
+        if len(h) < 4 and all(c in "0123456789abcdefABCDEF" for c in h):
+            self._fail(len(self.s))  # cut short
         if len(h) != 4 or any(c not in "0123456789abcdefABCDEF" for c in h):
             self._fail(i)
         return int(h, 16)

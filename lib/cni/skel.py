@@ -5,6 +5,7 @@ Only this module (and cnitool) writes to stdout.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -12,9 +13,12 @@ from cni import jsonx
 from cni import netns as _netns
 from cni import version as _v
 from cni.errors import (CNIError, DecodingError, IncompatibleVersionError, InternalError,
-                        InvalidEnvError, InvalidNetNSError, IOFailureError)
+                        InvalidEnvError, InvalidNetNSError, IOFailureError, os_details)
 
-STDIN_LIMIT = 4 << 20
+# Far above any real config (podman's 60k published ports are ~4 MB); read in chunks,
+# so memory stays linear in what the runtime actually sends.
+STDIN_LIMIT = 256 << 20
+_CHUNK = 1 << 20
 COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
 # var -> commands that require it (commands that merely accept it are not listed)
 ENV_TABLE = (
@@ -99,15 +103,42 @@ def _check_env(cmd: str, env) -> None:
             raise InvalidEnvError("invalid CNI_IFNAME", f"{env.get('CNI_IFNAME')!r}: {why}")
 
 
+class StdioError(IOFailureError):
+    """A standard stream is unusable (closed, EPIPE, ...): also reported on stderr."""
+
+
+class _Closed:
+    """Stands in for a standard stream whose descriptor was closed when we started."""
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def read(self, n: int = -1) -> bytes:
+        raise OSError(errno.EBADF, f"{self.name} is closed")
+
+    def write(self, data) -> int:
+        raise OSError(errno.EBADF, f"{self.name} is closed")
+
+    def flush(self) -> None:
+        pass
+
+
 def _read_stdin(stdin) -> bytes:
+    chunks, total = [], 0
     try:
-        buf = stdin.read(STDIN_LIMIT + 1)
+        while True:
+            buf = stdin.read(_CHUNK)
+            if not buf:
+                break
+            total += len(buf)
+            if total > STDIN_LIMIT:
+                raise IOFailureError("network config on stdin is too large",
+                                     f"more than {STDIN_LIMIT} bytes")
+            chunks.append(buf)
     except OSError as exc:
-        raise IOFailureError("error reading from stdin", str(exc)) from None
-    if len(buf) > STDIN_LIMIT:
-        raise IOFailureError("network config on stdin is too large",
-                             f"more than {STDIN_LIMIT} bytes")
-    return buf
+        raise StdioError("error reading from stdin", os_details(exc)) from None
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _pin_netns(args: Args):
@@ -207,11 +238,13 @@ def _call(plugin: Plugin, args: Args, obj: dict, raw: bytes, ver: str) -> str:
         raise InternalError("plugin returned no result for ADD")
     from cni.convert import to_json
     try:
-        return jsonx.dumps(to_json(result, ver or "0.1.0"), indent=4)
+        text = jsonx.dumps(to_json(result, ver or "0.1.0"), indent=4)
     except CNIError:
         # the work is done but cannot be reported in this version: undo it, then fail
         _undo_add(plugin, args, conf, result)
         raise
+    state["undo"] = (args, conf, result)  # for run(), should the result not reach stdout
+    return text
 
 
 def _undo_add(plugin: Plugin, args: Args, conf, result) -> None:
@@ -227,15 +260,20 @@ def _undo_add(plugin: Plugin, args: Args, conf, result) -> None:
 
 
 def run(plugin: Plugin, environ=None, stdin=None, stdout=None, stderr=None) -> int:
-    """Entry point: returns the exit status (0 ok, 1 error)."""
+    """Entry point: returns the exit status (0 ok, 1 error).
+
+    An ADD whose result cannot be written to stdout (closed, EPIPE, full disk) is
+    undone through the plugin's DEL: the runtime never learns of it, so nothing
+    else would release it. Whatever cannot reach stdout is said on stderr.
+    """
     env = os.environ if environ is None else environ
-    stdin = stdin if stdin is not None else sys.stdin.buffer
-    stdout = stdout if stdout is not None else sys.stdout
-    stderr = stderr if stderr is not None else sys.stderr
+    stdin = stdin if stdin is not None else _std("stdin")
+    stdout = stdout if stdout is not None else _std("stdout")
+    stderr = stderr if stderr is not None else _std("stderr")
     cmd = env.get("CNI_COMMAND", "")
     if cmd == "":
-        stderr.write(plugin.about + "\nCNI protocol versions supported: "
-                     + ", ".join(plugin.versions) + "\n")
+        _say(stderr, plugin.about + "\nCNI protocol versions supported: "
+             + ", ".join(plugin.versions))
         return 0
     state: dict = {}
     try:
@@ -243,34 +281,84 @@ def run(plugin: Plugin, environ=None, stdin=None, stdout=None, stderr=None) -> i
         code = 0
     except CNIError as exc:
         out, code = _error_text(exc, state), 1
+        if isinstance(exc, StdioError):
+            _say(stderr, f"{plugin.name}: {exc}")
     except RecursionError:
         out, code = _error_text(InternalError("input nested too deeply"), state), 1
     except Exception as exc:  # any bug still yields the spec's error object
         if env.get("CNI_DEBUG") == "1":
             import traceback
-            traceback.print_exc(file=stderr)
+            try:
+                traceback.print_exc(file=stderr)
+            except (OSError, ValueError):
+                pass
         err = InternalError(str(exc) or type(exc).__name__, type(exc).__name__)
         out, code = _error_text(err, state), 1
     if out:
         try:
             stdout.write(out)
             stdout.flush()
-        except OSError:
-            pass
+        except (OSError, ValueError) as exc:  # ValueError: a closed file object
+            why = os_details(exc) if isinstance(exc, OSError) else str(exc)
+            undo = state.get("undo") if code == 0 else None
+            if undo is not None:
+                _undo_add(plugin, *undo)
+                _say(stderr, f"{plugin.name}: cannot write the ADD result to stdout ({why}); "
+                     "the ADD was undone")
+            else:
+                _say(stderr, f"{plugin.name}: cannot write to stdout ({why}): "
+                     + " ".join(out.split()))
+            code = 1
     return code
+
+
+def _std(name: str):
+    """sys.stdin.buffer, sys.stdout, sys.stderr, or a _Closed when that fd was closed."""
+    f = getattr(sys, name)
+    if f is None:
+        return _Closed(name)
+    return f.buffer if name == "stdin" else f
+
+
+def _say(stderr, text: str) -> None:
+    try:
+        stderr.write(text + "\n")
+        stderr.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _error_text(exc: CNIError, state: dict) -> str:
     return jsonx.dumps(exc.to_dict(state.get("version") or _v.CURRENT), indent=4)
 
 
+def _hold_std_fds() -> None:
+    """Put /dev/null on a closed fd 0, 1 or 2, so no file or socket we open later lands
+    there (and reaches a child, or gets our output). Python already saw them closed:
+    sys.stdin/stdout/stderr are None and run() treats those streams as closed."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:
+                return
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            else:
+                os.set_inheritable(fd, True)
+
+
 def main(plugin: Plugin) -> None:
     """Run and exit. Skips interpreter teardown (a few ms per exec): all output is flushed
     and every file we wrote was closed or replaced atomically before this point."""
+    _hold_std_fds()
     code = run(plugin)
-    for f in (sys.stdout, sys.stderr):
-        try:
-            f.flush()
-        except (OSError, ValueError):
-            pass
+    try:  # run() flushed stdout, or gave up on it: a late flush must not deliver an undone ADD
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
     os._exit(code)

@@ -53,3 +53,34 @@ def test_dumps_rejects():
     for bad in (float("nan"), object(), {1: set()}):
         with pytest.raises((ValueError, TypeError)):
             jsonx.dumps(bad)
+
+
+# (document, offset of the end or of the first bad character)
+TRUNCATED = [('{', 1), ('{"a": 1', 7), ('{"a": "x', 8), ('{"a": [1,', 9), ('[1,2', 4),
+             ('{"a": tr', 8), ('"a\\', 3), ('["a\\u12', 7),
+             ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"ty', 53)]
+INVALID = [('{"a" 1}', "'1' at offset 5"), ('["a\x01"]', "'\\x01' at offset 3"),
+           ('{"a":1,}', "'}' at offset 7"),
+           ('{"a":1} x', "'x' after top-level value at offset 8")]
+
+
+@pytest.fixture
+def no_json_decoder(monkeypatch):
+    """As in a plugin: `json` was never imported (the test module imports it)."""
+    import sys
+    for name in ("json", "json.decoder", "json.scanner"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+@pytest.mark.parametrize("doc,offset", TRUNCATED)
+def test_truncated_gives_offset(codec, no_json_decoder, doc, offset):
+    with pytest.raises(ValueError) as ei:
+        codec.loads(doc.encode())
+    assert str(ei.value) == f"unexpected end of JSON input at offset {offset}"
+
+
+@pytest.mark.parametrize("doc,where", INVALID)
+def test_invalid_names_character_and_offset(codec, no_json_decoder, doc, where):
+    with pytest.raises(ValueError) as ei:
+        codec.loads(doc)
+    assert str(ei.value) == f"invalid character {where}"

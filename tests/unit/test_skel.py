@@ -116,9 +116,14 @@ def test_undecodable_stdin(raw):
     assert rc == 1 and out["code"] == 6
 
 
-def test_oversized_stdin():
-    rc, out, _ = run(raw=b" " * (skel.STDIN_LIMIT + 10))
-    assert rc == 1 and out["code"] == 5
+def test_oversized_stdin(monkeypatch):
+    assert skel.STDIN_LIMIT >= 256 << 20
+    monkeypatch.setattr(skel, "STDIN_LIMIT", 3 << 20)
+    monkeypatch.setattr(skel, "_CHUNK", 1 << 20)
+    conf = dict(CONF, pad="x" * ((3 << 20) - 100))
+    assert run(conf=conf)[0] == 0  # just under: read whole across chunks
+    rc, out, _ = run(raw=b" " * ((3 << 20) + 10))
+    assert rc == 1 and out["code"] == 5 and "too large" in out["msg"]
 
 
 @pytest.mark.parametrize("name", [None, "", "-x", "a/b", "../etc", "a b", 5])
@@ -251,3 +256,36 @@ def test_cni_args():
     assert skel.Args(args="IgnoreUnknown=true;X=1").cni_args() == {}
     with pytest.raises(CNIError):
         skel.Args(args="IgnoreUnknown=0;X=1").cni_args()
+
+
+class _BrokenPipe(io.StringIO):
+    def write(self, s):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_add_whose_result_cannot_be_written_is_undone():
+    CALLS.clear()
+    err = io.StringIO()
+    rc = skel.run(PLUGIN, environ=dict(ENV), stdin=io.BytesIO(jsonx.dumps(CONF).encode()),
+                  stdout=_BrokenPipe(), stderr=err)
+    assert rc == 1
+    assert [c[0] for c in CALLS] == ["ADD", "DEL"]
+    assert CALLS[1][2].prev_result is not None  # DEL sees what ADD made
+    assert "EPIPE" in err.getvalue() and "undone" in err.getvalue()
+
+
+def test_error_that_cannot_be_written_goes_to_stderr():
+    err = io.StringIO()
+    rc = skel.run(PLUGIN, environ=dict(ENV), stdin=io.BytesIO(b"{"), stdout=_BrokenPipe(),
+                  stderr=err)
+    assert rc == 1 and '"code": 6' in err.getvalue()
+
+
+def test_closed_stdin_is_code_5_and_said_on_stderr():
+    out, err = io.StringIO(), io.StringIO()
+    rc = skel.run(PLUGIN, environ=dict(ENV), stdin=skel._Closed("stdin"), stdout=out, stderr=err)
+    assert rc == 1 and jsonx.loads(out.getvalue())["code"] == 5
+    assert "stdin is closed" in err.getvalue()
+    rc = skel.run(PLUGIN, environ=dict(ENV, CNI_COMMAND="VERSION"), stdin=skel._Closed("stdin"),
+                  stdout=out, stderr=io.StringIO())
+    assert rc == 0

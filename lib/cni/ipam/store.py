@@ -16,6 +16,14 @@ reading them. Files written by the Go plugin (separate inodes) are matched by
 content, as Go does. The Go plugin deletes owner files on its DEL (it walks the
 folder tree and their content matches) and ignores them otherwise.
 
+Durability: an owner file's content is fsync'd, and its folder too, before
+any reservation links to it, so after a power cut a reservation name exists
+only with its owner's full content; commit() (end of ADD), release() and gc()
+fsync the network folder. A `last_reserved_ip.N` file is only a hint and is
+not fsync'd itself. The owner index trusts names, not content: an owner file
+(and so every reservation linked to it) that was truncated or overwritten in
+place still belongs to the attachment its name encodes.
+
 Our `last_reserved_ip.N` files carry a marker in the nanoseconds of their
 mtime; the Go plugin rewrites them in place on each reservation, which clears
 it, and tells us someone else has written reservations: the next ADD then
@@ -23,9 +31,11 @@ indexes the directory once (see `adopt`).
 """
 from __future__ import annotations
 
+import errno
 import os
+import time
 
-from cni.errors import InvalidConfigError, InvalidEnvError, IOFailureError
+from cni.errors import InvalidConfigError, InvalidEnvError, IOFailureError, os_details
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LOCK = "lock"
@@ -35,6 +45,9 @@ OWNER_DIR = ".pycni-owners"   # hidden; `.pycni` names are never reservations
 TMP = ".pycni.tmp"
 STAMP_NS = 314159265  # mtime nanoseconds of a last_reserved_ip file we wrote
 _NAME_MAX = 255
+STALE_EMPTY_S = 300  # GC drops a zero-length reservation (a crashed writer's) this old
+_S_IFMT, _S_IFREG = 0o170000, 0o100000
+_RO_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 _SAFE_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@+=%,")
 
 
@@ -100,13 +113,27 @@ def _parse_content(data: bytes):
     return s, None
 
 
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: this filesystem cannot sync a directory
+            raise
+    finally:
+        os.close(fd)
+
+
 class Store:
     """One network's directory. Use as a context manager: `with Store(d, net) as st:`.
 
     Entering creates the directory, takes the lock and removes a stale scratch
-    file; every method below needs the lock held.
+    file; every method below needs the lock held. The lock file is opened
+    read-only (as Go does), so a store on a read-only filesystem can still be
+    locked and read: a DEL with nothing to release succeeds there.
     """
-    __slots__ = ("dir", "_lock_fd", "_owner", "_owner_ino", "_owner_made", "_cid", "_ifname")
+    __slots__ = ("dir", "_lock_fd", "_owner", "_owner_ino", "_owner_made", "_cid", "_ifname",
+                 "_made", "_dirty", "_made_dir")
 
     def __init__(self, data_dir: str, network: str):
         if not isinstance(data_dir, str) or "\x00" in data_dir:
@@ -117,25 +144,34 @@ class Store:
         self._owner_ino = None
         self._owner_made = False
         self._cid = self._ifname = None
+        self._made: list = []     # reservations linked by this Store (undone if commit fails)
+        self._dirty = False       # the network folder changed since the last fsync
+        self._made_dir = False    # entering created the network folder
 
     # -- lock -------------------------------------------------------------------------
     def __enter__(self) -> Store:
+        path = f"{self.dir}/{LOCK}"
+        flags = os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC
         try:
             try:
-                fd = os.open(f"{self.dir}/{LOCK}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                fd = os.open(path, flags, 0o600)
             except FileNotFoundError:
                 os.makedirs(self.dir, 0o755, exist_ok=True)
-                fd = os.open(f"{self.dir}/{LOCK}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._made_dir = self._dirty = True
+                fd = os.open(path, flags, 0o600)
         except OSError as exc:
-            raise IOFailureError("cannot open the IPAM store", f"{self.dir}: {exc}") from None
+            if exc.errno == errno.EROFS and os.path.isdir(self.dir):
+                return self  # no lock file on a read-only store: nothing can change it anyway
+            raise IOFailureError("cannot open the IPAM store", os_details(exc)) from None
         from fcntl import LOCK_EX, flock
         try:
             flock(fd, LOCK_EX)
+            self._unlink(TMP)
         except OSError as exc:
-            os.close(fd)
-            raise IOFailureError("cannot lock the IPAM store", f"{self.dir}: {exc}") from None
+            if exc.errno != errno.EROFS:  # nothing can be left to tidy on a read-only store
+                os.close(fd)
+                raise IOFailureError("cannot lock the IPAM store", os_details(exc)) from None
         self._lock_fd = fd
-        self._unlink(TMP)
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -151,7 +187,7 @@ class Store:
         except FileNotFoundError:
             return False
 
-    def _write_tmp(self, data: bytes, mtime_ns: int | None = None) -> str:
+    def _write_tmp(self, data: bytes, mtime_ns: int | None = None, *, sync: bool = False) -> str:
         """Write the scratch file completely; return its path (caller links/renames it)."""
         tmp = f"{self.dir}/{TMP}"
         self._unlink(TMP)
@@ -162,12 +198,35 @@ class Store:
                 view = view[os.write(fd, view):]
             if mtime_ns is not None:
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
+            if sync:
+                os.fsync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
             raise
         os.close(fd)
         return tmp
+
+    def _rename_tmp(self, tmp: str, dst: str) -> None:
+        try:
+            os.rename(tmp, dst)
+        except BaseException:
+            self._unlink(TMP)
+            raise
+
+    def commit(self) -> None:
+        """Make this ADD's changes durable (fsync the folders); if that fails, undo them."""
+        if not self._dirty:
+            return
+        try:
+            if self._made_dir:
+                _fsync_dir(os.path.dirname(self.dir))
+            _fsync_dir(self.dir)
+        except OSError:
+            self.unreserve(self._made)
+            raise
+        self._dirty = self._made_dir = False
+        self._made = []
 
     # -- round-robin marks -----------------------------------------------------------
     def last_reserved(self, idx: int) -> tuple:
@@ -190,49 +249,79 @@ class Store:
         return (s or None), st.st_mtime_ns % 1_000_000_000 == STAMP_NS
 
     def set_last_reserved(self, idx: int, ip: str) -> None:
-        import time
+        """A hint only: not fsync'd itself (an empty file after a crash reads as no hint)."""
         tmp = self._write_tmp(ip.encode(), int(time.time()) * 1_000_000_000 + STAMP_NS)
-        os.rename(tmp, f"{self.dir}/{LAST_PREFIX}{idx}")
+        self._rename_tmp(tmp, f"{self.dir}/{LAST_PREFIX}{idx}")
+        self._dirty = True
 
     # -- owner index ----------------------------------------------------------------
     def _open_owner(self, cid: str, ifname: str):
-        """(path, inode, nlink) of a valid owner file, or (path, None, 0)."""
+        """(path, inode, nlink, content intact) of the owner file, or (path, None, 0, False).
+
+        The name alone identifies the attachment (plain, or a SHA-256 of the key), so
+        a file whose content was truncated or overwritten still counts as its owner.
+        """
         path = f"{self.dir}/{OWNER_DIR}/{owner_name(cid, ifname)}"
         key = owner_key(cid, ifname)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
-            return path, None, 0
+            return path, None, 0, False
         try:
             st = os.fstat(fd)
-            data = os.read(fd, len(key) + 64)
+            if st.st_mode & _S_IFMT != _S_IFREG:
+                return path, None, 0, False
+            intact = os.read(fd, len(key) + 64).strip() == key
         finally:
             os.close(fd)
-        if data.strip() != key:  # hash collision or damage: not usable
-            return path, None, 0
-        return path, st.st_ino, st.st_nlink
+        return path, st.st_ino, st.st_nlink, intact
+
+    @staticmethod
+    def _repair(path: str, key: bytes) -> None:
+        """Rewrite a damaged owner file in place: every reservation linked to it heals."""
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            view = memoryview(key)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def owner_exists(self, cid: str, ifname: str) -> bool:
         _check_owner(cid, ifname)
         return self._open_owner(cid, ifname)[1] is not None
 
     def begin(self, cid: str, ifname: str) -> None:
-        """Select the attachment that reserve() links addresses to."""
+        """Select the attachment that reserve() links addresses to (repairing its owner file)."""
         _check_owner(cid, ifname)
         self._cid, self._ifname = cid, ifname
-        self._owner, self._owner_ino, _ = self._open_owner(cid, ifname)
+        self._owner, self._owner_ino, _, intact = self._open_owner(cid, ifname)
+        if self._owner_ino is not None and not intact:
+            self._repair(self._owner, owner_key(cid, ifname))
         self._owner_made = False
 
     def _ensure_owner(self) -> str:
+        """The owner file, created durably (content and folder entry) before any link to it."""
         if self._owner_ino is None:
-            path = f"{self.dir}/{OWNER_DIR}/{owner_name(self._cid, self._ifname)}"
-            tmp = self._write_tmp(owner_key(self._cid, self._ifname))
+            odir = f"{self.dir}/{OWNER_DIR}"
+            path = f"{odir}/{owner_name(self._cid, self._ifname)}"
+            tmp = self._write_tmp(owner_key(self._cid, self._ifname), sync=True)
             try:
-                os.rename(tmp, path)  # under the lock; replaces a damaged file if any
+                os.rename(tmp, path)  # under the lock; replaces a non-owner file if any
             except FileNotFoundError:
-                os.mkdir(f"{self.dir}/{OWNER_DIR}", 0o700)
-                os.rename(tmp, path)
+                try:
+                    os.mkdir(odir, 0o700)
+                except BaseException:
+                    self._unlink(TMP)
+                    raise
+                self._dirty = True
+                self._rename_tmp(tmp, path)
+            except BaseException:
+                self._unlink(TMP)
+                raise
             self._owner, self._owner_ino, self._owner_made = path, os.stat(path).st_ino, True
+            _fsync_dir(odir)
         return self._owner
 
     def reserve(self, ip: str) -> bool:
@@ -242,6 +331,8 @@ class Store:
             os.link(src, f"{self.dir}/{ip}")
         except FileExistsError:
             return False
+        self._made.append(ip)
+        self._dirty = True
         return True
 
     def unreserve(self, ips) -> None:
@@ -254,7 +345,7 @@ class Store:
                     os.unlink(self._owner)
             except FileNotFoundError:
                 pass
-            self._tidy()
+        self._tidy()
 
     # -- scans ------------------------------------------------------------------------
     def _owner_names(self) -> list:
@@ -275,25 +366,31 @@ class Store:
         owners = {ino: name for name, ino in self._owner_names()}
         return entries, owners
 
-    def _read(self, name: str):
+    def _inspect(self, name: str):
+        """(parsed content or None, size, mtime) of a regular file, else None."""
         try:
             fd = os.open(f"{self.dir}/{name}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
                          | os.O_NONBLOCK)
         except OSError:
             return None
         try:
-            if not (os.fstat(fd).st_mode & 0o170000 == 0o100000):
+            st = os.fstat(fd)
+            if st.st_mode & _S_IFMT != _S_IFREG:
                 return None
-            return _parse_content(os.read(fd, 4096))
+            return _parse_content(os.read(fd, 4096)), st.st_size, st.st_mtime
         except OSError:
             return None
         finally:
             os.close(fd)
 
+    def _read(self, name: str):
+        got = self._inspect(name)
+        return None if got is None else got[0]
+
     def owned(self, cid: str, ifname: str) -> tuple:
         """([names owned by (id, ifname)], [legacy id-only names]) - Go's matching rules."""
         _check_owner(cid, ifname)
-        _, ino, _ = self._open_owner(cid, ifname)
+        ino = self._open_owner(cid, ifname)[1]
         entries, owners = self._listing()
         mine, legacy = [], []
         want = (cid, ifname)
@@ -313,7 +410,7 @@ class Store:
     def find(self, cid: str, ifname: str) -> bool:
         """CHECK: does (id, ifname) - or, failing that, a legacy `id` file - hold anything?"""
         _check_owner(cid, ifname)
-        if (self._open_owner(cid, ifname)[2] or 0) > 1:
+        if self._open_owner(cid, ifname)[2] > 1:
             return True
         mine, legacy = self.owned(cid, ifname)
         return bool(mine or legacy)
@@ -322,59 +419,74 @@ class Store:
         """Delete (id, ifname)'s reservations (legacy id-only ones if it has none)."""
         mine, legacy = self.owned(cid, ifname)
         gone = [n for n in (mine or legacy) if self._unlink(n)]
-        path, ino, _ = self._open_owner(cid, ifname)
+        path, ino, _, _ = self._open_owner(cid, ifname)
         if ino is not None:
             os.unlink(path)
         self._tidy()
+        if gone or ino is not None:
+            _fsync_dir(self.dir)
         return gone
 
     def _tidy(self) -> None:
         """Drop the owner folder once empty: a released network looks exactly like Go's."""
         try:
             os.rmdir(f"{self.dir}/{OWNER_DIR}")
-        except OSError:  # not empty, or not there
+        except OSError:  # not empty, not there, or a read-only store
             pass
 
-    def reservations(self) -> dict:
-        """{ip name: (id, ifname or None)} for every reservation file (address names only)."""
+    def gc(self, valid) -> list:
+        """Release every reservation whose owner is not in `valid` {(id, ifname)}.
+
+        A reservation linked to an owner file belongs to the attachment that file's
+        name encodes, whatever its content; an unlinked one is matched by content as
+        Go does. Unreadable content is released, a zero-length file (a crashed
+        writer's) once it is STALE_EMPTY_S old.
+        """
         from cni.ipam.ranges import parse_ip
+        keep_owner = {}
+        for cid, ifname in valid:
+            try:
+                _check_owner(cid, ifname)
+            except InvalidEnvError:
+                continue
+            keep_owner[f"{OWNER_DIR}/{owner_name(cid, ifname)}"] = owner_key(cid, ifname)
+        ids = {cid for cid, _ in valid}
+        old = time.time() - STALE_EMPTY_S
         entries, owners = self._listing()
-        owner_of = {}
-        out = {}
+        gone = []
         for name, d_ino in entries:
             try:
                 parse_ip(name)
             except ValueError:
                 continue
             if d_ino in owners:
-                if d_ino not in owner_of:
-                    owner_of[d_ino] = self._read(owners[d_ino])
-                got = owner_of[d_ino]
-                if got is None:
-                    got = self._read(name)
+                keep = owners[d_ino] in keep_owner
             else:
-                got = self._read(name)
-            if got is not None:
-                out[name] = got
-        return out
-
-    def gc(self, valid) -> list:
-        """Release every reservation whose owner is not in `valid` {(id, ifname)}."""
-        ids = {cid for cid, _ in valid}
-        gone = []
-        for name, (cid, ifname) in self.reservations().items():
-            keep = (cid in ids) if ifname is None else ((cid, ifname) in valid)
+                got = self._inspect(name)
+                if got is None:
+                    continue  # gone meanwhile, or not a regular file: not a reservation
+                who, size, mtime = got
+                if who is None:
+                    keep = size == 0 and mtime > old
+                else:
+                    keep = (who[0] in ids) if who[1] is None else (who in valid)
             if not keep and self._unlink(name):
                 gone.append(name)
+        dropped = False
         for name, _ in self._owner_names():
-            got = self._read(name)
+            path = f"{self.dir}/{name}"
             try:
-                nlink = os.stat(f"{self.dir}/{name}").st_nlink
+                nlink = os.stat(path).st_nlink
             except FileNotFoundError:
                 continue
-            if got is None or got[1] is None or got not in valid or nlink <= 1:
-                self._unlink(name)
+            key = keep_owner.get(name)
+            if key is None or nlink <= 1:
+                dropped = self._unlink(name) or dropped
+            elif self._read(name) != _parse_content(key):
+                self._repair(path, key)
         self._tidy()
+        if gone or dropped:
+            _fsync_dir(self.dir)
         return gone
 
     def taken(self, v6: bool) -> set:
@@ -422,7 +534,8 @@ class Store:
             tmp = f"{self.dir}/{TMP}"
             self._unlink(TMP)
             os.link(src, tmp)
-            os.rename(tmp, f"{self.dir}/{name}")
+            self._rename_tmp(tmp, f"{self.dir}/{name}")
+            self._dirty = True
             owners[self._owner_ino] = f"{OWNER_DIR}/{owner_name(cid, ifname)}"
         if clean:
             with os.scandir(self.dir) as it:
