@@ -216,13 +216,13 @@ def dispatch(plugin: Plugin, env, stdin, state: dict | None = None) -> str:
                 env.get("CNI_NETNS_OVERRIDE", "").lower() in ("1", "true"), env)
     pinned = _pin_netns(args) if args.netns and cmd in ("ADD", "DEL", "CHECK") else None
     try:
-        return _call(plugin, args, obj, raw, ver)
+        return _call(plugin, args, obj, raw, ver, state)
     finally:
         if pinned is not None:
             pinned.close()
 
 
-def _call(plugin: Plugin, args: Args, obj: dict, raw: bytes, ver: str) -> str:
+def _call(plugin: Plugin, args: Args, obj: dict, raw: bytes, ver: str, state: dict) -> str:
     cmd = args.command
     handler = {"ADD": plugin.add, "DEL": plugin.delete, "CHECK": plugin.check,
                "STATUS": plugin.status, "GC": plugin.gc}[cmd]
