@@ -13,9 +13,11 @@ import pytest
 from cni import jsonx
 from cni.dhcp import client as C
 from cni.dhcp import daemon as D
+from cni.dhcp import flags as F
 from cni.dhcp import lease as L
 from cni.dhcp import packet as P
 from cni.dhcp import plugin_side as PS
+from cni.dhcp import server as S
 from cni.errors import CNIError
 
 IP = ipaddress.IPv4Address
@@ -592,27 +594,27 @@ def test_keeper_stops_when_link_vanishes():
 @pytest.mark.parametrize("s,sec", [("10s", 10), ("1m2s", 62), ("3m28s", 208), ("500ms", 0.5),
                                    ("1.5h", 5400), ("0", 0), ("-2s", -2)])
 def test_parse_duration(s, sec):
-    assert D.parse_duration(s) == pytest.approx(sec)
+    assert F.parse_duration(s) == pytest.approx(sec)
 
 
 @pytest.mark.parametrize("bad", ["", "10", "1x", "s", "1..2s"])
 def test_parse_duration_bad(bad):
     with pytest.raises(ValueError):
-        D.parse_duration(bad)
+        F.parse_duration(bad)
 
 
 def test_parse_flags():
-    o = D.parse_flags([])
-    assert (o.socketpath, o.pidfile, o.hostprefix, o.broadcast) == (D.DEFAULT_SOCKET_PATH, "", "", False)
+    o = F.parse_flags([])
+    assert (o.socketpath, o.pidfile, o.hostprefix, o.broadcast) == (F.DEFAULT_SOCKET_PATH, "", "", False)
     assert (o.timeout, o.resendmax, o.resendtimeout) == (10.0, 62.0, 208.0)
-    o = D.parse_flags(["-socketpath", "/x.sock", "--pidfile=/p", "-broadcast", "-timeout", "2s",
+    o = F.parse_flags(["-socketpath", "/x.sock", "--pidfile=/p", "-broadcast", "-timeout", "2s",
                        "-resendmax=4s", "-hostprefix", "/host"])
     assert (o.socketpath, o.pidfile, o.hostprefix, o.broadcast, o.timeout, o.resendmax) == (
         "/x.sock", "/p", "/host", True, 2.0, 4.0)
-    assert D.parse_flags(["-broadcast=false"]).broadcast is False
+    assert F.parse_flags(["-broadcast=false"]).broadcast is False
     for bad in (["-nope"], ["-timeout"], ["-timeout", "ten"], ["-broadcast=maybe"]):
-        with pytest.raises(D.UsageError):
-            D.parse_flags(bad)
+        with pytest.raises(F.UsageError):
+            F.parse_flags(bad)
 
 
 def test_run_usage_exit_codes(capsys):
@@ -648,8 +650,11 @@ def test_lease_result_shape():
 class FakeKeeper:
     made = []
 
-    def __init__(self, key, netns, ifname, *, request, provide, settings):
+    def __init__(self, key, netns, ifname, *, request, provide, settings, container_id="",
+                 network="", restored=None, on_change=None):
         self.key, self.netns, self.ifname = key, netns, ifname
+        self.container_id, self.network = container_id, network
+        self.finished = False
         self.ready = threading.Event()
         self.lease = C.Lease(P.decode(ACK_CLASSLESS), b"", 0.0)
         self.error = None
@@ -661,7 +666,7 @@ class FakeKeeper:
         self.ready.set()
         return self
 
-    def wait_ready(self):
+    def wait_ready(self, timeout=None):
         return self.lease
 
     def nudge(self):
@@ -675,7 +680,8 @@ class FakeKeeper:
 def daemon_sock(tmp_path):
     """A Daemon with fake keepers, served on a unix socket in a background thread."""
     FakeKeeper.made = []
-    d = D.Daemon(L.Settings(), "/hostprefix", keeper_factory=FakeKeeper)
+    d = D.Daemon(L.Settings(), "/hostprefix", keeper_factory=FakeKeeper,
+                 netns_check=lambda path: None)
     path = str(tmp_path / "run" / "dhcp.sock")
     lst = D.get_listener(path, environ={})
     stop = threading.Event()
@@ -686,7 +692,8 @@ def daemon_sock(tmp_path):
                 conn, _ = lst.accept()
             except OSError:
                 return
-            threading.Thread(target=D.serve_connection, args=(d, conn), daemon=True).start()
+            threading.Thread(target=S.serve_connection, args=(d.handle, L.log, conn),
+                             daemon=True).start()
 
     th = threading.Thread(target=loop, daemon=True)
     th.start()
@@ -722,9 +729,9 @@ def test_protocol_errors(daemon_sock):
     d, path = daemon_sock
     with pytest.raises(CNIError) as ei:
         PS.call(path, "frobnicate", {})
-    assert ei.value.code == 999 and "unknown" in ei.value.msg
+    assert ei.value.code == 6 and "unknown" in ei.value.msg
     with pytest.raises(CNIError) as ei:
-        PS.call(path, "allocate", {"config": "{nope"})
+        PS.call(path, "allocate", {"containerID": "c", "ifName": "eth0", "config": "{nope"})
     assert ei.value.code == 6
     s = socket.socket(socket.AF_UNIX)
     s.connect(path)
