@@ -440,6 +440,18 @@ def test_renew_unicast_rebind_broadcast_release():
     assert [c for c, _ in rel[0].options] == [P.OPT_MESSAGE_TYPE, P.OPT_SERVER_ID, P.OPT_CLIENT_ID]
 
 
+def test_init_reboot_request():
+    tr = FakeTransport([(P.OFFER, "10.0.0.7"), (P.ACK, "10.0.0.7"), (P.ACK, "10.0.0.7")])
+    cl = _client(tr)
+    lease = cl.reboot(cl.acquire())
+    assert lease.address == IP("10.0.0.7")
+    pkt, src, dst, mac = tr.sent[2]
+    o = P.merged_options(pkt)
+    assert pkt.message_type == P.REQUEST and pkt.ciaddr == IP(0)
+    assert (src, dst, mac) == (IP(0), IP("255.255.255.255"), b"\xff" * 6)
+    assert o[P.OPT_REQUESTED_IP] == IP("10.0.0.7").packed and P.OPT_SERVER_ID not in o
+
+
 def test_nak_and_timeout():
     with pytest.raises(C.NakError):
         _client(FakeTransport([(P.OFFER, "10.0.0.7"), (P.NAK, "0.0.0.0")])).acquire()
@@ -519,6 +531,9 @@ class ScriptedOps:
             def rebind(self, lease, *, timeout=None):
                 return self._do("rebind")
 
+            def reboot(self, lease, *, timeout=None):
+                return self._do("reboot")
+
             def release(self, lease):
                 ops.calls.append(("release", ops.clock.t))
 
@@ -587,6 +602,84 @@ def test_keeper_stops_when_link_vanishes():
     ops.script = gone_after_acquire
     k._run()
     assert [op for op, _ in ops.calls] == ["acquire"]
+
+
+def _restored_keeper(clock, ops, stop_after, expire_in=100.0):
+    k = _keeper(clock, ops, stop_after)
+    ack = P.Packet(P.BOOTREPLY, 1, yiaddr="10.0.0.9", options=[
+        (P.OPT_SUBNET_MASK, IP("255.255.255.0").packed), (P.OPT_LEASE_TIME, P.u32(100)),
+        (P.OPT_SERVER_ID, IP("10.0.0.1").packed)])
+    k.restored = C.Lease(ack, b"\x01" * 6, clock.t + expire_in - 100.0)
+    return k
+
+
+def test_keeper_restored_lease_is_reclaimed_first():
+    clock = FakeClock(0.0)
+    ops = ScriptedOps(clock, lambda op, t: None)
+    changes = []
+    k = _restored_keeper(clock, ops, stop_after=60.0)
+    k.on_change = lambda keeper: changes.append((keeper.state, keeper.finished))
+    k._run()
+    seen = [op for op, _ in ops.calls]
+    assert seen[:2] == ["reboot", "renew"] and seen[-1] == "release"
+    assert ops.calls[1][1] == 50.0                       # T1 counted from the reclaim
+    assert changes[0] == (L.BOUND, False) and changes[-1][1] is True
+
+
+def test_keeper_restored_lease_nak_reacquires_same_address():
+    clock = FakeClock(0.0)
+    answers = {"reboot": [C.NakError("nak")]}
+    ops = ScriptedOps(clock, lambda op, t: answers[op].pop(0) if answers.get(op) else None)
+    k = _restored_keeper(clock, ops, stop_after=10.0)
+    k._run()
+    assert [op for op, _ in ops.calls][:2] == ["reboot", "acquire"]
+
+
+def test_keeper_restored_without_link_ends():
+    clock = FakeClock(0.0)
+    ops = ScriptedOps(clock, lambda op, t: None)
+    ops.link["exists"] = False
+    k = _restored_keeper(clock, ops, stop_after=1e9)
+    k._run()
+    assert ops.calls == [] and k.error is not None and k.finished and not k.alive
+
+
+def test_wait_ready_deadline():
+    s = L.Settings()
+    k = L.Keeper(b"\x00c/n/eth0", None, "eth0", request=[], provide={}, settings=s)
+    with pytest.raises(CNIError) as ei:
+        k.wait_ready(0.05)
+    assert ei.value.code == 11
+
+
+# ---- lease state file ------------------------------------------------------------------------
+
+def test_state_roundtrip(tmp_path):
+    from cni.dhcp import state as ST
+    assert ST.state_path("", "/run/cni/dhcp.sock") == "/run/cni/dhcp.leases.json"
+    assert ST.state_path("/var/lib/x", "/run/a.sock") == "/var/lib/x/a.leases.json"
+    k = L.Keeper(b"\x00cid/net/eth0", "/run/netns/x", "eth0", request=[1, 3, 121],
+                 provide={12: b"web"}, settings=L.Settings(), container_id="cid", network="net")
+    lease = C.Lease(P.decode(ACK_CLASSLESS), b"\x02" * 6, 500.0)
+    rec = ST.record(k, lease, clock=lambda: 600.0, wall=lambda: 10000.0)
+    assert rec["boundAt"] == 9900.0 and rec["address"] == "10.77.0.40"
+    path = str(tmp_path / "st" / "dhcp.leases.json")
+    ST.save(path, [rec, {"clientID": "zz"}, 5])
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    logged = []
+    got = ST.load(path, logged.append)
+    assert len(got) == 1 and len(logged) == 2
+    r = got[0]
+    assert (r.client_id, r.container_id, r.network, r.ifname, r.netns) == (
+        b"\x00cid/net/eth0", "cid", "net", "eth0", "/run/netns/x")
+    assert r.request == [1, 3, 121] and r.provide == {12: b"web"}
+    assert r.lease.address == lease.address and r.lease.server_mac == lease.server_mac
+    assert abs((r.lease.bound_at - __import__("time").monotonic()) + (
+        __import__("time").time() - 9900.0)) < 5
+    with open(path, "w") as f:
+        f.write("{garbage")
+    assert ST.load(path, logged.append) == [] and "unreadable" in logged[-1]
+    assert ST.load(str(tmp_path / "none.json"), logged.append) == []
 
 
 # ---- daemon: flags, options, protocol --------------------------------------------------------

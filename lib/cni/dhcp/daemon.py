@@ -102,7 +102,7 @@ def prepare_options(cni_args: str, ipam: dict) -> tuple[list, dict]:
                                      str(exc)) from None
         value = ent.get("value") or ""
         arg = ent.get("fromArg")
-        if not isinstance(value, str) or not isinstance(arg or "", str):
+        if not isinstance(value, str) or not isinstance(arg if arg is not None else "", str):
             raise InvalidConfigError("invalid provide entry", "value and fromArg are strings")
         if value:
             if len(value.encode()) > 255:

@@ -44,8 +44,11 @@ def call(path: str, op: str, args: dict, *, timeout: float | None = None) -> dic
                     f"cannot connect to {path}: {os.strerror(exc.errno)}; start it with "
                     f"'dhcp daemon -socketpath {path}' (or enable cni-dhcp.socket)") from None
             raise
-        s.sendall(req)
-        s.shutdown(_socket.SHUT_WR)
+        try:
+            s.sendall(req)
+            s.shutdown(_socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered without reading (busy, refused): the reply is queued for us
         chunks = []
         while True:
             b = s.recv(65536)

@@ -16,6 +16,7 @@ import socket
 import stat
 import struct
 import threading
+import time
 
 from cni import jsonx
 from cni.errors import CNIError, DecodingError, InvalidEnvError, TryAgainLaterError
@@ -99,16 +100,36 @@ def _looks_http(buf) -> bool:
     return sp > 0 and bytes(buf[:sp]).isalpha() and bytes(buf[:sp]).isupper()
 
 
+def _recv(conn: socket.socket, deadline: float) -> bytes:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("request deadline passed")
+    conn.settimeout(left)
+    return conn.recv(65536)
+
+
+def _discard(conn: socket.socket, deadline: float) -> None:
+    """Read the rest of an oversized request, so that closing does not reset our reply."""
+    try:
+        while _recv(conn, deadline):
+            pass
+    except OSError:
+        pass
+
+
 def read_request(conn: socket.socket) -> dict:
-    """One JSON request, ended by the client's shutdown of its write side."""
+    """One JSON request, ended by the client's shutdown of its write side, within
+    REQUEST_TIMEOUT seconds in all."""
     buf = bytearray()
+    deadline = time.monotonic() + REQUEST_TIMEOUT
     try:
         while True:
-            b = conn.recv(65536)
+            b = _recv(conn, deadline)
             if not b:
                 break
             buf += b
             if len(buf) > MAX_REQUEST:
+                _discard(conn, deadline)
                 raise DecodingError("daemon request too large", f"more than {MAX_REQUEST} bytes")
             if _looks_http(buf) and any(e in buf for e in _HTTP_END):
                 raise HTTPRequest(bytes(buf[:buf.find(b"\n")]).decode("latin-1").strip())
