@@ -899,3 +899,55 @@ def test_plugin_add_and_check_via_daemon(daemon_sock):
     bad = {**res, "ips": [{"version": "4", "address": "10.9.9.9/24"}]}
     rc, out = _run_plugin("CHECK", {**conf, "prevResult": bad})
     assert rc == 1 and out["code"] == 3
+
+
+# ---- server framing ----------------------------------------------------------------------------
+
+def _serve_pair(payload: bytes, handle=lambda req: {"echo": req}, shutdown=True) -> bytes:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    a.settimeout(10)
+    a.sendall(payload)
+    if shutdown:
+        a.shutdown(socket.SHUT_WR)
+    S.serve_connection(handle, lambda m: None, b)
+    out = b""
+    while True:
+        chunk = a.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    a.close()
+    return out
+
+
+def test_server_answers_json_and_go_rpc_connect():
+    assert jsonx.loads(_serve_pair(b'{"v": 1}')) == {"v": 1, "ok": True, "result": {"echo": {"v": 1}}}
+    reply = _serve_pair(b"CONNECT /_goRPC_ HTTP/1.0\n\n", shutdown=False)
+    status = reply.split(b"\r\n", 1)[0]
+    assert status.startswith(b"HTTP/1.0 501 ") and b"pycni dhcp daemon" in status
+    assert reply.endswith(b"\r\n\r\n")
+    assert S._looks_http(b"GET / HTTP/1.1") and not S._looks_http(b'{"v": 1}')
+    err = jsonx.loads(_serve_pair(b"[1]"))["error"]
+    assert err["code"] == 6
+
+
+def test_plugin_side_names_the_go_daemon(tmp_path):
+    path = str(tmp_path / "go.sock")
+    lst = socket.socket(socket.AF_UNIX)
+    lst.bind(path)
+    lst.listen(1)
+
+    def go_like():
+        c, _ = lst.accept()
+        while c.recv(65536):
+            pass
+        c.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n400 Bad Request")
+        c.close()
+    th = threading.Thread(target=go_like)
+    th.start()
+    with pytest.raises(CNIError) as ei:
+        PS.call(path, "allocate", {})
+    th.join()
+    lst.close()
+    assert ei.value.code == 50 and "Go dhcp daemon" in ei.value.details
+    assert f"dhcp daemon -socketpath {path}" in ei.value.details
