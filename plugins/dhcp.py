@@ -5,7 +5,9 @@ skipDefault}], provide [{option, value, fromArg}], priority (route metric).
 GC releases the leases of this network whose attachment is not in `cni.dev/valid-attachments`
 (or `cni.dev/attachments`); without either key it releases nothing.
 `dhcp daemon [-socketpath P] [-statedir D] [-pidfile F] [-hostprefix H] [-broadcast]
-[-timeout D] [-resendmax D] [-resendtimeout D]` runs the daemon instead of the plugin.
+[-timeout D] [-resendmax D] [-resendtimeout D]` runs the daemon instead of the plugin. The
+daemon serves root only on a 0600 socket and keeps its leases in
+`<statedir, default the socket's directory>/dhcp.leases.json`: after a restart it reclaims them.
 """
 from __future__ import annotations
 

@@ -661,21 +661,28 @@ def test_stale_socket_is_removed_and_live_one_kept(lab):
 
 
 def test_killed_daemon_restarts_and_renews_the_same_lease(lab):
+    """SIGKILL, restart: the lease is reclaimed (INIT-REBOOT, same address, new expiry at the
+    server); a lease whose link vanished while the daemon was down is dropped."""
     lab.add_iface("dh0")
+    lab.add_iface("dh1")
     lab.start_dnsmasq()
     d = lab.start_daemon()
     rc, res, err = lab.run("ADD", lab.conf())
     assert rc == 0, (res, err, lab.log("daemon.log"))
+    assert lab.run("ADD", lab.conf(), cid="gone", ifname="dh1")[0] == 0
     key = "c1/dnet/dh0"
     ip, exp0 = wait_for(lambda: lab.leases().get(key), what="lease in the server's file")
     assert res["ips"][0]["address"].split("/")[0] == ip
     state_file = os.path.join(os.path.dirname(lab.sock), "dhcp.leases.json")
+    assert oct(os.stat(state_file).st_mode & 0o777) == "0o600"
     with open(state_file) as f:
         saved = json.load(f)["leases"]
-    assert [(r["containerID"], r["ifName"], r["address"]) for r in saved] == [("c1", "dh0", ip)]
+    assert sorted((r["containerID"], r["ifName"]) for r in saved) == [("c1", "dh0"),
+                                                                      ("gone", "dh1")]
     time.sleep(1.5)                                   # dnsmasq expiry has 1 s resolution
     acks = lab.log("dnsmasq.log").count(f"DHCPACK(br0) {ip}")
     d.kill()
+    lab.cont.ip("link", "del", "dh1")                 # torn down while the daemon was away
     d.wait()
     lab.daemon = None
     d = lab.start_daemon()
@@ -689,8 +696,11 @@ def test_killed_daemon_restarts_and_renews_the_same_lease(lab):
     assert wait_for(renewed, timeout=20, what="renewal after restart")[0] == ip
     wait_for(lambda: "lease reclaimed" in lab.log("daemon.log"), what="reclaim log")
     assert lab.log("dnsmasq.log").count(f"DHCPACK(br0) {ip}") > acks
-    with open(state_file) as f:
-        assert [r["address"] for r in json.load(f)["leases"]] == [ip]
+    def saved_addresses():
+        with open(state_file) as f:
+            return [r["address"] for r in json.load(f)["leases"]]
+    wait_for(lambda: saved_addresses() == [ip], what="state without the vanished link")
+    assert _daemon_leases(lab.sock) == 1
     rc, out, err = lab.run("CHECK", {**lab.conf(), "prevResult": res})
     assert rc == 0 and out is None, (out, err)
     rc, res2, _ = lab.run("ADD", lab.conf())

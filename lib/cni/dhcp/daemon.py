@@ -206,8 +206,6 @@ class Daemon:
 
     def check_netns(self, path: str) -> None:
         """The netns must exist, be a netns (NetNS.open) and not be the daemon's own."""
-        if not path or not os.path.isabs(path):
-            raise InvalidEnvError("invalid netns", f"{path!r} is not an absolute path")
         try:
             with NetNS.open(path) as ns:
                 st = os.fstat(ns.fileno())
@@ -231,9 +229,10 @@ class Daemon:
         cid, ifname = _owner(args)
         conf, ipam = _config(args)
         request, provide = prepare_options(_arg_str(args, "cniArgs"), ipam)
-        netns = self.hostprefix + _arg_str(args, "netns")
-        if not _arg_str(args, "netns"):
-            raise InvalidEnvError("invalid netns", "the netns path is empty")
+        netns = _arg_str(args, "netns")
+        if not netns or not os.path.isabs(netns):
+            raise InvalidEnvError("invalid netns", f"{netns[:256]!r} is not an absolute path")
+        netns = self.hostprefix + netns
         self.check_netns(netns)
         name = conf.get("name", "")
         key = C.client_id_for(cid, name, ifname)
