@@ -52,8 +52,9 @@ def add(args: skel.Args, conf: Config):
 def delete(args: skel.Args, conf: Config) -> None:
     try:
         _call("release", args, conf)
-    except plugin_side.DaemonNotRunning as exc:
-        # no daemon holds nothing now; a restarted daemon drops a lease whose link is gone
+    except (plugin_side.DaemonNotRunning, plugin_side.WrongDaemon) as exc:
+        # our daemon is not there: it holds nothing now, and once back it drops a lease whose
+        # link is gone; a DEL must not block teardown (ADD reports the wrong daemon)
         log.warn(f"{exc.msg}: {exc.details}")
 
 
@@ -92,8 +93,8 @@ def gc(args: skel.Args, conf: Config) -> None:
     try:
         plugin_side.call(plugin_side.socket_path(conf.raw), "gc",
                          {"config": config, "valid": keep})
-    except plugin_side.DaemonNotRunning as exc:
-        log.warn(f"{exc.msg}: {exc.details}")   # released when its daemon is back: nothing held now
+    except (plugin_side.DaemonNotRunning, plugin_side.WrongDaemon) as exc:
+        log.warn(f"{exc.msg}: {exc.details}")   # our daemon is not there: nothing held now
 
 
 def status(args: skel.Args, conf: Config) -> None:

@@ -752,6 +752,8 @@ def test_our_plugin_against_the_go_daemon_names_the_daemon_to_run(lab):
         assert "Go dhcp daemon" in out["details"] and f"dhcp daemon -socketpath {lab.sock}" \
             in out["details"], out
         assert took < 3, took
+    rc, out, err = lab.run("DEL", lab.conf(), timeout=20)     # teardown is not blocked
+    assert rc == 0 and "Go dhcp daemon" in err, (out, err)
 
 
 @pytest.mark.gobin("dhcp")
