@@ -635,6 +635,25 @@ def test_keeper_restored_lease_nak_reacquires_same_address():
     assert [op for op, _ in ops.calls][:2] == ["reboot", "acquire"]
 
 
+def test_keeper_restored_lease_kept_when_reboot_is_unanswered():
+    clock = FakeClock(0.0)
+    ops = ScriptedOps(clock, lambda op, t: C.DHCPTimeout("silent") if op == "reboot" else None)
+    k = _restored_keeper(clock, ops, stop_after=45.0, expire_in=80.0)   # T1 in 30 s
+    k._run()
+    seen = [(op, t) for op, t in ops.calls]
+    assert {op for op, _ in seen[:-2]} == {"reboot"} and all(t < 31.0 for _, t in seen[:-2])
+    assert seen[-2][0] == "renew" and seen[-2][1] >= 30.0 and seen[-1][0] == "release"
+
+
+def test_keeper_restored_expired_lease_acquires_again():
+    clock = FakeClock(0.0)
+    ops = ScriptedOps(clock, lambda op, t: C.DHCPTimeout("silent") if op == "reboot" else None)
+    k = _restored_keeper(clock, ops, stop_after=60.0, expire_in=-5.0)
+    k._run()
+    seen = [op for op, _ in ops.calls]
+    assert seen[0] == "reboot" and "acquire" in seen and ops.link["up"]
+
+
 def test_keeper_restored_without_link_ends():
     clock = FakeClock(0.0)
     ops = ScriptedOps(clock, lambda op, t: None)

@@ -331,6 +331,8 @@ class Daemon:
         restored = state.load(self.state_path, log)
         with self.lock:
             for r in restored:
+                if r.client_id in self.leases:
+                    continue                     # a duplicate record: the first one wins
                 k = self._keeper(r.client_id, r.netns, r.ifname, request=r.request,
                                  provide=r.provide, container_id=r.container_id,
                                  network=r.network, restored=r.lease)

@@ -236,6 +236,12 @@ class Keeper:
             except (C.DHCPError, OSError) as exc:
                 log(f"{self.name}: {exc}")
                 now = self.clock()
+                if self.state == REBOOTING:      # RFC 2131 3.2: keep the unexpired lease
+                    self.state = BOUND if now < lease.expire_at else INIT
+                    log(f"{self.name}: no answer to INIT-REBOOT, "
+                        + ("keeping the lease until its renewal time" if self.state == BOUND
+                           else "the lease has expired: acquiring again"))
+                    continue
                 if now >= lease.expire_at:
                     log(f"{self.name}: lease expired, bringing interface {self.ifname} down")
                     try:
