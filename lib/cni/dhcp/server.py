@@ -25,6 +25,7 @@ PROTOCOL_VERSION = 1
 MAX_REQUEST = 1 << 20
 MAX_CONNECTIONS = 64
 REQUEST_TIMEOUT = 5.0
+REFUSE_WAIT = 0.2
 _UCRED = struct.Struct("3i")          # struct ucred: pid, uid, gid
 _HTTP_END = (b"\r\n\r\n", b"\n\n")
 HTTP_REPLY = (b"HTTP/1.0 501 pycni dhcp daemon: not a Go net/rpc server; use the pycni dhcp "
@@ -109,7 +110,7 @@ def _recv(conn: socket.socket, deadline: float) -> bytes:
 
 
 def _discard(conn: socket.socket, deadline: float) -> None:
-    """Read the rest of an oversized request, so that closing does not reset our reply."""
+    """Read and drop until EOF or `deadline`, so that closing does not reset our reply."""
     try:
         while _recv(conn, deadline):
             pass
@@ -166,22 +167,13 @@ def _send(conn: socket.socket, data: bytes) -> None:
         pass                      # the client went away; whatever it asked for stands
 
 
-def _drain(conn: socket.socket) -> None:
-    """Read what the peer already sent, so closing does not turn our reply into a reset."""
-    conn.setblocking(False)
-    try:
-        for _ in range(16):
-            if not conn.recv(65536):
-                break
-    except OSError:
-        pass
-    conn.settimeout(0.5)
-
-
 def refuse(conn: socket.socket, exc: CNIError) -> None:
-    """Answer `exc` without serving the request, then close."""
+    """Answer `exc` without serving the request, then close. The request is read first (up
+    to REFUSE_WAIT seconds, in the accept loop: a saturated daemon slows down accepting), so
+    that closing with unread data cannot turn the reply into a reset."""
     with conn:
-        _drain(conn)
+        _discard(conn, time.monotonic() + REFUSE_WAIT)
+        conn.settimeout(REFUSE_WAIT)
         _send(conn, jsonx.dumps(error_reply(exc)).encode())
 
 
