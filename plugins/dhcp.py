@@ -2,8 +2,12 @@
 
 Keys under `ipam`: daemonSocketPath (default /run/cni/dhcp.sock), request [{option,
 skipDefault}], provide [{option, value, fromArg}], priority (route metric).
-`dhcp daemon [-socketpath P] [-pidfile F] [-hostprefix H] [-broadcast] [-timeout D]
-[-resendmax D] [-resendtimeout D]` runs the daemon instead of the plugin.
+GC releases the leases of this network whose attachment is not in `cni.dev/valid-attachments`
+(or `cni.dev/attachments`); without either key it releases nothing.
+`dhcp daemon [-socketpath P] [-statedir D] [-pidfile F] [-hostprefix H] [-broadcast]
+[-timeout D] [-resendmax D] [-resendtimeout D]` runs the daemon instead of the plugin. The
+daemon serves root only on a 0600 socket and keeps its leases in
+`<statedir, default the socket's directory>/dhcp.leases.json`: after a restart it reclaims them.
 """
 from __future__ import annotations
 
@@ -48,8 +52,9 @@ def add(args: skel.Args, conf: Config):
 def delete(args: skel.Args, conf: Config) -> None:
     try:
         _call("release", args, conf)
-    except plugin_side.DaemonNotRunning as exc:
-        # leases live only in the daemon's memory: no daemon, nothing to release
+    except (plugin_side.DaemonNotRunning, plugin_side.WrongDaemon) as exc:
+        # our daemon is not there: it holds nothing now, and once back it drops a lease whose
+        # link is gone; a DEL must not block teardown (ADD reports the wrong daemon)
         log.warn(f"{exc.msg}: {exc.details}")
 
 
@@ -65,6 +70,33 @@ def check(args: skel.Args, conf: Config) -> None:
                                     f"lease {sorted(have)}, prevResult {sorted(want)}")
 
 
+def gc(args: skel.Args, conf: Config) -> None:
+    """Release the leases of this network whose attachment is not in the valid list; without
+    a list (either spelling of the key) nothing is released."""
+    raw = conf.raw
+    valid = raw.get("cni.dev/valid-attachments")
+    if valid is None:
+        valid = raw.get("cni.dev/attachments")
+    if valid is None:
+        return
+    if not isinstance(valid, list):
+        raise InvalidConfigError("invalid GC request", "cni.dev/valid-attachments must be a list")
+    keep = []
+    for i, a in enumerate(valid):
+        cid = a.get("containerID") if isinstance(a, dict) else None
+        ifname = a.get("ifname") if isinstance(a, dict) else None
+        if not isinstance(cid, str) or not isinstance(ifname, str):
+            raise InvalidConfigError("invalid GC request",
+                                     f"cni.dev/valid-attachments[{i}] needs containerID and ifname")
+        keep.append([cid, ifname])
+    config = args.stdin.decode("utf-8", "replace") if isinstance(args.stdin, bytes) else args.stdin
+    try:
+        plugin_side.call(plugin_side.socket_path(conf.raw), "gc",
+                         {"config": config, "valid": keep})
+    except (plugin_side.DaemonNotRunning, plugin_side.WrongDaemon) as exc:
+        log.warn(f"{exc.msg}: {exc.details}")   # our daemon is not there: nothing held now
+
+
 def status(args: skel.Args, conf: Config) -> None:
     req = {"containerID": "", "netns": "", "ifName": "", "cniArgs": "", "config": ""}
     try:
@@ -75,7 +107,7 @@ def status(args: skel.Args, conf: Config) -> None:
         raise PluginNotAvailableError("dhcp daemon is not usable", str(exc)) from None
 
 
-PLUGIN = skel.Plugin("dhcp", Config, add=add, delete=delete, check=check, status=status)
+PLUGIN = skel.Plugin("dhcp", Config, add=add, delete=delete, check=check, status=status, gc=gc)
 
 
 def main() -> None:

@@ -423,3 +423,356 @@ def test_daemon_survives_a_killed_plugin(lab):
     wait_for(lambda: _daemon_leases(lab.sock) == 1, timeout=15, what="only the live lease")
     assert lab.run("DEL", lab.conf(), cid="alive", ifname="dh1")[0] == 0
     assert _daemon_leases(lab.sock) == 0
+
+
+# ---- hardening (issue 12) and parity (issue 15) ------------------------------------------
+
+GO_DHCP = "/usr/lib/cni/dhcp"
+BAD_IFNAMES = ["", "a" * 16, "eth/0", "eth:0", "eth 0", "eth\t0", "eth\n0", ".", "..", "e\x00"]
+
+
+def raw_call(path: str, payload: bytes, *, shutdown=True, timeout=10.0) -> dict:
+    """One raw request; the decoded reply (AssertionError if the daemon stays silent)."""
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.settimeout(timeout)
+        s.connect(path)
+        try:
+            s.sendall(payload)
+            if shutdown:
+                s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass                                # answered before reading: reply is queued
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                raise AssertionError(f"no reply within {timeout}s to {payload[:60]!r}") from None
+            if not b:
+                break
+            chunks.append(b)
+        return json.loads(b"".join(chunks))
+    finally:
+        s.close()
+
+
+def _req(op: str, **args) -> bytes:
+    return json.dumps({"v": 1, "op": op, "args": args}).encode()
+
+
+def _alloc(lab, **over) -> bytes:
+    args = {"containerID": "c1", "netns": lab.cont.path, "ifName": "dh0", "cniArgs": "",
+            "config": json.dumps(lab.conf())}
+    args.update(over)
+    return _req("allocate", **args)
+
+
+def test_socket_is_private_under_umask_000_and_non_root_is_refused(lab):
+    import shutil
+    import tempfile
+    lab.start_daemon(umask=0)
+    st = os.stat(lab.sock)
+    assert oct(st.st_mode & 0o7777) == "0o600" and st.st_uid == 0
+    # an unprivileged process: the file mode refuses it ...
+    # ... and if an admin opens the mode up, the peer credentials still do
+    def as_nobody(path):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                        # child: drop to nobody, then ask
+            code = 0
+            try:
+                os.close(r)
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                try:
+                    out = json.dumps(raw_call(path, _req("status"), timeout=5))
+                except PermissionError:
+                    out = "EACCES"
+                os.write(w, out.encode())
+            except BaseException as exc:                    # noqa: BLE001 - report, never return
+                os.write(w, f"child error {exc!r}".encode())
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(w)
+        data = b""
+        while True:
+            b = os.read(r, 65536)
+            if not b:
+                break
+            data += b
+        os.close(r)
+        os.waitpid(pid, 0)
+        return data.decode()
+
+    # the same socket reachable by nobody: a hard link in a world-searchable directory
+    pub = tempfile.mkdtemp(prefix="cnit-dhcp-", dir="/tmp")
+    try:
+        os.chmod(pub, 0o755)
+        link = os.path.join(pub, "dhcp.sock")
+        os.link(lab.sock, link)
+        assert as_nobody(link) == "EACCES"
+        os.chmod(link, 0o666)
+        reply = json.loads(as_nobody(link))
+    finally:
+        shutil.rmtree(pub)
+    assert reply["ok"] is False and reply["error"]["code"] == 4, reply
+    assert "root only" in reply["error"]["details"] and "65534" in reply["error"]["details"]
+    assert raw_call(lab.sock, _req("status"))["ok"] is True           # root is still served
+
+
+def test_bad_netns_ifname_and_container_id_refused_with_code_4(lab):
+    lab.add_iface("dh0")
+    lab.start_daemon()
+    regular = lab.tmp / "notns"
+    regular.write_text("x")
+    own = f"/proc/{os.getpid()}/ns/net"                  # the daemon's netns: we started it
+    tried = 0
+    for netns in ("", "relative/ns", str(regular), own, "/proc/self/ns/net",
+                  str(lab.tmp / "missing")):
+        reply = raw_call(lab.sock, _alloc(lab, netns=netns))
+        assert reply["ok"] is False and reply["error"]["code"] == 4, (netns, reply)
+        tried += 1
+    for ifname in BAD_IFNAMES:
+        reply = raw_call(lab.sock, _alloc(lab, ifName=ifname))
+        assert reply["ok"] is False and reply["error"]["code"] == 4, (ifname, reply)
+        assert "ifName" in reply["error"]["msg"]
+        tried += 1
+    for cid in ("", "-x", "a/b", "a b", "x" * 2000):
+        reply = raw_call(lab.sock, _alloc(lab, containerID=cid))
+        assert reply["ok"] is False and reply["error"]["code"] == 4, (cid, reply)
+        tried += 1
+    # through the plugin: the runtime's own netns (allowed past skel by CNI_NETNS_OVERRIDE)
+    rc, out, err = lab.run("ADD", lab.conf(), extra={"CNI_NETNS": own, "CNI_NETNS_OVERRIDE": "1"})
+    assert rc == 1 and out["code"] == 4 and "own network namespace" in out["msg"], (out, err)
+    assert _daemon_leases(lab.sock) == 0 and lab.daemon.poll() is None
+    assert tried == 21
+
+
+MALFORMED = [
+    b"", b"null", b"[]", b"5", b'"x"', b"{}", b'{"v": 2, "op": "status"}', b'{"v": "1"}',
+    b'{"v": 1}', b'{"v": 1, "op": 5}', b'{"v": 1, "op": "frobnicate"}', b'{"v": 1, "op": null}',
+    b'{"v": 1, "op": "allocate"}', b'{"v": 1, "op": "allocate", "args": []}',
+    b'{"v": 1, "op": "allocate", "args": "x"}', b'{"v": 1, "op": "release", "args": {}}',
+    b"\xff\xfe\x00", b"{" * 5000, b"[" * 100000, b'{"v": 1, "op": "status"',
+    b'{"v": 1, "op": "check", "args": {"containerID": 5, "ifName": "eth0"}}',
+]
+
+
+def _malformed_args(lab) -> list:
+    base = {"containerID": "c1", "netns": lab.cont.path, "ifName": "dh0", "cniArgs": ""}
+    confs = ["{nope", "[]", "5", json.dumps({"name": 5}), json.dumps({"name": "n", "ipam": "x"}),
+             json.dumps({"name": "n", "ipam": {"priority": "high"}}),
+             json.dumps({"name": "n", "ipam": {"priority": -1}}),
+             json.dumps({"name": "n", "ipam": {"request": "x"}}),
+             json.dumps({"name": "n", "ipam": {"request": [5]}}),
+             json.dumps({"name": "n", "ipam": {"request": [{"option": "bogus"}]}}),
+             json.dumps({"name": "n", "ipam": {"provide": [{"option": "12", "value": 5}]}}),
+             json.dumps({"name": "n", "ipam": {"provide": [{"option": "12", "fromArg": []}]}}),
+             json.dumps({"name": "n", "ipam": {"provide": [{"option": "12", "value": "v" * 300}]}})]
+    out = [_req("allocate", **{**base, "config": c}) for c in confs]
+    out += [_req(op, **{**base, "config": c}) for c in confs[:7] for op in ("check", "release")]
+    out += [_req("allocate", **{**base, "config": {"name": "n"}}),
+            _req("allocate", **{**base, "cniArgs": 5, "config": "{}"}),
+            _req("gc", config="{}", valid="x"), _req("gc", config="{}", valid=[[1, 2]]),
+            _req("gc", config="{}", valid=[["a"]]), _req("gc", valid=[])]
+    return out
+
+
+def test_malformed_requests_get_codes_4_6_7_not_999(lab):
+    lab.start_daemon()
+    payloads = MALFORMED + _malformed_args(lab)
+    t0 = time.monotonic()
+    for p in payloads:
+        reply = raw_call(lab.sock, p, timeout=8)
+        assert reply["ok"] is False and reply["error"]["code"] in (4, 6, 7), (p[:80], reply)
+    took = time.monotonic() - t0
+    big = b'{"v": 1, "op": "status", "x": "' + b"a" * (2 << 20) + b'"}'
+    reply = raw_call(lab.sock, big, timeout=8)
+    assert reply["ok"] is False and reply["error"]["code"] == 6 and "too large" in \
+        reply["error"]["msg"]
+    assert lab.daemon.poll() is None and raw_call(lab.sock, _req("status"))["ok"] is True
+    assert len(payloads) >= 50 and took < 10, (len(payloads), took)
+
+
+def test_slow_client_times_out(lab):
+    lab.start_daemon()
+    t0 = time.monotonic()
+    reply = raw_call(lab.sock, b'{"v": 1, "op": "sta', shutdown=False, timeout=15)
+    took = time.monotonic() - t0
+    assert reply["ok"] is False and reply["error"]["code"] == 6, reply
+    assert 3 < took < 8, took
+    s = socket.socket(socket.AF_UNIX)                   # a silent client: closed, daemon fine
+    s.connect(lab.sock)
+    s.settimeout(15)
+    assert json.loads(s.recv(65536))["error"]["code"] == 6
+    s.close()
+    assert raw_call(lab.sock, _req("status"))["ok"] is True
+
+
+def _threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+
+def test_connections_are_bounded(lab):
+    d = lab.start_daemon()
+    base = _threads(d.pid)
+    idle = []
+    try:
+        for _ in range(64):                            # each takes a slot until it times out
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(lab.sock)
+            idle.append(s)
+        wait_for(lambda: _threads(d.pid) >= base + 64, what="64 connection threads")
+        busy = []
+        t0 = time.monotonic()
+        for _ in range(40):
+            busy.append(raw_call(lab.sock, _req("status"), timeout=3))
+        took = time.monotonic() - t0
+        assert all(r["ok"] is False and r["error"]["code"] == 11 and "busy" in r["error"]["msg"]
+                   for r in busy), busy[:2]
+        assert took < 3, took
+        assert _threads(d.pid) <= base + 64
+    finally:
+        for s in idle:
+            s.close()
+    wait_for(lambda: raw_call(lab.sock, _req("status"))["ok"], what="a free slot again")
+
+
+def test_stale_socket_is_removed_and_live_one_kept(lab):
+    d = lab.start_daemon()
+    d.kill()
+    d.wait()
+    lab.daemon = None
+    assert os.path.exists(lab.sock)                    # SIGKILL leaves the socket behind
+    d = lab.start_daemon()
+    wait_for(lambda: lab.log("daemon.log").count("listening") == 2 or d.poll() is not None,
+             what="restarted daemon")
+    assert d.poll() is None, lab.log("daemon.log")
+    assert raw_call(lab.sock, _req("status"))["result"]["pid"] == d.pid
+    # a second daemon on a live socket refuses to start and leaves the first one serving
+    p = subprocess.run([sys.executable, PLUGIN, "daemon", "-socketpath", lab.sock],
+                       env=_env(), capture_output=True, timeout=20)
+    assert p.returncode == 1 and b"already listening" in p.stderr, p.stderr
+    assert raw_call(lab.sock, _req("status"))["result"]["pid"] == d.pid
+
+
+def test_killed_daemon_restarts_and_renews_the_same_lease(lab):
+    """SIGKILL, restart: the lease is reclaimed (INIT-REBOOT, same address, new expiry at the
+    server); a lease whose link vanished while the daemon was down is dropped."""
+    lab.add_iface("dh0")
+    lab.add_iface("dh1")
+    lab.start_dnsmasq()
+    d = lab.start_daemon()
+    rc, res, err = lab.run("ADD", lab.conf())
+    assert rc == 0, (res, err, lab.log("daemon.log"))
+    assert lab.run("ADD", lab.conf(), cid="gone", ifname="dh1")[0] == 0
+    key = "c1/dnet/dh0"
+    ip, exp0 = wait_for(lambda: lab.leases().get(key), what="lease in the server's file")
+    assert res["ips"][0]["address"].split("/")[0] == ip
+    state_file = os.path.join(os.path.dirname(lab.sock), "dhcp.leases.json")
+    assert oct(os.stat(state_file).st_mode & 0o777) == "0o600"
+    with open(state_file) as f:
+        saved = json.load(f)["leases"]
+    assert sorted((r["containerID"], r["ifName"]) for r in saved) == [("c1", "dh0"),
+                                                                      ("gone", "dh1")]
+    time.sleep(1.5)                                   # dnsmasq expiry has 1 s resolution
+    acks = lab.log("dnsmasq.log").count(f"DHCPACK(br0) {ip}")
+    d.kill()
+    lab.cont.ip("link", "del", "dh1")                 # torn down while the daemon was away
+    d.wait()
+    lab.daemon = None
+    d = lab.start_daemon()
+    wait_for(lambda: lab.log("daemon.log").count("listening") == 2 or d.poll() is not None,
+             what="restarted daemon")
+    assert d.poll() is None, lab.log("daemon.log")
+
+    def renewed():
+        cur = lab.leases().get(key)
+        return cur if cur is not None and cur[1] > exp0 else None
+    assert wait_for(renewed, timeout=20, what="renewal after restart")[0] == ip
+    wait_for(lambda: "lease reclaimed" in lab.log("daemon.log"), what="reclaim log")
+    assert lab.log("dnsmasq.log").count(f"DHCPACK(br0) {ip}") > acks
+    def saved_addresses():
+        with open(state_file) as f:
+            return [r["address"] for r in json.load(f)["leases"]]
+    wait_for(lambda: saved_addresses() == [ip], what="state without the vanished link")
+    assert _daemon_leases(lab.sock) == 1
+    rc, out, err = lab.run("CHECK", {**lab.conf(), "prevResult": res})
+    assert rc == 0 and out is None, (out, err)
+    rc, res2, _ = lab.run("ADD", lab.conf())
+    assert rc == 0 and res2["ips"] == res["ips"]
+    assert lab.run("DEL", lab.conf())[0] == 0
+    wait_for(lambda: key not in lab.leases(), what="dnsmasq to forget the lease")
+    with open(state_file) as f:
+        assert json.load(f)["leases"] == []
+
+
+def test_gc_releases_leases_not_in_valid_attachments(lab):
+    lab.add_iface("dh0")
+    lab.add_iface("dh1")
+    lab.start_dnsmasq()
+    lab.start_daemon()
+    for cid, ifname in (("keep", "dh0"), ("stale", "dh1")):
+        rc, res, err = lab.run("ADD", lab.conf(), cid=cid, ifname=ifname)
+        assert rc == 0, (res, err)
+    wait_for(lambda: {"keep/dnet/dh0", "stale/dnet/dh1"} <= set(lab.leases()), what="leases")
+
+    def gc(**keys):
+        rc, out, err = lab.run("GC", {**lab.conf(), **keys})
+        assert rc == 0 and out is None, (out, err)
+
+    gc()                                               # no list: nothing is released
+    assert _daemon_leases(lab.sock) == 2
+    gc(**{"cni.dev/valid-attachments": [{"containerID": "keep", "ifname": "dh0"}]})
+    wait_for(lambda: "stale/dnet/dh1" not in lab.leases(), what="dnsmasq to forget the stale lease")
+    assert "keep/dnet/dh0" in lab.leases() and _daemon_leases(lab.sock) == 1
+    other = {**lab.conf(), "name": "othernet", "cni.dev/attachments": []}
+    rc, out, err = lab.run("GC", other)                # another network's GC keeps ours
+    assert rc == 0 and _daemon_leases(lab.sock) == 1, (out, err)
+    gc(**{"cni.dev/attachments": []})                  # the other spelling of the key
+    wait_for(lambda: "keep/dnet/dh0" not in lab.leases(), what="dnsmasq to forget the last lease")
+    assert _daemon_leases(lab.sock) == 0
+    rc, out, _ = lab.run("GC", {**lab.conf(), "cni.dev/valid-attachments": [{"containerID": 5}]})
+    assert rc == 1 and out["code"] == 7
+
+
+@pytest.mark.gobin("dhcp")
+def test_our_plugin_against_the_go_daemon_names_the_daemon_to_run(lab):
+    lab.add_iface("dh0")
+    lab.start_daemon(argv=[GO_DHCP, "daemon", "-socketpath", lab.sock])
+    for cmd in ("ADD", "STATUS"):
+        t0 = time.monotonic()
+        rc, out, err = lab.run(cmd, lab.conf(), timeout=20)
+        took = time.monotonic() - t0
+        assert rc == 1 and out["code"] == 50, (out, err)
+        assert "Go dhcp daemon" in out["details"] and f"dhcp daemon -socketpath {lab.sock}" \
+            in out["details"], out
+        assert took < 3, took
+    rc, out, err = lab.run("DEL", lab.conf(), timeout=20)     # teardown is not blocked
+    assert rc == 0 and "Go dhcp daemon" in err, (out, err)
+
+
+@pytest.mark.gobin("dhcp")
+def test_go_plugin_against_our_daemon_gets_an_http_error(lab):
+    lab.add_iface("dh0")
+    lab.start_daemon()
+    conf = {**lab.conf("1.0.0")}
+    env = _env({"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "go1", "CNI_NETNS": lab.cont.path,
+                "CNI_IFNAME": "dh0", "CNI_PATH": "/nonexistent"})
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run([GO_DHCP], input=json.dumps(conf).encode(), env=env,
+                           capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the Go plugin got no answer from our daemon") from None
+    took = time.monotonic() - t0
+    out = json.loads(p.stdout)
+    assert p.returncode != 0 and "unexpected HTTP response: 501" in out["msg"], out
+    assert "pycni dhcp daemon" in out["msg"], out
+    assert took < 3, took
+    assert "refused an HTTP client" in lab.log("daemon.log")
+    assert _daemon_leases(lab.sock) == 0

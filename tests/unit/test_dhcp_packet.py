@@ -13,9 +13,11 @@ import pytest
 from cni import jsonx
 from cni.dhcp import client as C
 from cni.dhcp import daemon as D
+from cni.dhcp import flags as F
 from cni.dhcp import lease as L
 from cni.dhcp import packet as P
 from cni.dhcp import plugin_side as PS
+from cni.dhcp import server as S
 from cni.errors import CNIError
 
 IP = ipaddress.IPv4Address
@@ -438,6 +440,18 @@ def test_renew_unicast_rebind_broadcast_release():
     assert [c for c, _ in rel[0].options] == [P.OPT_MESSAGE_TYPE, P.OPT_SERVER_ID, P.OPT_CLIENT_ID]
 
 
+def test_init_reboot_request():
+    tr = FakeTransport([(P.OFFER, "10.0.0.7"), (P.ACK, "10.0.0.7"), (P.ACK, "10.0.0.7")])
+    cl = _client(tr)
+    lease = cl.reboot(cl.acquire())
+    assert lease.address == IP("10.0.0.7")
+    pkt, src, dst, mac = tr.sent[2]
+    o = P.merged_options(pkt)
+    assert pkt.message_type == P.REQUEST and pkt.ciaddr == IP(0)
+    assert (src, dst, mac) == (IP(0), IP("255.255.255.255"), b"\xff" * 6)
+    assert o[P.OPT_REQUESTED_IP] == IP("10.0.0.7").packed and P.OPT_SERVER_ID not in o
+
+
 def test_nak_and_timeout():
     with pytest.raises(C.NakError):
         _client(FakeTransport([(P.OFFER, "10.0.0.7"), (P.NAK, "0.0.0.0")])).acquire()
@@ -517,6 +531,9 @@ class ScriptedOps:
             def rebind(self, lease, *, timeout=None):
                 return self._do("rebind")
 
+            def reboot(self, lease, *, timeout=None):
+                return self._do("reboot")
+
             def release(self, lease):
                 ops.calls.append(("release", ops.clock.t))
 
@@ -587,32 +604,129 @@ def test_keeper_stops_when_link_vanishes():
     assert [op for op, _ in ops.calls] == ["acquire"]
 
 
+def _restored_keeper(clock, ops, stop_after, expire_in=100.0):
+    k = _keeper(clock, ops, stop_after)
+    ack = P.Packet(P.BOOTREPLY, 1, yiaddr="10.0.0.9", options=[
+        (P.OPT_SUBNET_MASK, IP("255.255.255.0").packed), (P.OPT_LEASE_TIME, P.u32(100)),
+        (P.OPT_SERVER_ID, IP("10.0.0.1").packed)])
+    k.restored = C.Lease(ack, b"\x01" * 6, clock.t + expire_in - 100.0)
+    return k
+
+
+def test_keeper_restored_lease_is_reclaimed_first():
+    clock = FakeClock(0.0)
+    ops = ScriptedOps(clock, lambda op, t: None)
+    changes = []
+    k = _restored_keeper(clock, ops, stop_after=60.0)
+    k.on_change = lambda keeper: changes.append((keeper.state, keeper.finished))
+    k._run()
+    seen = [op for op, _ in ops.calls]
+    assert seen[:2] == ["reboot", "renew"] and seen[-1] == "release"
+    assert ops.calls[1][1] == 50.0                       # T1 counted from the reclaim
+    assert changes[0] == (L.BOUND, False) and changes[-1][1] is True
+
+
+def test_keeper_restored_lease_nak_reacquires_same_address():
+    clock = FakeClock(0.0)
+    answers = {"reboot": [C.NakError("nak")]}
+    ops = ScriptedOps(clock, lambda op, t: answers[op].pop(0) if answers.get(op) else None)
+    k = _restored_keeper(clock, ops, stop_after=10.0)
+    k._run()
+    assert [op for op, _ in ops.calls][:2] == ["reboot", "acquire"]
+
+
+def test_keeper_restored_lease_kept_when_reboot_is_unanswered():
+    clock = FakeClock(0.0)
+    ops = ScriptedOps(clock, lambda op, t: C.DHCPTimeout("silent") if op == "reboot" else None)
+    k = _restored_keeper(clock, ops, stop_after=45.0, expire_in=80.0)   # T1 in 30 s
+    k._run()
+    seen = [(op, t) for op, t in ops.calls]
+    assert {op for op, _ in seen[:-2]} == {"reboot"} and all(t < 31.0 for _, t in seen[:-2])
+    assert seen[-2][0] == "renew" and seen[-2][1] >= 30.0 and seen[-1][0] == "release"
+
+
+def test_keeper_restored_expired_lease_acquires_again():
+    clock = FakeClock(0.0)
+    ops = ScriptedOps(clock, lambda op, t: C.DHCPTimeout("silent") if op == "reboot" else None)
+    k = _restored_keeper(clock, ops, stop_after=60.0, expire_in=-5.0)
+    k._run()
+    seen = [op for op, _ in ops.calls]
+    assert seen[0] == "reboot" and "acquire" in seen and ops.link["up"]
+
+
+def test_keeper_restored_without_link_ends():
+    clock = FakeClock(0.0)
+    ops = ScriptedOps(clock, lambda op, t: None)
+    ops.link["exists"] = False
+    k = _restored_keeper(clock, ops, stop_after=1e9)
+    k._run()
+    assert ops.calls == [] and k.error is not None and k.finished and not k.alive
+
+
+def test_wait_ready_deadline():
+    s = L.Settings()
+    k = L.Keeper(b"\x00c/n/eth0", None, "eth0", request=[], provide={}, settings=s)
+    with pytest.raises(CNIError) as ei:
+        k.wait_ready(0.05)
+    assert ei.value.code == 11
+
+
+# ---- lease state file ------------------------------------------------------------------------
+
+def test_state_roundtrip(tmp_path):
+    from cni.dhcp import state as ST
+    assert ST.state_path("", "/run/cni/dhcp.sock") == "/run/cni/dhcp.leases.json"
+    assert ST.state_path("/var/lib/x", "/run/a.sock") == "/var/lib/x/a.leases.json"
+    k = L.Keeper(b"\x00cid/net/eth0", "/run/netns/x", "eth0", request=[1, 3, 121],
+                 provide={12: b"web"}, settings=L.Settings(), container_id="cid", network="net")
+    lease = C.Lease(P.decode(ACK_CLASSLESS), b"\x02" * 6, 500.0)
+    rec = ST.record(k, lease, clock=lambda: 600.0, wall=lambda: 10000.0)
+    assert rec["boundAt"] == 9900.0 and rec["address"] == "10.77.0.40"
+    path = str(tmp_path / "st" / "dhcp.leases.json")
+    ST.save(path, [rec, {"clientID": "zz"}, 5])
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    logged = []
+    got = ST.load(path, logged.append)
+    assert len(got) == 1 and len(logged) == 2
+    r = got[0]
+    assert (r.client_id, r.container_id, r.network, r.ifname, r.netns) == (
+        b"\x00cid/net/eth0", "cid", "net", "eth0", "/run/netns/x")
+    assert r.request == [1, 3, 121] and r.provide == {12: b"web"}
+    assert r.lease.address == lease.address and r.lease.server_mac == lease.server_mac
+    assert abs((r.lease.bound_at - __import__("time").monotonic()) + (
+        __import__("time").time() - 9900.0)) < 5
+    with open(path, "w") as f:
+        f.write("{garbage")
+    assert ST.load(path, logged.append) == [] and "unreadable" in logged[-1]
+    assert ST.load(str(tmp_path / "none.json"), logged.append) == []
+
+
 # ---- daemon: flags, options, protocol --------------------------------------------------------
 
 @pytest.mark.parametrize("s,sec", [("10s", 10), ("1m2s", 62), ("3m28s", 208), ("500ms", 0.5),
                                    ("1.5h", 5400), ("0", 0), ("-2s", -2)])
 def test_parse_duration(s, sec):
-    assert D.parse_duration(s) == pytest.approx(sec)
+    assert F.parse_duration(s) == pytest.approx(sec)
 
 
 @pytest.mark.parametrize("bad", ["", "10", "1x", "s", "1..2s"])
 def test_parse_duration_bad(bad):
     with pytest.raises(ValueError):
-        D.parse_duration(bad)
+        F.parse_duration(bad)
 
 
 def test_parse_flags():
-    o = D.parse_flags([])
-    assert (o.socketpath, o.pidfile, o.hostprefix, o.broadcast) == (D.DEFAULT_SOCKET_PATH, "", "", False)
+    o = F.parse_flags([])
+    assert (o.socketpath, o.pidfile, o.hostprefix, o.broadcast) == (F.DEFAULT_SOCKET_PATH, "", "", False)
     assert (o.timeout, o.resendmax, o.resendtimeout) == (10.0, 62.0, 208.0)
-    o = D.parse_flags(["-socketpath", "/x.sock", "--pidfile=/p", "-broadcast", "-timeout", "2s",
+    o = F.parse_flags(["-socketpath", "/x.sock", "--pidfile=/p", "-broadcast", "-timeout", "2s",
                        "-resendmax=4s", "-hostprefix", "/host"])
     assert (o.socketpath, o.pidfile, o.hostprefix, o.broadcast, o.timeout, o.resendmax) == (
         "/x.sock", "/p", "/host", True, 2.0, 4.0)
-    assert D.parse_flags(["-broadcast=false"]).broadcast is False
+    assert F.parse_flags(["-broadcast=false"]).broadcast is False
     for bad in (["-nope"], ["-timeout"], ["-timeout", "ten"], ["-broadcast=maybe"]):
-        with pytest.raises(D.UsageError):
-            D.parse_flags(bad)
+        with pytest.raises(F.UsageError):
+            F.parse_flags(bad)
 
 
 def test_run_usage_exit_codes(capsys):
@@ -648,8 +762,11 @@ def test_lease_result_shape():
 class FakeKeeper:
     made = []
 
-    def __init__(self, key, netns, ifname, *, request, provide, settings):
+    def __init__(self, key, netns, ifname, *, request, provide, settings, container_id="",
+                 network="", restored=None, on_change=None):
         self.key, self.netns, self.ifname = key, netns, ifname
+        self.container_id, self.network = container_id, network
+        self.finished = False
         self.ready = threading.Event()
         self.lease = C.Lease(P.decode(ACK_CLASSLESS), b"", 0.0)
         self.error = None
@@ -661,7 +778,7 @@ class FakeKeeper:
         self.ready.set()
         return self
 
-    def wait_ready(self):
+    def wait_ready(self, timeout=None):
         return self.lease
 
     def nudge(self):
@@ -675,7 +792,8 @@ class FakeKeeper:
 def daemon_sock(tmp_path):
     """A Daemon with fake keepers, served on a unix socket in a background thread."""
     FakeKeeper.made = []
-    d = D.Daemon(L.Settings(), "/hostprefix", keeper_factory=FakeKeeper)
+    d = D.Daemon(L.Settings(), "/hostprefix", keeper_factory=FakeKeeper,
+                 netns_check=lambda path: None)
     path = str(tmp_path / "run" / "dhcp.sock")
     lst = D.get_listener(path, environ={})
     stop = threading.Event()
@@ -686,7 +804,8 @@ def daemon_sock(tmp_path):
                 conn, _ = lst.accept()
             except OSError:
                 return
-            threading.Thread(target=D.serve_connection, args=(d, conn), daemon=True).start()
+            threading.Thread(target=S.serve_connection, args=(d.handle, L.log, conn),
+                             daemon=True).start()
 
     th = threading.Thread(target=loop, daemon=True)
     th.start()
@@ -722,9 +841,9 @@ def test_protocol_errors(daemon_sock):
     d, path = daemon_sock
     with pytest.raises(CNIError) as ei:
         PS.call(path, "frobnicate", {})
-    assert ei.value.code == 999 and "unknown" in ei.value.msg
+    assert ei.value.code == 6 and "unknown" in ei.value.msg
     with pytest.raises(CNIError) as ei:
-        PS.call(path, "allocate", {"config": "{nope"})
+        PS.call(path, "allocate", {"containerID": "c", "ifName": "eth0", "config": "{nope"})
     assert ei.value.code == 6
     s = socket.socket(socket.AF_UNIX)
     s.connect(path)
@@ -799,3 +918,55 @@ def test_plugin_add_and_check_via_daemon(daemon_sock):
     bad = {**res, "ips": [{"version": "4", "address": "10.9.9.9/24"}]}
     rc, out = _run_plugin("CHECK", {**conf, "prevResult": bad})
     assert rc == 1 and out["code"] == 3
+
+
+# ---- server framing ----------------------------------------------------------------------------
+
+def _serve_pair(payload: bytes, handle=lambda req: {"echo": req}, shutdown=True) -> bytes:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    a.settimeout(10)
+    a.sendall(payload)
+    if shutdown:
+        a.shutdown(socket.SHUT_WR)
+    S.serve_connection(handle, lambda m: None, b)
+    out = b""
+    while True:
+        chunk = a.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    a.close()
+    return out
+
+
+def test_server_answers_json_and_go_rpc_connect():
+    assert jsonx.loads(_serve_pair(b'{"v": 1}')) == {"v": 1, "ok": True, "result": {"echo": {"v": 1}}}
+    reply = _serve_pair(b"CONNECT /_goRPC_ HTTP/1.0\n\n", shutdown=False)
+    status = reply.split(b"\r\n", 1)[0]
+    assert status.startswith(b"HTTP/1.0 501 ") and b"pycni dhcp daemon" in status
+    assert reply.endswith(b"\r\n\r\n")
+    assert S._looks_http(b"GET / HTTP/1.1") and not S._looks_http(b'{"v": 1}')
+    err = jsonx.loads(_serve_pair(b"[1]"))["error"]
+    assert err["code"] == 6
+
+
+def test_plugin_side_names_the_go_daemon(tmp_path):
+    path = str(tmp_path / "go.sock")
+    lst = socket.socket(socket.AF_UNIX)
+    lst.bind(path)
+    lst.listen(1)
+
+    def go_like():
+        c, _ = lst.accept()
+        while c.recv(65536):
+            pass
+        c.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n400 Bad Request")
+        c.close()
+    th = threading.Thread(target=go_like)
+    th.start()
+    with pytest.raises(CNIError) as ei:
+        PS.call(path, "allocate", {})
+    th.join()
+    lst.close()
+    assert ei.value.code == 50 and "Go dhcp daemon" in ei.value.details
+    assert f"dhcp daemon -socketpath {path}" in ei.value.details

@@ -364,6 +364,14 @@ class Client:
                                   dst_mac=lease.server_mac, timeout=timeout)
         return Lease(ack, mac, self.clock())
 
+    def reboot(self, lease: Lease, *, timeout: float | None = None) -> Lease:
+        """INIT-REBOOT (4.3.2): broadcast REQUEST for the address held before a restart;
+        requested-ip set, ciaddr zero, no server identifier."""
+        extra = [(P.OPT_REQUESTED_IP, lease.address.packed)]
+        ack, mac = self._exchange(self._packet(P.REQUEST, xid=self._xid(), extra=extra), P.ACK,
+                                  timeout=timeout)
+        return Lease(ack, mac, self.clock())
+
     def rebind(self, lease: Lease, *, timeout: float | None = None) -> Lease:
         """REBINDING: like renew, but broadcast."""
         pkt = self._packet(P.REQUEST, xid=self._xid(), ciaddr=lease.address)

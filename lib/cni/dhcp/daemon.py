@@ -1,12 +1,18 @@
-"""`dhcp daemon`: holds the leases of all containers and keeps them renewed.
+"""`dhcp daemon`: holds the leases of all containers, keeps them renewed, and persists them.
 
 Plugin <-> daemon protocol (ours; version 1): one request per connection on a unix stream
-socket. The plugin writes one JSON object and shuts down its write side:
-    {"v": 1, "op": "allocate"|"release"|"check"|"status",
+socket (framing, limits and peer checks: cni.dhcp.server). The plugin writes one JSON object and
+shuts down its write side:
+    {"v": 1, "op": "allocate"|"release"|"check"|"status"|"gc",
      "args": {"containerID", "netns", "ifName", "cniArgs", "config": "<raw netconf JSON>"}}
-The daemon answers with one JSON object and closes:
+gc's args are {"config", "valid": [[containerID, ifName], ...]}. The daemon answers with one JSON
+object and closes:
     {"v": 1, "ok": true, "result": {...}}   or   {"v": 1, "ok": false, "error": {code, msg, details}}
-allocate's result is a CNI 1.1.0 result object (ips, routes, dns).
+allocate's result is a CNI 1.1.0 result object (ips, routes, dns). Malformed requests get codes
+4 (bad containerID/ifName/netns), 6 (undecodable) or 7 (bad ipam options).
+
+Held leases are written to a state file (cni.dhcp.state) after every change; a restarted daemon
+reloads them and reclaims each address with an INIT-REBOOT request.
 """
 from __future__ import annotations
 
@@ -18,135 +24,61 @@ import sys
 import threading
 
 from cni import jsonx
+from cni.config import valid_id
 from cni.dhcp import client as C
 from cni.dhcp import packet as P
+from cni.dhcp import server, state
+from cni.dhcp.flags import USAGE, UsageError, parse_flags
 from cni.dhcp.lease import Keeper, Settings, log
-from cni.errors import CNIError, DecodingError, InvalidConfigError, UnknownContainerError
+from cni.errors import (DecodingError, InvalidConfigError, InvalidEnvError,
+                        UnknownContainerError)
+from cni.netns import NetNS
+from cni.skel import valid_ifname
 
-PROTOCOL_VERSION = 1
-DEFAULT_SOCKET_PATH = "/run/cni/dhcp.sock"
-MAX_REQUEST = 1 << 20
+PROTOCOL_VERSION = server.PROTOCOL_VERSION
 SD_LISTEN_FDS_START = 3
-
-USAGE = """Usage of daemon:
-  -broadcast
-        broadcast DHCP leases
-  -hostprefix string
-        optional prefix to host root
-  -pidfile string
-        optional path to write daemon PID to
-  -resendmax duration
-        optional dhcp client max resend delay between requests (default 1m2s)
-  -resendtimeout duration
-        optional dhcp client resend timeout, no more retries after this timeout (default 3m28s)
-  -socketpath string
-        optional dhcp server socketpath
-  -timeout duration
-        optional dhcp client timeout duration for each request (default 10s)
-"""
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(s: str) -> float:
-    """Go time.ParseDuration ("1m30s", "500ms", "-2h", "0") -> seconds."""
-    orig, total, sign = s, 0.0, 1.0
-    if s[:1] in "+-" and s:
-        sign, s = (-1.0 if s[0] == "-" else 1.0), s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError(f"invalid duration {orig!r}")
-    while s:
-        i = 0
-        while i < len(s) and (s[i].isdigit() or s[i] == "."):
-            i += 1
-        num, s = s[:i], s[i:]
-        j = 0
-        while j < len(s) and not (s[j].isdigit() or s[j] == "."):
-            j += 1
-        unit, s = s[:j], s[j:]
-        if not num or num == "." or num.count(".") > 1 or unit not in _UNITS:
-            raise ValueError(f"invalid duration {orig!r}")
-        total += float(num) * _UNITS[unit]
-    return sign * total
-
-
-class Options:
-    __slots__ = ("pidfile", "hostprefix", "socketpath", "broadcast", "timeout", "resendmax",
-                 "resendtimeout")
-
-    def __init__(self):
-        self.pidfile = self.hostprefix = self.socketpath = ""
-        self.broadcast = False
-        self.timeout, self.resendmax = 10.0, C.RESEND_DELAY_MAX
-        self.resendtimeout = C.RESEND_TIMEOUT
-
-
-class UsageError(Exception):
-    pass
-
-
-def parse_flags(argv: list) -> Options:
-    """Go `flag` package rules: -name value, -name=value, --name; bools take only =value."""
-    o = Options()
-    kinds = {"pidfile": str, "hostprefix": str, "socketpath": str, "broadcast": bool,
-             "timeout": float, "resendmax": float, "resendtimeout": float}
-    args = list(argv)
-    while args:
-        a = args[0]
-        if len(a) < 2 or a[0] != "-":
-            break  # first non-flag argument ends parsing
-        args.pop(0)
-        if a == "--":
-            break
-        name = a[2:] if a.startswith("--") else a[1:]
-        value = None
-        if "=" in name:
-            name, value = name.split("=", 1)
-        if name in ("h", "help"):
-            raise UsageError("")
-        if name not in kinds:
-            raise UsageError(f"flag provided but not defined: -{name}")
-        kind = kinds[name]
-        if kind is bool:
-            if value is None:
-                value = "true"
-            if value.lower() not in ("1", "t", "true", "0", "f", "false"):
-                raise UsageError(f"invalid boolean value {value!r} for -{name}")
-            setattr(o, name, value.lower() in ("1", "t", "true"))
-            continue
-        if value is None:
-            if not args:
-                raise UsageError(f"flag needs an argument: -{name}")
-            value = args.pop(0)
-        if kind is float:
-            try:
-                setattr(o, name, parse_duration(value))
-            except ValueError:
-                raise UsageError(f"invalid value {value!r} for flag -{name}: "
-                                 "parse error") from None
-        else:
-            setattr(o, name, value)
-    if not o.socketpath:
-        o.socketpath = DEFAULT_SOCKET_PATH
-    return o
-
+READY_MARGIN = 10.0          # wait_ready deadline beyond the client's own resend timeout
 
 # ---- lease table and request handling ----------------------------------------------------
 
 def _config(args: dict) -> tuple[dict, dict]:
     raw = args.get("config")
+    if not isinstance(raw, str):
+        raise DecodingError("invalid daemon request", "args.config must be a string")
     try:
-        conf = jsonx.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        conf = jsonx.loads(raw)
     except ValueError as exc:
         raise DecodingError("error parsing netconf", str(exc)) from None
     if not isinstance(conf, dict):
         raise DecodingError("error parsing netconf", "not a JSON object")
+    if not isinstance(conf.get("name", ""), str):
+        raise InvalidConfigError("invalid network name", "name must be a string")
     ipam = conf.get("ipam") or {}
     if not isinstance(ipam, dict):
         raise InvalidConfigError("invalid ipam section", "not an object")
+    prio = ipam.get("priority") or 0
+    if not isinstance(prio, int) or isinstance(prio, bool) or not 0 <= prio < 1 << 32:
+        raise InvalidConfigError("invalid ipam.priority", repr(prio)[:64])
     return conf, ipam
+
+
+def _arg_str(args: dict, key: str) -> str:
+    v = args.get(key, "")
+    if not isinstance(v, str):
+        raise DecodingError("invalid daemon request", f"args.{key} must be a string")
+    return v
+
+
+def _owner(args: dict) -> tuple[str, str]:
+    """(containerID, ifName), checked as CNI_CONTAINERID and CNI_IFNAME are."""
+    cid, ifname = _arg_str(args, "containerID"), _arg_str(args, "ifName")
+    if not valid_id(cid) or len(cid) > 1024:
+        raise InvalidEnvError("invalid containerID",
+                              f"{cid[:64]!r} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+    why = valid_ifname(ifname)
+    if why:
+        raise InvalidEnvError("invalid ifName", f"{ifname[:64]!r}: {why}")
+    return cid, ifname
 
 
 def prepare_options(cni_args: str, ipam: dict) -> tuple[list, dict]:
@@ -157,6 +89,9 @@ def prepare_options(cni_args: str, ipam: dict) -> tuple[list, dict]:
             k, v = pair.split("=", 1)
             parsed[k] = v
     provide: dict = {}
+    for key in ("provide", "request"):
+        if not isinstance(ipam.get(key) or [], list):
+            raise InvalidConfigError(f"invalid ipam.{key}", "not a list")
     for ent in ipam.get("provide") or []:
         if not isinstance(ent, dict):
             raise InvalidConfigError("invalid provide entry", repr(ent))
@@ -166,11 +101,13 @@ def prepare_options(cni_args: str, ipam: dict) -> tuple[list, dict]:
             raise InvalidConfigError(f"can not parse option {ent.get('option')!r}",
                                      str(exc)) from None
         value = ent.get("value") or ""
+        arg = ent.get("fromArg")
+        if not isinstance(value, str) or not isinstance(arg if arg is not None else "", str):
+            raise InvalidConfigError("invalid provide entry", "value and fromArg are strings")
         if value:
             if len(value.encode()) > 255:
                 raise InvalidConfigError(f"value too long for option {ent.get('option')!r}")
             provide[code] = value.encode()
-        arg = ent.get("fromArg")
         if arg and arg in parsed:
             if len(parsed[arg].encode()) > 255:
                 raise InvalidConfigError(f"value too long for option {ent.get('option')!r} "
@@ -217,73 +154,147 @@ def lease_result(lease: C.Lease, priority: int = 0) -> dict:
     return res
 
 
+def _gc_keep(args: dict) -> set | None:
+    """The attachments a GC request keeps, or None (no list given: keep everything)."""
+    valid = args.get("valid")
+    if valid is None:
+        return None
+    if not isinstance(valid, list):
+        raise DecodingError("invalid daemon request", "args.valid must be a list")
+    keep = set()
+    for pair in valid:
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(x, str) for x in pair)):
+            raise DecodingError("invalid daemon request",
+                                "args.valid holds [containerID, ifName] pairs")
+        keep.add(tuple(pair))
+    return keep
+
+
+def own_netns() -> tuple[int, int]:
+    st = os.stat("/proc/self/ns/net")
+    return st.st_dev, st.st_ino
+
+
 class Daemon:
-    def __init__(self, settings: Settings, hostprefix: str = "", keeper_factory=Keeper):
+    def __init__(self, settings: Settings, hostprefix: str = "", keeper_factory=Keeper, *,
+                 state_path: str = "", netns_check=None):
         self.settings, self.hostprefix = settings, hostprefix
         self.keeper_factory = keeper_factory
+        self.state_path = state_path
         self.leases: dict = {}
         self.lock = threading.Lock()
-
-    def _key(self, args: dict, conf: dict) -> bytes:
-        return C.client_id_for(str(args.get("containerID", "")), str(conf.get("name", "")),
-                               str(args.get("ifName", "")))
+        self.save_lock = threading.Lock()
+        self.own_netns = own_netns()
+        if netns_check is not None:
+            self.check_netns = netns_check
 
     def handle(self, req: dict) -> dict:
-        op = req.get("op")
-        args = req.get("args") or {}
         if req.get("v") != PROTOCOL_VERSION:
-            raise CNIError("unsupported dhcp daemon protocol version",
-                           f"got {req.get('v')!r}, daemon speaks {PROTOCOL_VERSION}")
+            raise DecodingError("unsupported dhcp daemon protocol version",
+                                f"got {str(req.get('v'))[:32]!r}, daemon speaks "
+                                f"{PROTOCOL_VERSION}")
+        op = req.get("op")
         fn = {"allocate": self.allocate, "release": self.release, "check": self.check,
-              "status": self.status}.get(op)
+              "status": self.status, "gc": self.gc}.get(op) if isinstance(op, str) else None
         if fn is None:
-            raise CNIError("unknown dhcp daemon operation", repr(op))
+            raise DecodingError("unknown dhcp daemon operation", repr(op)[:64])
+        args = req.get("args", {})
+        if not isinstance(args, dict):
+            raise DecodingError("invalid daemon request", "args must be an object")
         return fn(args)
+
+    def check_netns(self, path: str) -> None:
+        """The netns must exist, be a netns (NetNS.open) and not be the daemon's own."""
+        try:
+            with NetNS.open(path) as ns:
+                st = os.fstat(ns.fileno())
+        except FileNotFoundError:
+            raise InvalidEnvError("netns does not exist", path) from None
+        except OSError as exc:
+            raise InvalidEnvError("cannot open netns", f"{path}: {exc.strerror or exc}") from None
+        if (st.st_dev, st.st_ino) == self.own_netns:
+            raise InvalidEnvError("netns is the dhcp daemon's own network namespace",
+                                  f"refusing to run a DHCP client in {path}")
 
     def status(self, args: dict) -> dict:
         with self.lock:
             return {"leases": len(self.leases), "pid": os.getpid()}
 
+    def _keeper(self, key: bytes, netns: str, ifname: str, **kw):
+        return self.keeper_factory(key, netns, ifname, settings=self.settings,
+                                   on_change=self._changed, **kw)
+
     def allocate(self, args: dict) -> dict:
+        cid, ifname = _owner(args)
         conf, ipam = _config(args)
-        request, provide = prepare_options(str(args.get("cniArgs") or ""), ipam)
-        key = self._key(args, conf)
+        request, provide = prepare_options(_arg_str(args, "cniArgs"), ipam)
+        netns = _arg_str(args, "netns")
+        if not netns or not os.path.isabs(netns):
+            raise InvalidEnvError("invalid netns", f"{netns[:256]!r} is not an absolute path")
+        netns = self.hostprefix + netns
+        self.check_netns(netns)
+        name = conf.get("name", "")
+        key = C.client_id_for(cid, name, ifname)
         with self.lock:
             k = self.leases.get(key)
             if k is not None and k.ready.is_set() and not k.alive:
                 del self.leases[key]
                 k = None
             if k is None:
-                netns = self.hostprefix + str(args.get("netns") or "")
-                k = self.keeper_factory(key, netns, str(args.get("ifName", "")),
-                                        request=request, provide=provide,
-                                        settings=self.settings)
+                k = self._keeper(key, netns, ifname, request=request, provide=provide,
+                                 container_id=cid, network=name)
                 self.leases[key] = k
                 k.start()
             else:
                 k.nudge()
         try:
-            lease = k.wait_ready()
+            lease = k.wait_ready(self.settings.resend_timeout + self.settings.timeout
+                                 + READY_MARGIN)
             return lease_result(lease, int(ipam.get("priority") or 0))
         except BaseException:
             with self.lock:
                 if self.leases.get(key) is k:
                     del self.leases[key]
             k.stop(release=True, timeout=self.settings.timeout)
+            self._save()
             raise
 
+    def _stop(self, keepers: list) -> None:
+        self._save()
+        for k in keepers:
+            k.stop(release=True, timeout=self.settings.timeout + 5)
+
     def release(self, args: dict) -> dict:
+        cid, ifname = _owner(args)
         conf, _ = _config(args)
-        key = self._key(args, conf)
+        key = C.client_id_for(cid, conf.get("name", ""), ifname)
         with self.lock:
             k = self.leases.pop(key, None)
         if k is not None:
-            k.stop(release=True, timeout=self.settings.timeout + 5)
+            self._stop([k])
         return {}
 
+    def gc(self, args: dict) -> dict:
+        """Release the leases of this network whose attachment is not in args.valid."""
+        conf, _ = _config(args)
+        keep = _gc_keep(args)
+        if keep is None:
+            return {"released": 0}
+        name = conf.get("name", "")
+        with self.lock:
+            stale = [key for key, k in self.leases.items() if k.network == name
+                     and (k.container_id, k.ifname) not in keep]
+            gone = [self.leases.pop(key) for key in stale]
+        for k in gone:
+            log(f"{k.name}: released by GC")
+        self._stop(gone)
+        return {"released": len(gone)}
+
     def check(self, args: dict) -> dict:
+        cid, ifname = _owner(args)
         conf, ipam = _config(args)
-        key = self._key(args, conf)
+        key = C.client_id_for(cid, conf.get("name", ""), ifname)
         with self.lock:
             k = self.leases.get(key)
         if k is None or not k.ready.is_set() or not k.alive or k.lease is None:
@@ -292,50 +303,50 @@ class Daemon:
         k.nudge()
         return lease_result(k.lease, int(ipam.get("priority") or 0))
 
+    # -- persistence ----------------------------------------------------------------------
+    def _changed(self, keeper) -> None:
+        """A keeper's lease changed or its thread ended (called on that thread)."""
+        if keeper.finished:
+            with self.lock:
+                if self.leases.get(keeper.client_id) is keeper:
+                    del self.leases[keeper.client_id]
+        self._save()
+
+    def _save(self) -> None:
+        if not self.state_path:
+            return
+        with self.save_lock:
+            with self.lock:
+                held = [(k, k.lease) for k in self.leases.values()
+                        if not k.finished and k.lease is not None]
+            try:
+                state.save(self.state_path, [state.record(k, lease) for k, lease in held])
+            except OSError as exc:
+                log(f"error writing lease state {self.state_path}: {exc}")
+
+    def restore(self) -> int:
+        """Start a keeper for every lease in the state file; each reclaims its address."""
+        if not self.state_path:
+            return 0
+        restored = state.load(self.state_path, log)
+        with self.lock:
+            for r in restored:
+                if r.client_id in self.leases:
+                    continue                     # a duplicate record: the first one wins
+                k = self._keeper(r.client_id, r.netns, r.ifname, request=r.request,
+                                 provide=r.provide, container_id=r.container_id,
+                                 network=r.network, restored=r.lease)
+                self.leases[r.client_id] = k
+                k.start()
+        if restored:
+            log(f"restored {len(restored)} lease(s) from {self.state_path}")
+        return len(restored)
+
 
 # ---- server ------------------------------------------------------------------------------
 
-def _error_reply(exc: BaseException) -> dict:
-    if isinstance(exc, CNIError):
-        err = {"code": exc.code, "msg": exc.msg}
-        if exc.details:
-            err["details"] = exc.details
-    else:
-        err = {"code": 999, "msg": str(exc) or type(exc).__name__, "details": type(exc).__name__}
-    return {"v": PROTOCOL_VERSION, "ok": False, "error": err}
-
-
-def serve_connection(daemon: Daemon, conn: socket.socket) -> None:
-    with conn:
-        try:
-            chunks, size = [], 0
-            while True:
-                b = conn.recv(65536)
-                if not b:
-                    break
-                chunks.append(b)
-                size += len(b)
-                if size > MAX_REQUEST:
-                    raise DecodingError("request too large")
-            try:
-                req = jsonx.loads(b"".join(chunks))
-            except ValueError as exc:
-                raise DecodingError("invalid daemon request", str(exc)) from None
-            if not isinstance(req, dict):
-                raise DecodingError("invalid daemon request", "not a JSON object")
-            reply = {"v": PROTOCOL_VERSION, "ok": True, "result": daemon.handle(req)}
-        except Exception as exc:  # every failure goes back to the plugin
-            if not isinstance(exc, CNIError):
-                log(f"request failed: {type(exc).__name__}: {exc}")
-            reply = _error_reply(exc)
-        try:
-            conn.sendall(jsonx.dumps(reply).encode())
-        except OSError:
-            pass  # the plugin went away; the lease (if any) stays maintained
-
-
 def get_listener(path: str, environ=None) -> socket.socket:
-    """The systemd-activated socket (LISTEN_PID/LISTEN_FDS) or a fresh one at `path`."""
+    """The systemd-activated socket (LISTEN_PID/LISTEN_FDS) or a fresh private one at `path`."""
     env = os.environ if environ is None else environ
     fds = 0
     if env.get("LISTEN_PID") == str(os.getpid()):
@@ -351,15 +362,7 @@ def get_listener(path: str, environ=None) -> socket.socket:
         s = socket.socket(fileno=SD_LISTEN_FDS_START)
         os.set_inheritable(s.fileno(), False)
         return s
-    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.bind(path)
-    except OSError:
-        s.close()
-        raise
-    s.listen(128)
-    return s
+    return server.bind_private(path)
 
 
 class _Shutdown(Exception):
@@ -398,17 +401,17 @@ def run(argv: list) -> int:
         return 1
     settings = Settings(timeout=opts.timeout, resend_max=opts.resendmax,
                         resend_timeout=opts.resendtimeout, broadcast=opts.broadcast)
-    daemon = Daemon(settings, opts.hostprefix)
+    statedir = opts.hostprefix + opts.statedir if opts.statedir else ""
+    daemon = Daemon(settings, opts.hostprefix, state_path=state.state_path(statedir, sock_path))
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         where = listener.getsockname() or sock_path
     except OSError:
         where = sock_path
-    log(f"dhcp daemon listening on {where}")
     try:
-        while True:
-            conn, _ = listener.accept()
-            threading.Thread(target=serve_connection, args=(daemon, conn), daemon=True).start()
+        daemon.restore()
+        log(f"dhcp daemon listening on {where}")
+        server.Server(listener, daemon.handle, log).serve_forever()
     except _Shutdown:
         log("shutting down")
     finally:

@@ -1,5 +1,6 @@
 """One maintained lease: a thread that lives in the container netns, acquires, renews at T1,
-rebinds at T2, brings the interface down at expiry, and sends DHCPRELEASE when told to stop."""
+rebinds at T2, brings the interface down at expiry, and sends DHCPRELEASE when told to stop.
+A lease restored after a daemon restart is first reclaimed with an INIT-REBOOT request."""
 from __future__ import annotations
 
 import sys
@@ -11,6 +12,8 @@ from cni.errors import CNIError, TryAgainLaterError
 from cni.netns import NetNS
 
 BOUND, RENEWING, REBINDING, INIT = "bound", "renewing", "rebinding", "init"
+REBOOTING = "rebooting"          # a lease taken over from the state file after a restart
+_DONE = {RENEWING: "renewed", REBINDING: "rebound", INIT: "reacquired", REBOOTING: "reclaimed"}
 
 
 def log(msg: str) -> None:
@@ -48,8 +51,13 @@ class Keeper:
 
     def __init__(self, client_id: bytes, netns: str | None, ifname: str, *,
                  request: list, provide: dict, settings: Settings,
-                 ops=LinkOps, clock=time.monotonic, wait=None):
+                 ops=LinkOps, clock=time.monotonic, wait=None, container_id: str = "",
+                 network: str = "", restored: C.Lease | None = None, on_change=None):
         self.client_id, self.netns, self.ifname = client_id, netns, ifname
+        self.container_id, self.network = container_id, network
+        self.restored = restored
+        self.on_change = on_change or (lambda keeper: None)
+        self.finished = False
         self.request, self.provide, self.settings = request, provide, settings
         self.name = client_id[1:].decode(errors="replace")
         self.ops, self.clock = ops, clock
@@ -68,8 +76,11 @@ class Keeper:
         self.thread.start()
         return self
 
-    def wait_ready(self) -> C.Lease:
-        self.ready.wait()
+    def wait_ready(self, timeout: float | None = None) -> C.Lease:
+        """The lease once acquired; TryAgainLaterError if not ready within `timeout` s."""
+        if not self.ready.wait(timeout):
+            raise TryAgainLaterError("no DHCP lease", f"{self.name}: not acquired within "
+                                     f"{timeout:g}s")
         if self.error is not None:
             raise self.error
         assert self.lease is not None
@@ -77,7 +88,7 @@ class Keeper:
 
     @property
     def alive(self) -> bool:
-        return self.thread.is_alive() and self.error is None
+        return self.thread.is_alive() and not self.finished and self.error is None
 
     def nudge(self) -> None:
         self.wake.set()
@@ -113,7 +124,15 @@ class Keeper:
         except Exception as exc:  # a lease thread must never die silently
             self._fail(CNIError("dhcp client failed", f"{self.name}: {type(exc).__name__}: {exc}"))
         finally:
+            self.finished = True
             self.ready.set()
+            self._changed()
+
+    def _changed(self) -> None:
+        try:
+            self.on_change(self)
+        except Exception as exc:  # persisting must never kill the lease thread
+            log(f"{self.name}: saving lease state failed: {type(exc).__name__}: {exc}")
 
     def _fail(self, exc: CNIError) -> None:
         if self.ready.is_set():
@@ -125,11 +144,16 @@ class Keeper:
         if not self.ops.exists(self.ifname):
             raise CNIError(f"error looking up {self.ifname!r}", "link not found")
         self.ops.set_up(self.ifname)
-        log(f"{self.name}: acquiring lease")
-        self.lease = self._acquire(None, self.clock() + self.settings.resend_timeout)
-        self.state = BOUND
-        log(f"{self.name}: lease acquired: {self.lease.address}, expires in "
-            f"{self.lease.lease_time}s")
+        if self.restored is not None:
+            self.lease, self.state = self.restored, REBOOTING
+            log(f"{self.name}: reclaiming lease {self.lease.address} held before a restart")
+        else:
+            log(f"{self.name}: acquiring lease")
+            self.lease = self._acquire(None, self.clock() + self.settings.resend_timeout)
+            self.state = BOUND
+            log(f"{self.name}: lease acquired: {self.lease.address}, expires in "
+                f"{self.lease.lease_time}s")
+            self._changed()
         self.ready.set()
         self._maintain()
 
@@ -175,7 +199,14 @@ class Keeper:
                 log(f"{self.name}: renewing lease")
                 self.state = RENEWING
             try:
-                if self.state == RENEWING:
+                if self.state == REBOOTING:
+                    limit = now + self.settings.resend_timeout
+                    if now < lease.expire_at:
+                        limit = min(limit, lease.expire_at)
+                    self.lease = self._with_client(lambda c: self._retry(
+                        lambda left: c.reboot(lease, timeout=min(self.settings.timeout, left)),
+                        limit))
+                elif self.state == RENEWING:
                     limit = min(lease.rebind_at, now + self.settings.resend_timeout)
                     self.lease = self._with_client(lambda c: self._retry(
                         lambda left: c.renew(lease, timeout=min(self.settings.timeout, left)),
@@ -193,9 +224,10 @@ class Keeper:
                     if self.lease.address != lease.address:
                         log(f"{self.name}: address changed from {lease.address} to "
                             f"{self.lease.address}")
-                log(f"{self.name}: lease {self.state.replace('ing', 'ed')}: "
+                log(f"{self.name}: lease {_DONE[self.state]}: "
                     f"{self.lease.address}, expires in {self.lease.lease_time}s")
                 self.state = BOUND
+                self._changed()
             except C.Stopped:
                 break
             except C.NakError as exc:
@@ -204,6 +236,12 @@ class Keeper:
             except (C.DHCPError, OSError) as exc:
                 log(f"{self.name}: {exc}")
                 now = self.clock()
+                if self.state == REBOOTING:      # RFC 2131 3.2: keep the unexpired lease
+                    self.state = BOUND if now < lease.expire_at else INIT
+                    log(f"{self.name}: no answer to INIT-REBOOT, "
+                        + ("keeping the lease until its renewal time" if self.state == BOUND
+                           else "the lease has expired: acquiring again"))
+                    continue
                 if now >= lease.expire_at:
                     log(f"{self.name}: lease expired, bringing interface {self.ifname} down")
                     try:

@@ -19,6 +19,10 @@ class DaemonNotRunning(PluginNotAvailableError):
     """The daemon socket does not exist or nobody accepts on it."""
 
 
+class WrongDaemon(PluginNotAvailableError):
+    """Something else answers on the socket, e.g. the Go dhcp daemon (Go net/rpc over HTTP)."""
+
+
 def socket_path(conf: dict) -> str:
     ipam = conf.get("ipam") if isinstance(conf, dict) else None
     path = ipam.get("daemonSocketPath") if isinstance(ipam, dict) else None
@@ -40,8 +44,11 @@ def call(path: str, op: str, args: dict, *, timeout: float | None = None) -> dic
                     f"cannot connect to {path}: {os.strerror(exc.errno)}; start it with "
                     f"'dhcp daemon -socketpath {path}' (or enable cni-dhcp.socket)") from None
             raise
-        s.sendall(req)
-        s.shutdown(_socket.SHUT_WR)
+        try:
+            s.sendall(req)
+            s.shutdown(_socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered without reading (busy, refused): the reply is queued for us
         chunks = []
         while True:
             b = s.recv(65536)
@@ -54,8 +61,17 @@ def call(path: str, op: str, args: dict, *, timeout: float | None = None) -> dic
         raise CNIError("error talking to dhcp daemon", f"{op} via {path}: {exc}") from None
     finally:
         s.close()
+    data = b"".join(chunks)
+    if data.startswith(b"HTTP/"):
+        status = data.split(b"\n", 1)[0].decode("latin-1").strip()[:120]
+        raise WrongDaemon(
+            "the dhcp daemon on the socket is not this plugin's daemon",
+            f"{path} answered {status!r}: that is the Go dhcp daemon (net/rpc over HTTP), "
+            f"which this plugin cannot use; stop it and run this plugin's own daemon, "
+            f"'dhcp daemon -socketpath {path}' (the pycni dhcp binary), or use the Go dhcp "
+            "plugin with the Go daemon") from None
     try:
-        reply = jsonx.loads(b"".join(chunks))
+        reply = jsonx.loads(data)
     except ValueError as exc:
         raise DecodingError("invalid reply from dhcp daemon", str(exc)) from None
     if not isinstance(reply, dict) or reply.get("v") != PROTOCOL_VERSION:
