@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from cni import log, skel
+from cni import log, meta, skel
 from cni.config import NetConf
 from cni.dhcp import plugin_side
 from cni.errors import (CNIError, InvalidConfigError, PluginNotAvailableError,
@@ -73,22 +73,10 @@ def check(args: skel.Args, conf: Config) -> None:
 def gc(args: skel.Args, conf: Config) -> None:
     """Release the leases of this network whose attachment is not in the valid list; without
     a list (either spelling of the key) nothing is released."""
-    raw = conf.raw
-    valid = raw.get("cni.dev/valid-attachments")
-    if valid is None:
-        valid = raw.get("cni.dev/attachments")
+    valid = meta.valid_attachments(conf)
     if valid is None:
         return
-    if not isinstance(valid, list):
-        raise InvalidConfigError("invalid GC request", "cni.dev/valid-attachments must be a list")
-    keep = []
-    for i, a in enumerate(valid):
-        cid = a.get("containerID") if isinstance(a, dict) else None
-        ifname = a.get("ifname") if isinstance(a, dict) else None
-        if not isinstance(cid, str) or not isinstance(ifname, str):
-            raise InvalidConfigError("invalid GC request",
-                                     f"cni.dev/valid-attachments[{i}] needs containerID and ifname")
-        keep.append([cid, ifname])
+    keep = [list(a) for a in valid]
     config = args.stdin.decode("utf-8", "replace") if isinstance(args.stdin, bytes) else args.stdin
     try:
         plugin_side.call(plugin_side.socket_path(conf.raw), "gc",
