@@ -168,14 +168,28 @@ def test_bridge_status_and_gc(host_ns, make_netns, tmp_path):
     assert nat_rules(host_ns) == []
 
 
-@pytest.mark.parametrize("backend", ["iptables", "nftables"])
-def test_bridge_missing_tool_add_error_del_ok(host_ns, cont_ns, tmp_path, no_tools_path, backend):
-    """No firewall binary: ADD fails clearly and rolls back veth + lease; DEL still succeeds."""
+def test_bridge_nftables_masq_needs_no_binary(host_ns, cont_ns, tmp_path, no_tools_path):
+    """ipMasqBackend nftables with no firewall binary at all: written over netlink."""
+    c = conf(tmp_path, ipMasq=True, ipMasqBackend="nftables")
+    env = {"PATH": no_tools_path}
+    r = add(host_ns, cont_ns, c, env=env)
+    assert r.rc == 0, r
+    assert "masquerade" in host_ns.run("nft", "list", "table", "inet", "cni_plugins_masquerade").stdout
+    r = run_plugin("bridge", "DEL", c, container_id="ctr1", netns=cont_ns.path,
+                   in_netns=host_ns.name, path=PATH, env=env)
+    assert r.rc == 0, r
+    assert "ip saddr" not in host_ns.run("nft", "list", "ruleset").stdout   # (the table stays, as Go's)
+
+
+def test_bridge_missing_tool_add_error_del_ok(host_ns, cont_ns, tmp_path, no_tools_path):
+    """ipMasqBackend iptables and no iptables binary: ADD fails clearly and rolls back veth +
+    lease; DEL still succeeds."""
+    backend = "iptables"
     c = conf(tmp_path, ipMasq=True, ipMasqBackend=backend)
     env = {"PATH": no_tools_path}
     r = add(host_ns, cont_ns, c, env=env)
     assert r.rc == 1, r
-    assert ("iptables" if backend == "iptables" else "nft") in r.json["msg"]
+    assert "iptables" in r.json["msg"]
     assert "not found" in r.json["msg"]
     assert cont_ns.ip("link", "show", "eth0", check=False).returncode != 0
     assert veths(host_ns) == []
@@ -247,7 +261,7 @@ def test_ptp_status(host_ns, cont_ns, tmp_path):
     assert prun("STATUS", host_ns, cont_ns, noipam, netns="", cid="").rc == 1   # as Go: ipam needed
 
 
-@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+@pytest.mark.parametrize("backend", ["iptables"])     # nftables needs no tool (netlink)
 def test_ptp_failure_after_veth_rolls_back(host_ns, cont_ns, tmp_path, no_tools_path, backend):
     """The masquerade step fails (no tool) after IPAM and veth: nothing is left behind."""
     c = pconf(tmp_path, ipMasq=True, ipMasqBackend=backend)

@@ -18,7 +18,7 @@ import pytest
 
 CHROOT = os.environ.get("PYCNI_CHROOT", "/var/tmp/pycni-chroot")
 MIRROR = os.environ.get("PYCNI_DEBIAN_MIRROR", "http://deb.debian.org/debian")
-PLUGINS = ("loopback", "bridge", "host-local", "ptp")
+PLUGINS = ("loopback", "bridge", "host-local", "ptp", "portmap")
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
@@ -180,19 +180,31 @@ def test_ptp_host_local(ex):
     ok(ex("DEL", conf, prev=res))
 
 
-def test_ipmasq_without_firewall_tools_fails_cleanly(ex):
+def test_ipmasq_and_portmap_without_firewall_tools(ex):
+    """No iptables, no nft: masquerade and port mappings go to the node's nf_tables over
+    netlink (Go's nftables layout), and DEL removes them."""
     net = "emb-masq-" + ex.cid[-6:]
     conf = {"cniVersion": "1.0.0", "name": net, "type": "bridge", "bridge": "cnitembr1",
             "isGateway": True, "ipMasq": True,
             "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.250.9.0/24"}]]}}
-    r = ex("ADD", conf)
-    assert r.returncode == 1, r
-    err = json.loads(r.stdout)
-    assert isinstance(err["code"], int) and err["msg"], err
-    assert "Traceback" not in r.stderr
-    assert ex.node.ipj("link", "show", "master", "cnitembr1") == [] if any(
-        i["ifname"] == "cnitembr1" for i in ex.node.ipj("link")) else True
+    res = ok(ex("ADD", conf))
+    ip = res["ips"][0]["address"].split("/")[0]
+    ruleset = ex.node.run("nft", "list", "ruleset").stdout
+    assert f"ip saddr {ip} ip daddr != 10.250.9.0/24 masquerade" in ruleset, ruleset
+    pm = {"cniVersion": "1.0.0", "name": net, "type": "portmap",
+          "runtimeConfig": {"portMappings": [{"hostPort": 18080, "containerPort": 80,
+                                              "protocol": "tcp"}]}}
+    pres = ok(ex("ADD", pm, prev=res))
+    ruleset = ex.node.run("nft", "list", "ruleset").stdout
+    assert f"tcp dport 18080 dnat to {ip}:80" in ruleset, ruleset
+    ok(ex("CHECK", pm, prev=pres))
+    ok(ex("CHECK", conf, prev=res))
+    ok(ex("DEL", pm, prev=pres))
+    ok(ex("DEL", conf, prev=res))
+    ruleset = ex.node.run("nft", "list", "ruleset").stdout
+    assert ip not in ruleset and "dnat" not in ruleset, ruleset
     assert not any(i["ifname"] == "eth0" for i in ex.cont.ipj("link"))
     assert leases(ex.root, net) == []
+    ok(ex("DEL", pm, prev=pres))
     ok(ex("DEL", conf))
     ok(ex("DEL", conf, netns=""))

@@ -31,9 +31,14 @@ class InNetns:
 
 @pytest.fixture
 def tools_in(monkeypatch):
-    """Tools run in `ns`, and so does this thread (our netlink probes must see that netns)."""
+    """Tools run in `ns`, and so does this thread (our netlink probes must see that netns).
+
+    These tests observe the tool path: the netlink paths (tests/integration/test_fw_native_integ.py)
+    are switched off here."""
     import contextlib
+    from cni.fw import backend
     from cni.netns import NetNS
+    monkeypatch.setattr(backend, "NATIVE", False)
     stack = contextlib.ExitStack()
 
     def bind(ns):

@@ -32,6 +32,8 @@ CORPUS = {
         "-s 10.88.0.0/16 -d 10.1.2.3/32 -p tcp -m tcp --dport 8080 -j MARK --set-xmark 0x2000/0x2000",
         "-s 127.0.0.1/32 -p udp -m udp --dport 53 -j MARK --set-xmark 0x2000/0x2000",
         "-p udp -m udp --dport 53 -j DNAT --to-destination 10.88.0.5:53",
+        "-p sctp -m sctp --dport 99 -j DNAT --to-destination 10.88.0.5:99",
+        f'-p sctp -m comment --comment "dnat name: {Q}n{Q} id: {Q}c{Q}" -m multiport --dports 99 -j CNI-abc',
         "-m mark --mark 0x2000/0x2000 -j MASQUERADE",
         '-m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000',
         "-m addrtype --dst-type LOCAL -j CNI-abc",
@@ -158,31 +160,18 @@ b.commit()
 APPLY = f"""
 import sys, ipaddress
 sys.path.insert(0, {os.path.join(ROOT, 'lib')!r})
-from cni.fw import iptables, iptables_nft as x, masq
+from cni.fw import masq
 from cni.fw import backend as be
 
-def run(table, build, native, v6=False):
-    if native:
-        x.apply(table, build, lambda ch: iptables.Batch(iptables.Table(table, ch)), v6=v6)
-    else:
-        iptables.apply(table, build, v6=v6)
-
 def masq_add(cid, addr, native):
+    be.NATIVE = bool(native)       # True: netlink (iptables_nft); False: iptables-restore
     ipi = ipaddress.ip_interface(addr)
-    def build(b):
-        b.ensure_chain(be.chain_name("n", cid))
-        for chain, spec in masq.ipt_rules("n", cid, ipi):
-            b.append_unique(chain, spec)
-    run("nat", build, native, ipi.version == 6)
+    masq._ipt_setup("n", cid, [ipi], ipi.version == 6)
 
 def masq_del(cid, addr, native):
+    be.NATIVE = bool(native)
     ipi = ipaddress.ip_interface(addr)
-    chain = be.chain_name("n", cid)
-    c = iptables.comment(be.format_comment("n", cid))
-    def build(b):
-        b.delete("POSTROUTING", f"-s {{iptables.host(ipi)}} {{c}} -j {{chain}}")
-        b.delete_chain(chain)
-    run("nat", build, native, ipi.version == 6)
+    masq._ipt_teardown("n", cid, [ipi], ipi.version == 6)
 """
 
 

@@ -78,7 +78,7 @@ def test_select_explicit_and_invalid():
     (("iptables", "iptables-save", "iptables-restore", "nft"), "iptables"),
     (("nft",), "nftables"),
     (("iptables-save", "iptables-restore"), "iptables"),
-    ((), "iptables"),
+    ((), "nftables"),          # no tools at all: nftables over netlink needs none
 ])
 def test_select_autodetect(fake_path, tools, expected):
     fake_path(*tools)

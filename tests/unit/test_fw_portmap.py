@@ -141,7 +141,8 @@ def test_delete_sweeps_all_jumps(fake):  # noqa: F811
             f"-A {DN} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.88.0.2:80\nCOMMIT\n")
     f = fake(saves={("iptables-save", "nat"): save})
     portmap.delete("mynet", "abc123", backend="iptables")
-    assert f.names() == ["iptables-save", "iptables-restore", "ip6tables-save"]
+    # DEL cleans what either backend could have written: the nft tables are looked at too
+    assert f.names() == ["nft", "nft", "iptables-save", "iptables-restore", "ip6tables-save"]
     assert f.inputs("iptables-restore")[0] == (
         f"*nat\n-D CNI-HOSTPORT-DNAT -p tcp {DC} -m multiport --dports 8080 -m foo --bar -j {DN}\n"
         f"-F {DN}\n-X {DN}\nCOMMIT\n")
@@ -196,8 +197,9 @@ def test_nft_add_delete_exec_counts(fake):  # noqa: F811
                          "delete rule ip cni_hostport masquerading handle 9",
                          "delete rule ip cni_hostport masquerading handle 10"]
     f.calls.clear()
-    portmap.delete("mynet", "abc123", backend="nftables")
-    assert [c[1][:2] for c in f.calls] == [["-j", "list"], ["-f", "-"], ["-j", "list"]]
+    portmap.delete("mynet", "abc123", backend="nftables")   # and the iptables side as well
+    assert [c[1][:2] for c in f.calls] == [["-j", "list"], ["-f", "-"], ["-j", "list"],
+                                           ["-t", "nat"], ["-t", "nat"]]
     f.calls.clear()
     portmap.check("mynet", "abc123", portmap.normalize_mappings(RAW[:1]), [V4], backend="nftables")
     with pytest.raises(portmap.PortmapCheckError):

@@ -72,15 +72,33 @@ def ipt_table_may_exist(table: str, v6: bool) -> bool:
     return nft_table_may_exist("ip6" if v6 else "ip", table)
 
 
+# Netlink paths (no tool execs): None = use them where they apply, False = always run the tools
+# (tests compare both), True = netlink even where the tools would be picked.
+NATIVE: bool | None = None
+
+
+def iptables_nft(v6: bool = False) -> bool:
+    """True when this host's iptables is the nf_tables flavour (as iptables itself reports:
+    its binary is xtables-nft-multi), so its rules are read and written over netlink."""
+    if NATIVE is not None:
+        return NATIVE
+    path = which("ip6tables-restore" if v6 else "iptables-restore")
+    return path is not None and os.path.realpath(path).endswith("xtables-nft-multi")
+
+
+def nft_native() -> bool:
+    """True unless the tools are forced: the nftables backends need no `nft` binary."""
+    return NATIVE is not False
+
+
 def select(explicit: str | None = None, field: str = "backend") -> str:
-    """The backend to use: an explicit value wins, else nftables only when iptables is absent."""
+    """The backend to use: an explicit value wins, else iptables where its tools exist and
+    nftables (over netlink, no binary needed) where they do not."""
     if explicit:
         if explicit not in BACKENDS:
             raise InvalidConfigError(f"unknown {field} {explicit!r}", f"{field}={explicit}")
         return explicit
-    if not have_iptables() and have_nft():
-        return NFTABLES
-    return IPTABLES
+    return IPTABLES if have_iptables() else NFTABLES
 
 
 def run(argv: list, input: bytes = b"") -> tuple:

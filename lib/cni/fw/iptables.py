@@ -10,8 +10,9 @@ whole and is recomputed from a fresh read.
 """
 from __future__ import annotations
 
-from cni.fw import backend
+from cni.fw import backend, iptables_nft
 from cni.fw.rules import check_lines
+from cni.nl.nftables import NftSocket
 
 BUILTIN = {"nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
            "filter": ("INPUT", "FORWARD", "OUTPUT"),
@@ -60,6 +61,13 @@ class Table:
 
 
 def save(table: str, *, v6: bool = False) -> Table:
+    """The table as iptables-save shows it: over netlink on an iptables-nft host, else by exec."""
+    if backend.iptables_nft(v6):
+        try:
+            with NftSocket() as nl:
+                return Table(table, iptables_nft.read(nl, table, v6).chains)
+        except OSError as exc:
+            raise backend.RuleError(f"reading table {table} failed", str(exc)) from None
     prog = backend.require(tools(v6)[0])
     out = backend.check_run([prog, "-t", table], what=f"{tools(v6)[0]} -t {table} failed")
     return Table.parse(table, out.decode("utf-8", "replace"))
@@ -139,8 +147,17 @@ def apply(table: str, build, *, v6: bool = False) -> Batch:
     """Read the table once, let build(batch) compute the edits, write them in one restore.
 
     A restore that fails (e.g. a concurrent edit made a -D stale) is recomputed from a fresh
-    read, up to RETRIES times.
+    read, up to RETRIES times. On an iptables-nft host the same edits go to the kernel as one
+    nf_tables batch, encoded as iptables-nft encodes them (cni.fw.iptables_nft), and no tool
+    runs; an edit beyond that translator (free-form user conditions) falls back to the tools.
     """
+    if backend.iptables_nft(v6):
+        try:
+            return iptables_nft.apply(table, build, lambda chains: Batch(Table(table, chains)), v6=v6)
+        except iptables_nft.Unsupported:
+            pass
+        except OSError as exc:
+            raise backend.RuleError(f"updating table {table} failed", str(exc)) from None
     for attempt in range(RETRIES):
         batch = Batch(save(table, v6=v6))
         build(batch)

@@ -8,7 +8,7 @@ the rule text our builders use (the exact form `iptables-save` prints) and those
 both ways, for the options the CNI plugins write:
 
   -s/-d ADDR[/LEN], -i/-o NAME[+] (each with `!`), -p tcp|udp|sctp|icmp|icmpv6,
-  -m comment --comment T, -m tcp|udp --dport N, -m multiport --dports A,B,..,
+  -m comment --comment T, -m tcp|udp|sctp --dport N, -m multiport --dports A,B,..,
   -m addrtype --dst-type LOCAL, -m mark --mark V/M, -m conntrack --ctstate S,..,
   -j ACCEPT|DROP|RETURN|<chain>|MASQUERADE|MARK --set-xmark V/M|DNAT --to-destination A:P.
 
@@ -46,6 +46,9 @@ _ADDRTYPE = Struct("=HHI")                            # xt_addrtype_info_v1
 _MULTIPORT = Struct("=BB15H15BB")                     # xt_multiport_v1
 _CONNTRACK_LEN, _CT_FLAGS_OFF = 168, 146              # xt_conntrack_mtinfo3: match/invert/state
 _CT_TAIL = Struct("=HHH")
+_SCTP_PORTS, _SCTP_TAIL = Struct("=HHHH"), Struct("=iII")   # xt_sctp_info: dpts, spts / flags
+_SCTP_LEN, _SCTP_FLAGS_OFF, _SCTP_FLAG_INFO = 292, 280, bytes.fromhex("ff0000" * 4)
+XT_SCTP_DEST_PORTS = 2
 XT_CONNTRACK_STATE = 1
 XT_MULTIPORT_DESTINATION = 1
 XT_ADDRTYPE_INVERT_DEST = 2
@@ -130,7 +133,7 @@ class Rule:
             out += ["-m", name]
             if name == "comment":
                 out += ["--comment", _quote(a["comment"])]
-            elif name in ("tcp", "udp"):
+            elif name in ("tcp", "udp", "sctp"):
                 out += ["--dport", str(a["dport"])]
             elif name == "multiport":
                 out += ["--dports", ",".join(str(p) for p in a["dports"])]
@@ -251,7 +254,7 @@ def _parse_match(r: Rule, name: str, toks: list, i: int) -> None:
         if len(text.encode()) >= COMMENT_LEN or "\0" in text:
             raise Unsupported("comment too long")
         r.matches.append(("comment", {"comment": text}))
-    elif name in ("tcp", "udp") and keys == {"--dport"}:
+    elif name in ("tcp", "udp", "sctp") and keys == {"--dport"}:
         if r.proto != (PROTOS[name], False):
             raise Unsupported(f"-m {name} without -p {name}")
         r.matches.append((name, {"dport": _int(opts["--dport"][0], 0, 65535)}))
@@ -357,6 +360,12 @@ def _encode_match(name: str, a: dict, v6: bool) -> list:
     if name in ("tcp", "udp"):
         return [nft.payload(d.NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2),
                 nft.cmp(d.NFT_CMP_EQ, a["dport"].to_bytes(2, "big"))]
+    if name == "sctp":   # no native form in iptables-nft 1.8: the xt struct
+        info = bytearray(_SCTP_LEN)
+        _SCTP_PORTS.pack_into(info, 0, a["dport"], a["dport"], 0, 0)
+        info[268:280] = _SCTP_FLAG_INFO
+        _SCTP_TAIL.pack_into(info, _SCTP_FLAGS_OFF, 0, XT_SCTP_DEST_PORTS, 0)
+        return [_xt("match", "sctp", 0, bytes(info))]
     if name == "multiport":
         ports = a["dports"] + [0] * (15 - len(a["dports"]))
         return [_xt("match", "multiport", 1, _MULTIPORT.pack(
@@ -491,6 +500,13 @@ def _decode_match(a) -> tuple:
     name, rev, info = a.get("NFTA_MATCH_NAME"), a.get("NFTA_MATCH_REV"), a.get("NFTA_MATCH_INFO")
     if name == "comment" and rev == 0:
         return "comment", {"comment": info.split(b"\0", 1)[0].decode()}
+    if name == "sctp" and rev == 0 and len(info) >= _SCTP_LEN:
+        dlo, dhi, slo, shi = _SCTP_PORTS.unpack_from(info, 0)
+        count, flags, inv = _SCTP_TAIL.unpack_from(info, _SCTP_FLAGS_OFF)
+        if dlo != dhi or slo or shi or flags != XT_SCTP_DEST_PORTS or inv or any(info[8:268]) \
+                or count:
+            raise Unsupported("sctp form")
+        return "sctp", {"dport": dlo}
     if name == "multiport" and rev == 1:
         vals = _MULTIPORT.unpack(info[:_MULTIPORT.size])
         flags, count = vals[0], vals[1]

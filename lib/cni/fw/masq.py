@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from cni.errors import InternalError
 from cni.fw import backend as be
+from cni.fw import nft_native
 from cni.fw import rules
 from cni.fw.backend import IPTABLES, NFTABLES
 
@@ -158,15 +159,32 @@ def nft_setup_lines(network: str, container_id: str, ifname: str, ips: list, sta
 
 
 def _nft_setup(network: str, container_id: str, ifname: str, ips: list) -> None:
+    prefix = hash_for_instance(network, ifname, container_id)
+    if be.nft_native():
+        text = rules.nft_comment_text(nft_comment(network, ifname, container_id),
+                                      "name/CNI_IFNAME/CNI_CONTAINERID")
+        _native(nft_native.setup, ips, text, prefix)
+        return
     from cni.fw import nftables
-    stale = _nft_find(hash_for_instance(network, ifname, container_id))
-    nftables.apply(nft_setup_lines(network, container_id, ifname, ips, stale))
+    be.require("nft")
+    nftables.apply(nft_setup_lines(network, container_id, ifname, ips, _nft_find(prefix)))
 
 
 def _nft_teardown(network: str, container_id: str, ifname: str) -> None:
+    prefix = hash_for_instance(network, ifname, container_id)
+    if be.nft_native():
+        _native(nft_native.teardown, prefix)
+        return
     from cni.fw import nftables
-    found = _nft_find(hash_for_instance(network, ifname, container_id))
-    nftables.apply([nftables.delete_rule(r) for r in found])
+    nftables.apply([nftables.delete_rule(r) for r in _nft_find(prefix)])
+
+
+def _native(fn, *args):
+    """Run an nft_native call; a kernel refusal becomes a RuleError like a failed tool."""
+    try:
+        return fn(*args)
+    except OSError as exc:
+        raise be.RuleError("nf_tables masquerade update failed", str(exc)) from None
 
 
 # --- public API ----------------------------------------------------------------------------
@@ -175,7 +193,6 @@ def setup(network: str, container_id: str, ifname: str, ips, backend: str | None
     """Masquerade traffic from each address leaving its subnet (ADD)."""
     ips = list(ips)
     if be.select(backend, "ipMasqBackend") == NFTABLES:
-        be.require("nft")
         if ips:
             _nft_setup(network, container_id, ifname, ips)
         return
@@ -201,7 +218,7 @@ def teardown(network: str, container_id: str, ifname: str, ips=(), backend: str 
                 _ipt_teardown(network, container_id, group, ver == 6)
             except be.RuleError as exc:
                 errors.append(str(exc))
-    if be.have_nft() and be.nft_table_may_exist("inet", TABLE):
+    if (be.nft_native() or be.have_nft()) and be.nft_table_may_exist("inet", TABLE):
         try:
             _nft_teardown(network, container_id, ifname)
         except be.RuleError as exc:
@@ -216,9 +233,12 @@ def check(network: str, container_id: str, ifname: str, ips, backend: str | None
     if not ips:
         return
     if be.select(backend, "ipMasqBackend") == NFTABLES:
-        want = nft_comment(network, ifname, container_id)
-        found = [r for r in _nft_find(want) if r.comment == want]
-        if len(found) < len(ips):
+        want = rules.nft_comment_text(nft_comment(network, ifname, container_id))
+        if be.nft_native():
+            count = _native(nft_native.count, want)
+        else:
+            count = sum(1 for r in _nft_find(want) if r.comment == want)
+        if count < len(ips):
             raise MasqCheckError("masquerade rule missing", f"comment={want}")
         return
     for ver, group in sorted(_families(ips).items()):
@@ -232,16 +252,19 @@ def gc(network: str, valid_attachments, backend: str | None = None) -> None:
     (containerID, ifname) pairs. iptables rules carry no ifname, so they match by container ID.
     """
     pairs = [_attachment(a) for a in valid_attachments]
-    if be.have_nft():
-        from cni.fw import nftables
+    if (be.nft_native() or be.have_nft()) and be.nft_table_may_exist("inet", TABLE):
         valid = set()
         for cid, ifn in pairs:
             try:
-                valid.add(nft_comment(network, ifn, cid))
+                valid.add(rules.nft_comment_text(nft_comment(network, ifn, cid)))
             except rules.RuleValueError:
                 pass        # setup refuses such names: no rule of theirs can exist
-        found = _nft_find(hash_for_network(network) + "-")
-        nftables.apply([nftables.delete_rule(r) for r in found if r.comment not in valid])
+        if be.nft_native():
+            _native(nft_native.gc, hash_for_network(network) + "-", valid)
+        else:
+            from cni.fw import nftables
+            found = _nft_find(hash_for_network(network) + "-")
+            nftables.apply([nftables.delete_rule(r) for r in found if r.comment not in valid])
     ids = {cid for cid, _ in pairs}
     for v6 in (False, True):
         if be.have_iptables(v6):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from cni.errors import InternalError, InvalidConfigError
 from cni.fw import backend as be
 from cni.fw import rules
+from cni.fw import nft_native
 from cni.fw.backend import IPTABLES, NFTABLES
 
 DNAT_CHAIN = "CNI-HOSTPORT-DNAT"
@@ -276,6 +277,23 @@ def nft_lines(container_id: str, mappings: list, ipi, stale=(), *, snat: bool = 
     return lines
 
 
+def _nft_native_add(container_id: str, mappings: list, container_ips, o: dict) -> None:
+    """nftables ADD over netlink: both families in one transaction (cni.fw.nft_native)."""
+    comment = rules.nft_comment_text(container_id, "CNI_CONTAINERID")
+    ms = [nft_native.Mapping(nft_native.PROTOCOLS[m["protocol"]], m["hostPort"], m["containerPort"],
+                             None if m["hostIP"] is None else m["hostIP"].packed) for m in mappings]
+    ips = [ipi.ip.packed for _, ipi in sorted(_pick_ips(container_ips).items())]
+    _nft_call(nft_native.portmap_add, comment, ms, ips, snat=o["snat"], masq_all=o["masq_all"])
+
+
+def _nft_call(fn, *args, **kw):
+    """Run an nft_native call; a kernel refusal becomes a RuleError like a failed tool."""
+    try:
+        return fn(*args, **kw)
+    except OSError as exc:
+        raise be.RuleError("nf_tables portmap update failed", str(exc)) from None
+
+
 def _nft_owned(fam: str, container_id: str) -> list:
     from cni.fw import nftables
     rs = nftables.list_table(fam, NFT_TABLE)
@@ -312,6 +330,9 @@ def add(network: str, container_id: str, mappings: list, container_ips, *,
     if not mappings:
         return
     o, which = _resolve(backend, opts)
+    if which == NFTABLES and be.nft_native() and not (o["conditions_v4"] or o["conditions_v6"]):
+        _nft_native_add(container_id, mappings, container_ips, o)
+        return
     for ver, ipi in sorted(_pick_ips(container_ips).items()):
         if which == NFTABLES:
             from cni.fw import nftables
@@ -328,15 +349,17 @@ def add(network: str, container_id: str, mappings: list, container_ips, *,
 
 
 def delete(network: str, container_id: str, backend: str | None = None) -> None:
-    """Remove the container's rules in both families; absent tools, chains and rules are fine."""
-    if be.select(backend) == NFTABLES:
-        if not be.have_nft():
-            return
-        from cni.fw import nftables
-        for fam in ("ip", "ip6"):
-            if be.nft_table_may_exist(fam, NFT_TABLE):
-                nftables.apply([nftables.delete_rule(r) for r in _nft_owned(fam, container_id)])
-        return
+    """Remove the container's rules of both backends (whatever either could have written, so a
+    host that switched backends leaks nothing) in both families; absent tools, chains and rules
+    are fine. `backend` is accepted for symmetry."""
+    if any(be.nft_table_may_exist(fam, NFT_TABLE) for fam in ("ip", "ip6")):
+        if be.nft_native():
+            _nft_call(nft_native.portmap_delete, rules.nft_comment_text(container_id, "CNI_CONTAINERID"))
+        elif be.have_nft():
+            from cni.fw import nftables
+            for fam in ("ip", "ip6"):
+                if be.nft_table_may_exist(fam, NFT_TABLE):
+                    nftables.apply([nftables.delete_rule(r) for r in _nft_owned(fam, container_id)])
     from cni.fw import iptables
     for v6 in (False, True):
         if be.have_iptables(v6) and be.ipt_table_may_exist("nat", v6):
@@ -351,12 +374,19 @@ def check(network: str, container_id: str, mappings: list, container_ips, *,
     o, which = _resolve(backend, opts)
     for ver, ipi in sorted(_pick_ips(container_ips).items()):
         if which == NFTABLES:
-            owned = _nft_owned("ip6" if ver == 6 else "ip", container_id)
+            fam = "ip6" if ver == 6 else "ip"
+            if be.nft_native():
+                have = _nft_call(nft_native.portmap_count, fam,
+                                 rules.nft_comment_text(container_id, "CNI_CONTAINERID"))
+            else:
+                have = {}
+                for r in _nft_owned(fam, container_id):
+                    have[r.chain] = have.get(r.chain, 0) + 1
             want = sum(1 for m in mappings if _for_family(m, ver))
-            if sum(1 for r in owned if r.chain == "hostports") < want:
+            if have.get("hostports", 0) < want:
                 raise PortmapCheckError('missing hostport rules in "hostports" chain')
             masq = (2 if ver == 4 and not o["masq_all"] else 1) if o["snat"] else 0
-            if sum(1 for r in owned if r.chain == "masquerading") < masq:
+            if have.get("masquerading", 0) < masq:
                 raise PortmapCheckError('missing hostport rules in "masquerading" chain')
         else:
             from cni.fw import iptables

@@ -256,14 +256,19 @@ def ipt_conditions(conditions, field: str = "conditions") -> list:
 
 # --- nft -----------------------------------------------------------------------------------
 
-def nft_comment(text, field: str = "comment") -> str:
-    """`comment "<text>"`: an nft string cannot hold a double quote, so it is dropped (as Go
-    does); truncated to 128 bytes; control characters are refused."""
+def nft_comment_text(text, field: str = "comment") -> str:
+    """A comment's text as nft keeps it: double quotes dropped (as Go does), at most 128 bytes;
+    control characters are refused. Also what goes into a rule's user data over netlink."""
     text = _text(text, field, max_bytes=1 << 16, empty=True).replace('"', "")
     b = text.encode()
     if len(b) > NFT_COMMENT_MAX:
         text = b[:NFT_COMMENT_MAX].decode("utf-8", "ignore")
-    return f'comment "{text}"'
+    return text
+
+
+def nft_comment(text, field: str = "comment") -> str:
+    """`comment "<text>"` (nft_comment_text quoted)."""
+    return f'comment "{nft_comment_text(text, field)}"'
 
 
 def nft_conditions(conditions, field: str = "conditions") -> str:
