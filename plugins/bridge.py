@@ -222,11 +222,20 @@ def _announce(ns, ifname: str, result) -> None:
         return
     try:
         with Rtnl(ns) as c:
+            _wait_lower_up(c, ifname)   # a frame sent before the carrier is up is dropped
             for ip in v4:
                 c.send_garp(ifname, ip)
     except OSError as exc:
         from cni.log import debug
         debug(f"gratuitous ARP on {ifname} failed: {exc}")
+
+
+def _wait_lower_up(c, ifname: str) -> None:
+    import time
+    for delay in (0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5):
+        time.sleep(delay)
+        if c.link_get(ifname).lower_up:
+            return
 
 
 def _wait_port_up(h, index: int) -> None:
@@ -282,7 +291,6 @@ def add(args: skel.Args, conf: Config):
         if result.ips:
             from cni.ipam.configure import configure_iface
             configure_iface(ns, args.ifname, result)
-            _announce(ns, args.ifname, result)
         elif not conf.disable_container_interface:
             with Rtnl(ns) as c:
                 c.link_up(args.ifname)
@@ -306,6 +314,8 @@ def add(args: skel.Args, conf: Config):
                  conf.ip_masq_backend or None)
         if not conf.disable_container_interface:
             _wait_port_up(host, hv.index)
+        if result.ips:
+            _announce(ns, args.ifname, result)    # once the path through the bridge is up
         hv = host.link_get(hv.index)
         br = host.link_get(br.index)
         result.interfaces[0].mac = br.mac
