@@ -350,3 +350,113 @@ def test_update_sigkill(tmp_path, host_ns, cont_ns, built_bins):
     assert dnat_ports(host_ns, "killnet", "cnit-k1") == ([], [])
     assert host_ns.ip("link", "show", veth, check=False).returncode != 0
     assert not (att.cache / "results" / "killnet-cnit-k1-eth0").exists()
+
+
+def test_update_tuning_keeps_originals_for_del(tmp_path, host_ns, cont_ns, built_bins):
+    data = str(tmp_path / "tuning")
+
+    def plugins(**kw):
+        return [bridge(tmp_path, "tunet", "cni-utu0", "10.99.0.0/24"),
+                {"type": "tuning", "dataDir": data, **kw}]
+
+    def link():
+        (ln,) = cont_ns.ipj("-d", "link", "show", "eth0")
+        return ln["mtu"], "PROMISC" in ln["flags"], ln.get("promiscuity", 0) > 0, \
+            "ALLMULTI" in ln["flags"]
+    att = Attachment(tmp_path, host_ns, cont_ns, "tunet", "cnit-tu1",
+                     plugins(mtu=1400, promisc=True, sysctl={"net.ipv4.conf.eth0.rp_filter": "2"}))
+    att.tool("add")
+    try:
+        orig_mtu = 1500
+        assert link()[0] == 1400 and link()[2]
+        before = link_state(cont_ns)
+        att.write(plugins(mtu=1300, allmulti=True, sysctl={"net.ipv4.conf.eth0.rp_filter": "1"}))
+        att.tool("update")
+        mtu, _, promisc, allmulti = link()
+        assert (mtu, promisc, allmulti) == (1300, False, True)   # promisc dropped: original back
+        assert cont_ns.run("sysctl", "-n", "net.ipv4.conf.eth0.rp_filter").stdout.strip() == "1"
+        assert link_state(cont_ns) == before
+        att.tool("update")                                         # idempotent
+        assert link()[0] == 1300
+        saved = json.loads(open(os.path.join(data, "cnit-tu1_eth0.json")).read())
+        assert saved["mtu"] == orig_mtu and saved["allmulti"] is False and "promisc" not in saved
+    finally:
+        att.tool("del")
+    # DEL restored the originals of ADD, not the values the UPDATE found
+    assert not os.path.exists(os.path.join(data, "cnit-tu1_eth0.json"))
+
+
+@pytest.mark.tool("nft")
+def test_update_port_mappings_nftables(tmp_path, host_ns, cont_ns, server, built_bins):
+    pm = {**PORTMAP, "backend": "nftables"}
+    att = Attachment(tmp_path, host_ns, cont_ns, "nftnet", "cnit-nf1",
+                     [bridge(tmp_path, "nftnet", "cni-unf0", "10.100.0.0/24"), pm])
+    att.tool("add", mapping(8080))
+
+    def ports():
+        r = host_ns.run("nft", "-j", "list", "table", "ip", "cni_hostport", check=False)
+        if r.returncode:
+            return []
+        out = []
+        for o in json.loads(r.stdout)["nftables"]:
+            rule = o.get("rule")
+            if rule and rule.get("comment") == "cnit-nf1" and rule["chain"] == "hostports":
+                out += [e["match"]["right"] for e in rule["expr"]
+                        if "match" in e and e["match"]["left"].get("payload", {}).get("field") == "dport"]
+        return out
+    try:
+        server(cont_ns)
+        assert ports() == [8080]
+        assert connect(host_ns, "tcp", "10.100.0.1", 8080) == "hello 80"
+        att.tool("update", mapping(8081))
+        assert ports() == [8081]
+        assert connect(host_ns, "tcp", "10.100.0.1", 8081) == "hello 80"
+        assert connect(host_ns, "tcp", "10.100.0.1", 8080, expect_ok=False) is None
+        att.tool("update", {"portMappings": []})                 # no mappings: rules removed
+        assert ports() == []
+        att.tool("update", mapping(8082))
+        assert ports() == [8082]
+    finally:
+        att.tool("del", mapping(8082))
+    assert ports() == []
+
+
+def test_interface_plugin_update_rule(tmp_path, host_ns, cont_ns, built_bins):
+    """bridge without an UPDATE handler: unchanged config -> prevResult; a change -> code 7."""
+    from helpers import run_plugin
+    conf = {"cniVersion": "1.0.0", "name": "ifnet", **bridge(tmp_path, "ifnet", "cni-uif0", "10.101.0.0/24")}
+
+    def call(cmd, c):
+        return run_plugin("bridge", cmd, c, container_id="cnit-if1", netns=cont_ns.path,
+                          in_netns=host_ns.name, path=BIN)
+    r = call("ADD", conf)
+    assert r.rc == 0, r
+    prev = r.json
+    try:
+        r = call("UPDATE", {**conf, "prevResult": prev})
+        assert r.rc == 0 and r.json == prev, r
+        r = call("UPDATE", {**conf, "bridge": "cni-uif1", "prevResult": prev})
+        assert r.rc == 1 and r.json["code"] == 7 and "cannot change" in r.json["msg"], r
+        assert host_ns.ip("link", "show", "cni-uif1", check=False).returncode != 0
+        r = call("UPDATE", {**conf, "cniVersion": "0.4.0", "prevResult": prev})
+        assert r.rc == 1 and r.json["code"] == 1, r
+    finally:
+        call("DEL", {**conf, "prevResult": prev})
+
+
+def test_update_firewall_admin_chain(tmp_path, host_ns, cont_ns, built_bins):
+    def plugins(**kw):
+        return [bridge(tmp_path, "admnet", "cni-uad0", "10.102.0.0/24"),
+                {"type": "firewall", "backend": "iptables", **kw}]
+    att = Attachment(tmp_path, host_ns, cont_ns, "admnet", "cnit-ad1", plugins())
+    att.tool("add")
+    try:
+        att.write(plugins(iptablesAdminChainName="CNIT-ADM2"))
+        att.tool("update")
+        fwd = host_ns.run("iptables", "-S", "CNI-FORWARD").stdout.splitlines()
+        assert fwd[1].endswith("-j CNIT-ADM2"), fwd
+        assert host_ns.run("iptables", "-S", "CNIT-ADM2", check=False).returncode == 0
+        att.tool("update")
+        assert host_ns.run("iptables", "-S", "CNI-FORWARD").stdout.splitlines() == fwd   # idempotent
+    finally:
+        att.tool("del")
