@@ -105,14 +105,14 @@ def check(args: skel.Args, conf: Config) -> None:
 
 def update(args: skel.Args, conf: Config):
     """UPDATE (our extension): this container's mappings become runtimeConfig.portMappings,
-    old rules out and new ones in as one transaction per family (cni.fw.portmap.update);
+    old rules out and new ones in as one transaction per family (cni.fw.portmap_update);
     UDP conntrack entries of the old and the new host ports are flushed."""
-    from cni.fw import portmap
+    from cni.fw import portmap_update
     from cni.meta import container_ips, require_prev
     from cni.meta.hostnet import flush_udp_conntrack
     prev = require_prev(conf)
     ips = container_ips(prev, args.ifname)
-    old = portmap.update(conf.name, args.container_id, conf.mappings, ips, backend=conf.which,
+    old = portmap_update.update(conf.name, args.container_id, conf.mappings, ips, backend=conf.which,
                          **conf.options())
     if conf.mappings and conf.snat and any(i.version == 4 for i in ips):
         from cni.meta.hostnet import enable_route_localnet
