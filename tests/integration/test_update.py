@@ -460,3 +460,33 @@ def test_update_firewall_admin_chain(tmp_path, host_ns, cont_ns, built_bins):
         assert host_ns.run("iptables", "-S", "CNI-FORWARD").stdout.splitlines() == fwd   # idempotent
     finally:
         att.tool("del")
+
+
+def test_update_bandwidth_directions_on_and_off(tmp_path, host_ns, cont_ns, built_bins):
+    from cni.meta.bandwidth import ifb_name
+    both = {"ingressRate": 8_000_000, "ingressBurst": 80_000, "egressRate": 8_000_000,
+            "egressBurst": 80_000}
+    att = Attachment(tmp_path, host_ns, cont_ns, "bw2net", "cnit-bw2",
+                     [bridge(tmp_path, "bw2net", "cni-ubx0", "10.103.0.0/24"), BANDWIDTH])
+    res = att.tool("add", {"bandwidth": both})
+    veth, ifb = res["interfaces"][1]["name"], ifb_name("bw2net", "cnit-bw2")
+
+    def kinds(dev):
+        r = host_ns.run("tc", "-j", "qdisc", "show", "dev", dev, check=False)
+        return sorted(q["kind"] for q in json.loads(r.stdout or "[]")) if r.returncode == 0 else None
+    try:
+        assert kinds(veth) == ["ingress", "tbf"] and kinds(ifb) == ["tbf"]
+        out = att.tool("update", {"bandwidth": {"ingressRate": 8_000_000, "ingressBurst": 80_000}})
+        assert kinds(veth) == ["noqueue", "tbf"] or kinds(veth) == ["tbf"]   # redirect gone
+        assert kinds(ifb) is None and ifb not in [i["name"] for i in out["interfaces"]]
+        out = att.tool("update", {"bandwidth": {"egressRate": 8_000_000, "egressBurst": 80_000}})
+        assert "tbf" not in kinds(veth) and kinds(ifb) == ["tbf"]
+        assert [i["name"] for i in out["interfaces"]].count(ifb) == 1
+        out = att.tool("update", {"bandwidth": both})
+        assert [i["name"] for i in out["interfaces"]] == [i["name"] for i in res["interfaces"]]
+        assert "tbf" in kinds(veth) and "ingress" in kinds(veth)
+        filt = host_ns.run("tc", "filter", "show", "dev", veth, "ingress").stdout
+        assert f"Egress Redirect to device {ifb}" in filt
+    finally:
+        att.tool("del")
+    assert kinds(ifb) is None
