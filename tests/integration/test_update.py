@@ -313,6 +313,15 @@ def test_update_go_plugin_through_fallback(tmp_path, host_ns, cont_ns, built_bin
     assert dnat_ports(host_ns, "gonet", "cnit-go1") == ([], [])
 
 
+def _kill(p) -> None:
+    """SIGKILL the cnitool and every plugin or tool it started (its own session)."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:      # it had finished
+        pass
+    p.wait()
+
+
 def test_update_sigkill(tmp_path, host_ns, cont_ns, built_bins):
     """~10 UPDATEs killed (SIGKILL, whole process group) at random instants: after each, the
     portmap rules are exactly the old or the new set and the TBF rate is the old or the new
@@ -337,16 +346,20 @@ def test_update_sigkill(tmp_path, host_ns, cont_ns, built_bins):
             time.sleep(rnd.uniform(0, span))
             if p.poll() is None:
                 killed += 1
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+            _kill(p)
             assert dnat_ports(host_ns, "killnet", "cnit-k1") in states, i
             assert _tbf(host_ns, veth)["options"]["rate"] in (125_000, 1_000_000), i
-        assert killed >= 5, f"only {killed} of 10 UPDATEs were still running when killed"
-        att.tool("update", caps[0])
+        assert killed >= 3, f"only {killed} of 10 UPDATEs were still running when killed"
+        att.tool("update", caps[0])                       # UPDATE again: converges
         assert dnat_ports(host_ns, "killnet", "cnit-k1") == states[0]
         assert _tbf(host_ns, veth)["options"]["rate"] == 125_000
+        p = subprocess.Popen(att.argv("update"), env=att.env(caps[1]), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0, span))
+        _kill(p)
+        assert dnat_ports(host_ns, "killnet", "cnit-k1") in states
     finally:
-        att.tool("del", caps[0])
+        att.tool("del", caps[0])                          # or DEL straight after a kill
     assert dnat_ports(host_ns, "killnet", "cnit-k1") == ([], [])
     assert host_ns.ip("link", "show", veth, check=False).returncode != 0
     assert not (att.cache / "results" / "killnet-cnit-k1-eth0").exists()
