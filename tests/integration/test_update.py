@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -338,6 +339,13 @@ def test_update_sigkill(tmp_path, host_ns, cont_ns, built_bins):
         t0 = time.monotonic()
         att.tool("update", caps[1])
         span = time.monotonic() - t0
+        seen, stop = [], threading.Event()
+
+        def watch():                     # the rules as anyone could see them meanwhile
+            while not stop.is_set():
+                seen.append(dnat_ports(host_ns, "killnet", "cnit-k1"))
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         killed = 0
         for i in range(10):
             target = caps[i % 2]
@@ -349,7 +357,10 @@ def test_update_sigkill(tmp_path, host_ns, cont_ns, built_bins):
             _kill(p)
             assert dnat_ports(host_ns, "killnet", "cnit-k1") in states, i
             assert _tbf(host_ns, veth)["options"]["rate"] in (125_000, 1_000_000), i
+        stop.set()
+        watcher.join()
         assert killed >= 3, f"only {killed} of 10 UPDATEs were still running when killed"
+        assert seen and all(x in states for x in seen), [x for x in seen if x not in states]
         att.tool("update", caps[0])                       # UPDATE again: converges
         assert dnat_ports(host_ns, "killnet", "cnit-k1") == states[0]
         assert _tbf(host_ns, veth)["options"]["rate"] == 125_000
