@@ -440,6 +440,13 @@ def test_update_port_mappings_nftables(tmp_path, host_ns, cont_ns, server, built
         assert ports() == []
         att.tool("update", mapping(8082))
         assert ports() == [8082]
+        att.write([bridge(tmp_path, "nftnet", "cni-unf0", "10.100.0.0/24"), PORTMAP])
+        att.tool("update", mapping(8082))                        # backend switch: iptables
+        assert ports() == [] and dnat_ports(host_ns, "nftnet", "cnit-nf1") == ([8082], ["8082"])
+        assert connect(host_ns, "tcp", "10.100.0.1", 8082) == "hello 80"
+        att.write([bridge(tmp_path, "nftnet", "cni-unf0", "10.100.0.0/24"), pm])
+        att.tool("update", mapping(8082))                        # and back
+        assert ports() == [8082] and dnat_ports(host_ns, "nftnet", "cnit-nf1") == ([], [])
     finally:
         att.tool("del", mapping(8082))
     assert ports() == []

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from cni.fw import backend as be
 from cni.fw.backend import IPTABLES, NFTABLES
-from cni.fw.portmap import (DNAT_CHAIN, NFT_TABLE, SETMARK_CHAIN, _ipt_build, _nft_owned, _pick_ips,
-                            _resolve, add, delete, dn_chain, ipt_chain_rules, ipt_entry_rules)
+from cni.fw.portmap import (DNAT_CHAIN, NFT_TABLE, SETMARK_CHAIN, _ipt_build, _ipt_delete, _nft_owned,
+                            _pick_ips, _resolve, add, delete, dn_chain, ipt_chain_rules,
+                            ipt_entry_rules)
 
 
 def _ipt_replace(b, network, container_id, mappings, ipi, o, old: set | None = None) -> None:
@@ -42,36 +43,55 @@ def _ipt_replace(b, network, container_id, mappings, ipi, o, old: set | None = N
 def update(network: str, container_id: str, mappings: list, container_ips, *,
            backend: str | None = None, **opts) -> set:
     """Replace the container's mappings with `mappings` (UPDATE): per family one
-    iptables-restore batch, or one `nft -f` transaction, that removes the old rules and adds
+    iptables-restore batch, or one nftables transaction, that removes the old rules and adds
     the new ones; no mappings = the container's rules removed. Rules the other backend holds
-    for this container (a backend switch) are removed after the new ones are in.
-    Returns (protocol, hostPort) of the DNAT rules that were in place before (iptables;
-    nftables), so the caller can flush their UDP conntrack entries."""
+    for this container (a backend switch) are removed after the new ones are in (nftables
+    ones where the `nft` tool is present; DEL removes them in any case).
+    Returns (protocol, hostPort) of the DNAT rules that were in place before, so the caller
+    can flush their UDP conntrack entries."""
     o, which = _resolve(backend, opts)
     old: set = set()
     if which == NFTABLES and be.have_nft():
         _nft_ports(container_id, old)
     if not mappings:
         if which == IPTABLES:
-            from cni.fw import iptables
-            for v6 in (False, True):
-                if be.have_iptables(v6) and be.ipt_table_may_exist("nat", v6):
-                    _dnat_ports(iptables.save("nat", v6=v6).chains.get(dn_chain(network, container_id),
-                                                                        ()), old)
+            _drop_ipt(network, container_id, old)
         delete(network, container_id, which)
-    elif which == NFTABLES:
+    elif which == NFTABLES:     # add() replaces the container's rules in one transaction
         add(network, container_id, mappings, container_ips, backend=which, **opts)
     else:
         from cni.fw import iptables
         for ver, ipi in sorted(_pick_ips(container_ips).items()):
-            for tool in iptables.tools(ver == 6):
-                be.require(tool)
             iptables.apply("nat", lambda b, ipi=ipi: _ipt_replace(b, network, container_id, mappings,
                                                                    ipi, o, old), v6=ver == 6)
-    other = IPTABLES if which == NFTABLES else NFTABLES
-    if be.have_nft() if other == NFTABLES else be.have_iptables():
-        delete(network, container_id, other)
+    if which == NFTABLES:
+        _drop_ipt(network, container_id, None)
+    else:
+        _drop_nft_text(container_id)
     return old
+
+
+def _drop_ipt(network: str, container_id: str, old: set | None) -> None:
+    """The container's iptables rules out (one batch per family), their ports into `old`."""
+    from cni.fw import iptables
+
+    def build(b):
+        if old is not None:
+            _dnat_ports(b.t.chains.get(dn_chain(network, container_id), ()), old)
+        _ipt_delete(b, network, container_id)
+    for v6 in (False, True):
+        if be.have_iptables(v6) and be.ipt_table_may_exist("nat", v6):
+            iptables.apply("nat", build, v6=v6)
+
+
+def _drop_nft_text(container_id: str) -> None:
+    """The container's nftables rules out, through `nft -f` (nothing without the tool)."""
+    if not be.have_nft():
+        return
+    from cni.fw import nftables
+    for fam in ("ip", "ip6"):
+        if be.nft_table_may_exist(fam, NFT_TABLE):
+            nftables.apply([nftables.delete_rule(r) for r in _nft_owned(fam, container_id)])
 
 
 def _dnat_ports(specs, out: set) -> None:
