@@ -111,11 +111,11 @@ def update(args: skel.Args, conf: Config):
     """UPDATE (our extension): switch the bridge's ingress policy and the admin chain in place
     (cni.fw.firewall.update, one restore batch per family); with firewalld, the addresses
     go to the (new) zone and the ingress policy is switched in iptables as for ADD."""
+    from cni.fw import firewall
     from cni.meta import require_prev
     prev = require_prev(conf, "missing prevResult from earlier plugin")
     ips = _ips(prev)
     bridge = _bridge(prev)
-    from cni.fw import firewall
     if conf.use_firewalld():
         from cni.fw import iptables
         from cni.meta import firewalld

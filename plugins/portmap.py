@@ -112,8 +112,8 @@ def update(args: skel.Args, conf: Config):
     from cni.meta.hostnet import flush_udp_conntrack
     prev = require_prev(conf)
     ips = container_ips(prev, args.ifname)
-    old = portmap_update.update(conf.name, args.container_id, conf.mappings, ips, backend=conf.which,
-                         **conf.options())
+    old = portmap_update.update(conf.name, args.container_id, conf.mappings, ips,
+                                backend=conf.which, **conf.options())
     if conf.mappings and conf.snat and any(i.version == 4 for i in ips):
         from cni.meta.hostnet import enable_route_localnet
         enable_route_localnet(next(i for i in ips if i.version == 4).ip)

@@ -202,6 +202,11 @@ def update(args: skel.Args, conf: Config):
     prev = require_prev(conf, "required prevResult missing")
     conf.resolve(args)
     name = conf.if_name or args.ifname
+    path = t.backup_path(conf.data_dir, args.container_id, args.ifname)
+    saved = t.read_backup(path) or {}
+    if saved.get("ifName") and not conf.if_name:
+        raise InvalidConfigError("UPDATE cannot rename the container interface",
+                                 f"ADD renamed it from {saved['ifName']!r}: DEL and ADD")
     with open_netns(args.netns) as ns, Rtnl(ns) as h:
         link = h.link_lookup(name)
         if link is None:
@@ -211,11 +216,6 @@ def update(args: skel.Args, conf: Config):
             raise CNIError(f"failed to get {name}", f"not found in {args.netns}")
         if conf.sysctl:
             t.write_sysctls(ns, conf.sysctl, name)
-        path = t.backup_path(conf.data_dir, args.container_id, args.ifname)
-        saved = t.read_backup(path) or {}
-        if saved.get("ifName") and not conf.if_name:
-            raise InvalidConfigError("UPDATE cannot rename the container interface",
-                                     f"it was renamed from {saved['ifName']!r}: DEL and ADD")
         back, during, after = t.plan_update(saved, link, conf.wanted())
         if during != saved:
             t.write_backup(path, during)
