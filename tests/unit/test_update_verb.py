@@ -225,3 +225,43 @@ def test_tuning_plan_keeps_originals():
                                       {"mtu": 1300, "promisc": False, "allmulti": None,
                                        "txQLen": 500, "mac": "", "ifName": ""})
     assert back == {} and during == after == {"mtu": 1500, "txQLen": 1000}   # idempotent
+
+
+def test_update_after_single_conf_add(env):
+    from cni.runtime import conf_from_bytes
+    conf = conf_from_bytes(json.dumps({"cniVersion": "1.0.0", "name": "testnet",
+                                       **env.plugin("a", debugResult=RESULT)}).encode())
+    env.cni.add_network(conf, rt())
+    env.records()
+    res = env.cni.update_network_list(conf.to_list(), rt())
+    assert res.ips[0].address_str == "10.1.0.2/24"
+    assert [r["command"] for r in env.records()] == ["UPDATE"]
+
+
+def test_cnitool_update(env, tmp_path):
+    from cni.runtime import cnitool
+    netd = tmp_path / "net.d"
+    netd.mkdir()
+    a, b, c = _plugins(env)
+    (netd / "n.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "testnet",
+                                                "plugins": [a, b, c]}))
+    base = {"NETCONFPATH": str(netd), "CNI_PATH": env.bin, "CNI_CACHE_DIR": env.cache,
+            "CNI_CONTAINERID": "ctr1", "PATH": os.environ.get("PATH", "")}
+
+    def tool(*argv, **extra):
+        out, err = io.StringIO(), io.StringIO()
+        rc = cnitool.run(list(argv), {**base, **extra}, out, err)
+        return rc, out.getvalue(), err.getvalue()
+    assert tool("update", "testnet")[0] == 2                       # usage: needs the netns
+    rc, _, err = tool("update", "testnet", "/run/netns/ctr1")
+    assert rc == 1 and "error 3" in err                            # nothing added yet
+    assert tool("add", "testnet", "/run/netns/ctr1", CAP_ARGS='{"portMappings": [1]}')[0] == 0
+    env.records()
+    rc, out, err = tool("update", "testnet", "/run/netns/ctr1", CAP_ARGS='{"portMappings": [2]}')
+    assert rc == 0, err
+    assert json.loads(out)["ips"][0]["address"] == "10.1.0.2/24"
+    assert [r["conf"].get("runtimeConfig") for r in env.records()] == [None, {"portMappings": [2]},
+                                                                      None]
+    assert tool("update", "testnet", "/run/netns/ctr1")[0] == 0   # no CAP_ARGS: cached ones kept
+    assert env.records()[1]["conf"]["runtimeConfig"] == {"portMappings": [2]}
+    assert _cache(env)["capabilityArgs"] == {"portMappings": [2]}
