@@ -68,8 +68,9 @@ def run(cfg, net: NetworkConfigList, rt: RuntimeConf, new_capability_args: dict 
     old_bytes, old_rt = cfg.get_network_list_cached_config(net, rt)
     cached = cfg._cached(net.name, version, rt) if old_bytes is not None else None
     if old_bytes is None or cached is None:
-        raise UnknownContainerError(f"no cached attachment of network {net.name!r} to update",
-                                    f"container {rt.container_id!r} interface {rt.ifname!r}: ADD it first")
+        raise UnknownContainerError(
+            f"no cached attachment of network {net.name!r} to update",
+            f"container {rt.container_id!r} interface {rt.ifname!r}: ADD it first")
     old = _cached_list(old_bytes, net.name)
     caps = old_rt.capability_args if new_capability_args is None else new_capability_args
     new_rt = RuntimeConf(rt.container_id, rt.netns, rt.ifname, args=rt.args, capability_args=caps)
