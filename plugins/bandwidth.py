@@ -94,7 +94,31 @@ def check(args: skel.Args, conf: Config) -> None:
             bw.check_tbf(host, ifb.index, conf.egress_rate, conf.egress_burst, name)
 
 
-PLUGIN = skel.Plugin("bandwidth", Config, add=add, delete=delete, check=check,
+def update(args: skel.Args, conf: Config):
+    """UPDATE (our extension): rates and bursts changed in place with `tc qdisc change` (the
+    qdiscs keep their handles; no teardown); a direction whose rate becomes 0 is unshaped, one
+    that gains a rate is set up as ADD does. The result lists the IFB while egress is shaped."""
+    from cni.ip import open_netns
+    from cni.meta import bandwidth as bw
+    from cni.meta import require_prev
+    from cni.nl.rtnl import Rtnl
+    from cni.types import Interface
+    prev = require_prev(conf)
+    name = bw.ifb_name(conf.name, args.container_id)
+    listed = any(i.name == name and not i.sandbox for i in prev.interfaces)  # cached result
+    if listed and prev.interfaces[-1].name == name:    # where ADD put it: no index shifts
+        prev.interfaces.pop()
+        listed = False
+    with open_netns(args.netns) as ns, Rtnl(ns) as cont, Rtnl() as host:
+        veth = bw.host_veth(host, cont, prev, args.ifname)
+        bw.update_ingress(host, veth, conf.ingress_rate, conf.ingress_burst)
+        ifb = bw.update_egress(host, veth, name, conf.egress_rate, conf.egress_burst)
+        if ifb is not None and not listed:
+            prev.interfaces.append(Interface(ifb.name, ifb.mac or ""))
+    return prev
+
+
+PLUGIN = skel.Plugin("bandwidth", Config, add=add, delete=delete, check=check, update=update,
                      versions=starting_from("0.3.0"))
 
 

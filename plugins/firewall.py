@@ -107,8 +107,31 @@ def check(args: skel.Args, conf: Config) -> None:
     firewall.check(_ips(prev), admin_chain=conf.admin_chain)
 
 
-PLUGIN = skel.Plugin("firewall", Config, add=add, delete=delete, check=check,
-                     versions=starting_from("0.3.0"))  # CHECK: >= 0.4.0 (skel)
+def update(args: skel.Args, conf: Config):
+    """UPDATE (our extension): switch the bridge's ingress policy and the admin chain in place
+    (cni.fw.firewall.update, one restore batch per family); with firewalld, the addresses
+    go to the (new) zone and the ingress policy is switched in iptables as for ADD."""
+    from cni.fw import firewall
+    from cni.meta import require_prev
+    prev = require_prev(conf, "missing prevResult from earlier plugin")
+    ips = _ips(prev)
+    bridge = _bridge(prev)
+    if conf.use_firewalld():
+        from cni.fw import iptables
+        from cni.meta import firewalld
+        firewalld.add(ips, conf.zone)
+        if bridge:
+            for v6 in sorted({ip.version == 6 for ip in ips}):
+                iptables.apply("filter", lambda b: firewall.set_policy(b, conf.ingress_policy, bridge),
+                               v6=v6)
+        return prev
+    firewall.update(ips, admin_chain=conf.admin_chain, ingress_policy=conf.ingress_policy,
+                    bridge=bridge)
+    return prev
+
+
+PLUGIN = skel.Plugin("firewall", Config, add=add, delete=delete, check=check, update=update,
+                     versions=starting_from("0.3.0"))  # CHECK: >= 0.4.0 (skel), UPDATE: 1.0.0
 
 
 def main() -> None:

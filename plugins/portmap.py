@@ -5,7 +5,8 @@ externalSetMarkChain, conditionsV4, conditionsV6, masqAll; the `portMappings` ca
 (runtimeConfig.portMappings, keys matched case-insensitively, hostIP "" = unset).
 Beyond Go: DEL removes the container's rules even without runtimeConfig/prevResult/netns
 (containerd's second DEL), stale UDP conntrack entries are flushed on DEL too, and GC drops
-the chains of containers that are no longer valid attachments.
+the chains of containers that are no longer valid attachments, and UPDATE (our extension)
+replaces the container's mappings in one transaction per family.
 """
 from __future__ import annotations
 
@@ -102,6 +103,25 @@ def check(args: skel.Args, conf: Config) -> None:
                   backend=conf.which, **conf.options())
 
 
+def update(args: skel.Args, conf: Config):
+    """UPDATE (our extension): this container's mappings become runtimeConfig.portMappings,
+    old rules out and new ones in as one transaction per family (cni.fw.portmap_update);
+    UDP conntrack entries of the old and the new host ports are flushed."""
+    from cni.fw import portmap_update
+    from cni.meta import container_ips, require_prev
+    from cni.meta.hostnet import flush_udp_conntrack
+    prev = require_prev(conf)
+    ips = container_ips(prev, args.ifname)
+    old = portmap_update.update(conf.name, args.container_id, conf.mappings, ips,
+                                backend=conf.which, **conf.options())
+    if conf.mappings and conf.snat and any(i.version == 4 for i in ips):
+        from cni.meta.hostnet import enable_route_localnet
+        enable_route_localnet(next(i for i in ips if i.version == 4).ip)
+    gone = [{"hostPort": port, "protocol": proto} for proto, port in old]
+    flush_udp_conntrack(conf.mappings + gone, {i.version for i in ips} or {4, 6})
+    return prev
+
+
 def gc(args: skel.Args, conf: Config) -> None:
     from cni.fw import portmap
     from cni.meta import valid_attachments
@@ -110,7 +130,7 @@ def gc(args: skel.Args, conf: Config) -> None:
         portmap.gc(conf.name, [cid for cid, _ in valid], conf.which)
 
 
-PLUGIN = skel.Plugin("portmap", Config, add=add, delete=delete, check=check, gc=gc)
+PLUGIN = skel.Plugin("portmap", Config, add=add, delete=delete, check=check, gc=gc, update=update)
 
 
 def main() -> None:

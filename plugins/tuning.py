@@ -188,7 +188,51 @@ def check(args: skel.Args, conf: Config) -> None:
             t.check_link(link, conf.wanted(), name)
 
 
-PLUGIN = skel.Plugin("tuning", Config, add=add, delete=delete, check=check)
+def update(args: skel.Args, conf: Config):
+    """UPDATE (our extension): sysctls written, link attributes set to the new config in one
+    RTM_NEWLINK; the originals saved by ADD stay saved for DEL (an attribute the config no
+    longer sets gets its original back). The backup is widened before the link changes and
+    narrowed after, so a crash at any point leaves DEL able to restore. Renaming (ifName)
+    is not an update: the interface must already carry the configured name (code 7)."""
+    from cni.errors import CNIError
+    from cni.ip import open_netns
+    from cni.meta import require_prev
+    from cni.meta import tuning as t
+    from cni.nl.rtnl import Rtnl
+    prev = require_prev(conf, "required prevResult missing")
+    conf.resolve(args)
+    name = conf.if_name or args.ifname
+    path = t.backup_path(conf.data_dir, args.container_id, args.ifname)
+    saved = t.read_backup(path) or {}
+    if saved.get("ifName") and not conf.if_name:
+        raise InvalidConfigError("UPDATE cannot rename the container interface",
+                                 f"ADD renamed it from {saved['ifName']!r}: DEL and ADD")
+    with open_netns(args.netns) as ns, Rtnl(ns) as h:
+        link = h.link_lookup(name)
+        if link is None:
+            if conf.if_name:
+                raise InvalidConfigError("UPDATE cannot rename the container interface",
+                                         f"ifName={conf.if_name!r}: DEL and ADD the attachment")
+            raise CNIError(f"failed to get {name}", f"not found in {args.netns}")
+        if conf.sysctl:
+            t.write_sysctls(ns, conf.sysctl, name)
+        back, during, after = t.plan_update(saved, link, conf.wanted())
+        if during != saved:
+            t.write_backup(path, during)
+        kw = {**t.restore_kwargs(back), **t.apply_kwargs(conf.wanted())}
+        if kw:
+            h.link_set(link.index, **kw)
+        if after != during:
+            t.write_backup(path, after)
+    for itf in prev.interfaces:
+        if itf.name == name and itf.sandbox:
+            mac = conf.mac or back.get("mac")
+            if mac:
+                itf.mac = mac
+    return prev
+
+
+PLUGIN = skel.Plugin("tuning", Config, add=add, delete=delete, check=check, update=update)
 
 
 def main() -> None:

@@ -13,33 +13,37 @@ from cni import jsonx
 from cni import netns as _netns
 from cni import version as _v
 from cni.errors import (CNIError, DecodingError, IncompatibleVersionError, InternalError,
-                        InvalidEnvError, InvalidNetNSError, IOFailureError, os_details)
+                        InvalidConfigError, InvalidEnvError, InvalidNetNSError, IOFailureError,
+                        os_details)
 
 # Far above any real config (podman's 60k published ports are ~4 MB); read in chunks,
 # so memory stays linear in what the runtime actually sends.
 STDIN_LIMIT = 256 << 20
 _CHUNK = 1 << 20
-COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
+COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "UPDATE", "VERSION")  # UPDATE: our extension
 # var -> commands that require it (commands that merely accept it are not listed)
 ENV_TABLE = (
     ("CNI_COMMAND", COMMANDS),
-    ("CNI_CONTAINERID", ("ADD", "DEL", "CHECK")),
-    ("CNI_NETNS", ("ADD", "CHECK")),
-    ("CNI_IFNAME", ("ADD", "DEL", "CHECK")),
+    ("CNI_CONTAINERID", ("ADD", "DEL", "CHECK", "UPDATE")),
+    ("CNI_NETNS", ("ADD", "CHECK", "UPDATE")),
+    ("CNI_IFNAME", ("ADD", "DEL", "CHECK", "UPDATE")),
     ("CNI_PATH", ("GC",)),
 )
-MIN_VERSION = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0"}
+MIN_VERSION = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0", "UPDATE": "1.0.0"}
+_WITH_ATTACHMENT = ("ADD", "DEL", "CHECK", "UPDATE")   # commands about one attachment
 _IFNAME_BAD = frozenset("/:\x00") | frozenset(" \t\n\r\v\f\x1c\x1d\x1e\x1f\x85\xa0")
 
 
 class Plugin:
-    __slots__ = ("name", "config", "add", "delete", "check", "status", "gc", "versions", "about")
+    __slots__ = ("name", "config", "add", "delete", "check", "status", "gc", "update", "versions",
+                 "about")
 
     def __init__(self, name: str, config, *, add=None, delete=None, check=None, status=None,
-                 gc=None, versions=_v.ALL, about: str = ""):
+                 gc=None, update=None, versions=_v.ALL, about: str = ""):
         self.name = name
         self.config = config
         self.add, self.delete, self.check, self.status, self.gc = add, delete, check, status, gc
+        self.update = update
         self.versions = tuple(versions)
         self.about = about or f"CNI {name} plugin (pycni {_about_version()})"
 
@@ -92,7 +96,7 @@ def _check_env(cmd: str, env) -> None:
     if missing:
         raise InvalidEnvError(f"required env variables [{','.join(missing)}] missing",
                               "set them as the CNI spec requires for " + cmd)
-    if cmd in ("ADD", "DEL", "CHECK"):
+    if cmd in _WITH_ATTACHMENT:
         from cni.config import valid_id
         cid = env.get("CNI_CONTAINERID", "")
         if not valid_id(cid) or len(cid) > 1024:
@@ -214,7 +218,7 @@ def dispatch(plugin: Plugin, env, stdin, state: dict | None = None) -> str:
                 env.get("CNI_IFNAME", ""), env.get("CNI_ARGS", ""),
                 [p for p in env.get("CNI_PATH", "").split(":") if p], raw,
                 env.get("CNI_NETNS_OVERRIDE", "").lower() in ("1", "true"), env)
-    pinned = _pin_netns(args) if args.netns and cmd in ("ADD", "DEL", "CHECK") else None
+    pinned = _pin_netns(args) if args.netns and cmd in _WITH_ATTACHMENT else None
     try:
         return _call(plugin, args, obj, raw, ver, state)
     finally:
@@ -225,18 +229,26 @@ def dispatch(plugin: Plugin, env, stdin, state: dict | None = None) -> str:
 def _call(plugin: Plugin, args: Args, obj: dict, raw: bytes, ver: str, state: dict) -> str:
     cmd = args.command
     handler = {"ADD": plugin.add, "DEL": plugin.delete, "CHECK": plugin.check,
-               "STATUS": plugin.status, "GC": plugin.gc}[cmd]
+               "STATUS": plugin.status, "GC": plugin.gc,
+               "UPDATE": plugin.update or _update_unchanged}[cmd]
+    if cmd == "UPDATE" and plugin.update is None and plugin.check is None:
+        raise InvalidEnvError(f"unknown CNI_COMMAND: {cmd}", f"{plugin.name} has no UPDATE")
     conf = plugin.config.load(obj, raw)
     if conf.cni_version == "":
         conf.cni_version = ver
     if handler is None:
         return ""
-    result = handler(args, conf)
-    if cmd != "ADD":
+    if cmd == "UPDATE" and plugin.update is None:
+        result = handler(plugin, args, conf)
+    else:
+        result = handler(args, conf)
+    if cmd not in ("ADD", "UPDATE"):
         return ""
     if result is None:
-        raise InternalError("plugin returned no result for ADD")
+        raise InternalError(f"plugin returned no result for {cmd}")
     from cni.convert import to_json
+    if cmd == "UPDATE":     # nothing to undo: the runtime repeats an UPDATE it did not see end
+        return jsonx.dumps(to_json(result, ver), indent=4)
     try:
         text = jsonx.dumps(to_json(result, ver or "0.1.0"), indent=4)
     except CNIError:
@@ -245,6 +257,24 @@ def _call(plugin: Plugin, args: Args, obj: dict, raw: bytes, ver: str, state: di
         raise
     state["undo"] = (args, conf, result)  # for run(), should the result not reach stdout
     return text
+
+
+def _update_unchanged(plugin: Plugin, args: Args, conf):
+    """UPDATE of a plugin without an update handler (interface and IPAM plugins): it can
+    change nothing in place, so the update is accepted only when nothing it set up would
+    change. The rule: its CHECK, run with the new config against prevResult (the cached
+    result), must pass; then prevResult is the result. A CHECK failure refuses the update
+    (code 7): the attachment needs DEL and ADD."""
+    if conf.prev_result is None:
+        raise InvalidConfigError("required prevResult missing",
+                                 "UPDATE takes the attachment's cached result as prevResult")
+    try:
+        plugin.check(args, conf)
+    except CNIError as exc:
+        raise InvalidConfigError(f"UPDATE cannot change what {plugin.name} set up "
+                                 "(a new interface or address needs DEL and ADD)",
+                                 f"{exc.msg}: {exc.details}" if exc.details else exc.msg) from None
+    return conf.prev_result
 
 
 def _undo_add(plugin: Plugin, args: Args, conf, result) -> None:

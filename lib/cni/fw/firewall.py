@@ -153,3 +153,61 @@ def check(ips, *, admin_chain: str = "") -> None:
         for chain, spec in want:
             if spec not in t.chains.get(chain, ()):
                 raise FirewallCheckError(f"expected {chain} rule not found", spec)
+
+
+# --- UPDATE (our extension) -------------------------------------------------------------------
+
+def _bridge_specs(bridge: str) -> set:
+    """(chain, spec) of every isolation rule that names `bridge`, under either policy (and the
+    Go <= 1.1 comment); the shared rules (FORWARD jump, RETURNs) are not among them."""
+    out = set()
+    for isolated in (False, True):
+        for op, chain, spec, alts in isolation_rules(bridge, isolated):
+            if op == "insert":
+                out.update((chain, s) for s in (spec, *alts))
+    return out
+
+
+def set_policy(b, policy: str, bridge: str) -> None:
+    """Make the bridge's isolation rules those of `policy` in one Batch: rules of another
+    policy out, missing ones in (open: the bridge's rules removed, the shared ones kept)."""
+    want = isolation_rules(bridge, policy == "isolated") if policy != "open" else ()
+    keep = {(chain, s) for _, chain, spec, alts in want for s in (spec, *alts)}
+    for chain, spec in sorted(_bridge_specs(bridge) - keep):
+        b.delete(chain, spec)
+    if want:
+        b.ensure_chain(STAGE1)
+        b.ensure_chain(STAGE2)
+        for op, chain, spec, alts in want:
+            put_rule(b, op, chain, spec, alts)
+
+
+def update(ips, *, admin_chain: str = "", ingress_policy: str = "open", bridge: str = "") -> None:
+    """UPDATE: the per-address rules as ADD makes them, the admin chain's jump (a new name
+    gets its jump first in CNI-FORWARD; an old admin chain's jump stays, as DEL leaves shared
+    chains), and the ingress policy of the container's bridge switched to `ingress_policy`
+    (an ingress policy belongs to the bridge: every container on it shares it). One
+    iptables-restore batch per family, so the old rules hold until the new ones are in."""
+    from cni.fw import iptables
+    admin_chain = admin_chain or ADMIN_CHAIN
+    policy = validate_ingress_policy(ingress_policy)
+    fams = _families(ips)
+    if policy != "open" and fams and not bridge:
+        raise InvalidConfigError(f"interface needs to be set for ingress policy {policy!r}, "
+                                 'make sure to chain "firewall" plugin with "bridge"')
+    _, admin_jump = _jump_rules(admin_chain)
+    if bridge:
+        isolation_rules(bridge, True)              # refuse a bad name before any write
+
+    def build(b, g):
+        _build_add(b, g, admin_chain, "open", "")
+        rules_ = b.t.chains[PRIV_CHAIN]
+        if rules_[0] != admin_jump:                # the new admin chain is consulted first
+            b.delete(PRIV_CHAIN, admin_jump)
+            b.insert(PRIV_CHAIN, admin_jump)
+        if bridge:
+            set_policy(b, policy, bridge)
+    for ver, group in sorted(fams.items()):
+        for tool in iptables.tools(ver == 6):
+            be.require(tool)
+        iptables.apply("filter", lambda b, g=group: build(b, g), v6=ver == 6)

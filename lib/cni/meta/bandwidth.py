@@ -93,3 +93,57 @@ def check_redirect(h, veth, ifb) -> None:
     filters = [f for f in h.filter_list(veth.index) if f.kind == "u32"]
     if not filters:
         raise CNIError("redirect filter missing", f"no u32 filter on {veth.name} to {ifb.name}")
+
+
+# --- UPDATE (our extension): rates changed in place, same qdiscs and handles ---------------
+
+TBF_HANDLE = 0x10000          # 1:
+INGRESS_HANDLE = 0xFFFF0000   # ffff:
+
+
+def _tbf(h, ref):
+    return next((q for q in h.qdisc_list(ref) if q.kind == "tbf" and q.handle == TBF_HANDLE), None)
+
+
+def set_tbf(h, ref, rate_bits: int, burst_bits: int) -> None:
+    """The TBF 1: of `ref` gets these numbers: `tc qdisc change` when it exists (its handle
+    and queue stay), else it is added; already equal = nothing sent (idempotent)."""
+    from cni.nl.tc import tbf_params
+    p = tbf_params(rate_bits, burst_bits)
+    q = _tbf(h, ref)
+    if q is None:
+        h.tbf_add(ref, rate=p["rate"], buffer=p["buffer"], limit=p["limit"])
+        return
+    parms = q.options.get("TCA_TBF_PARMS") if q.options else None
+    if parms and (q.options.get("TCA_TBF_RATE64") or parms["rate"]) == p["rate"] \
+            and parms["buffer"] == p["buffer"] and parms["limit"] == p["limit"]:
+        return
+    h.tbf_change(ref, rate=p["rate"], buffer=p["buffer"], limit=p["limit"])
+
+
+def update_ingress(h, veth, rate_bits: int, burst_bits: int) -> None:
+    """Traffic to the container: the veth's TBF changed, added, or (rate 0) removed."""
+    if rate_bits:
+        set_tbf(h, veth.index, rate_bits, burst_bits)
+    elif _tbf(h, veth.index) is not None:
+        h.qdisc_del(veth.index, handle=TBF_HANDLE)
+
+
+def update_egress(h, veth, ifb: str, rate_bits: int, burst_bits: int):
+    """Traffic from the container: the IFB's TBF changed in place, or the IFB and redirect set
+    up (first egress limit) or torn down (rate 0). Returns the IFB Link, or None."""
+    dev = h.link_lookup(ifb)
+    if not rate_bits:
+        if dev is not None:
+            teardown(h, ifb)
+        if any(q.kind == "ingress" for q in h.qdisc_list(veth.index)):
+            h.qdisc_del(veth.index, parent=0xFFFFFFF1, handle=INGRESS_HANDLE)
+        return None
+    if dev is None:
+        from cni.rollback import on_error
+        with on_error() as undo:
+            undo(teardown, h, ifb)
+            undo(h.qdisc_del, veth.index, parent=0xFFFFFFF1, handle=INGRESS_HANDLE)
+            return setup_egress(h, veth, ifb, rate_bits, burst_bits)
+    set_tbf(h, dev.index, rate_bits, burst_bits)
+    return dev

@@ -161,8 +161,8 @@ def read_backup(path: str) -> dict | None:
     return data if isinstance(data, dict) else {}
 
 
-def apply(h, ifname: str, want: dict) -> None:
-    """Set the wanted attributes in one RTM_NEWLINK (promisc only ever turned on, as Go)."""
+def apply_kwargs(want: dict) -> dict:
+    """link_set keywords for the wanted attributes (promisc only ever turned on, as Go)."""
     kw = {}
     if want.get("mac"):
         kw["mac"] = want["mac"]
@@ -174,12 +174,11 @@ def apply(h, ifname: str, want: dict) -> None:
         kw["allmulti"] = want["allmulti"]
     if want.get("txQLen") is not None:
         kw["txqlen"] = want["txQLen"]
-    if kw:
-        h.link_set(ifname, **kw)
+    return kw
 
 
-def restore(h, ifname: str, data: dict) -> None:
-    """Put back the saved attributes (those present in `data`)."""
+def restore_kwargs(data: dict) -> dict:
+    """link_set keywords that put back the saved attributes (those present in `data`)."""
     kw = {}
     if data.get("mtu"):
         kw["mtu"] = int(data["mtu"])
@@ -188,8 +187,39 @@ def restore(h, ifname: str, data: dict) -> None:
     for k, a in (("promisc", "promisc"), ("allmulti", "allmulti"), ("txQLen", "txqlen")):
         if data.get(k) is not None:
             kw[a] = data[k]
+    return kw
+
+
+def apply(h, ifname: str, want: dict) -> None:
+    """Set the wanted attributes in one RTM_NEWLINK (promisc only ever turned on, as Go)."""
+    kw = apply_kwargs(want)
     if kw:
         h.link_set(ifname, **kw)
+
+
+def restore(h, ifname: str, data: dict) -> None:
+    """Put back the saved attributes (those present in `data`)."""
+    kw = restore_kwargs(data)
+    if kw:
+        h.link_set(ifname, **kw)
+
+
+def plan_update(saved: dict, link, want: dict) -> tuple:
+    """UPDATE: (originals to put back, backup while changing, backup after). The originals
+    saved by ADD (or an earlier UPDATE) are kept for DEL; an attribute the new config no
+    longer sets gets its original back; a newly set one has its current value saved."""
+    saved = {k: v for k, v in saved.items() if k in ATTRS or k == "ifName"}
+    fresh = snapshot(link, want)
+    wanted = set(fresh) | {k for k in ATTRS if k in saved and _sets(want, k)}
+    back = {k: v for k, v in saved.items() if k in ATTRS and k not in wanted}
+    during = {**fresh, **saved}
+    after = {k: v for k, v in during.items() if k not in back}
+    return back, during, after
+
+
+def _sets(want: dict, key: str) -> bool:
+    v = want.get(key)
+    return v is not None if key in ("allmulti", "txQLen") else bool(v)
 
 
 def check_link(link, want: dict, ifname: str) -> None:

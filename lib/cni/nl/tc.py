@@ -65,6 +65,16 @@ def _mirred(ifindex: int, eaction: int = TCA_EGRESS_REDIR, action: int = TC_ACT_
                                                        "ifindex": ifindex})])]
 
 
+def _tbf_options(rate: int, buffer: int, limit: int, peakrate: int, mtu: int) -> list:
+    opts = [("TCA_TBF_PARMS", {"rate": min(rate, 0xFFFFFFFF), "peakrate": min(peakrate, 0xFFFFFFFF),
+                               "limit": limit, "buffer": buffer, "mtu": mtu})]
+    if rate >= 1 << 32:
+        opts.append(("TCA_TBF_RATE64", rate))
+    if peakrate >= 1 << 32:
+        opts.append(("TCA_TBF_PRATE64", peakrate))
+    return opts
+
+
 class TcMixin:
     __slots__ = ()
 
@@ -80,17 +90,27 @@ class TcMixin:
         self._tc(RTM_NEWQDISC, ref, {"handle": handle, "parent": parent}, a,
                  NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL))
 
+    def qdisc_change(self, ref, kind: str, *, parent: int = TC_H_ROOT, handle: int = 0,
+                     options=None) -> None:
+        """`tc qdisc change`: new options for the existing qdisc `handle` (RTM_NEWQDISC without
+        NLM_F_CREATE): the qdisc, its handle and its queue stay; ENOENT when it is absent."""
+        a = [("TCA_KIND", kind)]
+        if options is not None:
+            a.append(("TCA_OPTIONS", options))
+        self._tc(RTM_NEWQDISC, ref, {"handle": handle, "parent": parent}, a, 0)
+
     def tbf_add(self, ref, *, rate: int, buffer: int, limit: int, parent: int = TC_H_ROOT,
                 handle: int = 0x10000, peakrate: int = 0, mtu: int = 0,
                 replace: bool = False) -> None:
         """TBF like Go's netlink.Tbf: rate in bytes/s, buffer in ticks, limit in bytes (no rtab)."""
-        opts = [("TCA_TBF_PARMS", {"rate": min(rate, 0xFFFFFFFF), "peakrate": min(peakrate, 0xFFFFFFFF),
-                                   "limit": limit, "buffer": buffer, "mtu": mtu})]
-        if rate >= 1 << 32:
-            opts.append(("TCA_TBF_RATE64", rate))
-        if peakrate >= 1 << 32:
-            opts.append(("TCA_TBF_PRATE64", peakrate))
+        opts = _tbf_options(rate, buffer, limit, peakrate, mtu)
         self.qdisc_add(ref, "tbf", parent=parent, handle=handle, options=opts, replace=replace)
+
+    def tbf_change(self, ref, *, rate: int, buffer: int, limit: int, parent: int = TC_H_ROOT,
+                   handle: int = 0x10000, peakrate: int = 0, mtu: int = 0) -> None:
+        """`tc qdisc change ... tbf`: the TBF `handle` gets new numbers (as tbf_add) in place."""
+        self.qdisc_change(ref, "tbf", parent=parent, handle=handle,
+                          options=_tbf_options(rate, buffer, limit, peakrate, mtu))
 
     def ingress_add(self, ref) -> None:
         self.qdisc_add(ref, "ingress", parent=TC_H_INGRESS, handle=0xFFFF0000)

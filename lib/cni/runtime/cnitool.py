@@ -1,6 +1,6 @@
 """cnitool: run a network configuration against a network namespace by hand.
 
-usage: cnitool [-i IFNAME] [--json] add|check|del <network> <netns-path>
+usage: cnitool [-i IFNAME] [--json] add|check|del|update <network> <netns-path>
        cnitool [--json] status <network> [<netns-path>]
        cnitool [--json] gc <network> [<netns-path>] [--valid CONTAINERID:IFNAME ...]
        cnitool list [-q]                 networks in NETCONFPATH and their plugins
@@ -8,9 +8,12 @@ usage: cnitool [-i IFNAME] [--json] add|check|del <network> <netns-path>
        cnitool -h | --help | help        this text
 
 <network> is the "name" inside a .conflist/.conf/.json file of NETCONFPATH.
-add prints the result (JSON, indented); check, del, status and gc print
+add and update print the result (JSON, indented); check, del, status and gc print
 nothing on success. GC deletes every cached attachment of the network that
 no --valid names, then sends GC to the plugins (cniVersion 1.1.0 or later).
+update (our extension) changes an attachment made by add in place: the plugins
+get UPDATE with the network's current config and CAP_ARGS (they replace the
+cached capability args; CAP_ARGS unset keeps them); see README.
 
 environment:
   NETCONFPATH      config directory (default /etc/cni/net.d)
@@ -36,7 +39,7 @@ import sys
 from cni import jsonx
 from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
 
-VERBS = ("add", "check", "del", "gc", "status", "list", "version", "help")
+VERBS = ("add", "check", "del", "update", "gc", "status", "list", "version", "help")
 
 
 class Usage(Exception):
@@ -92,7 +95,7 @@ def parse_argv(argv: list) -> dict:
     verb = opts["args"][0]
     if verb not in VERBS:
         raise Usage(f"unknown command {verb!r}")
-    need = {"add": 3, "check": 3, "del": 3, "gc": 2, "status": 2}.get(verb, 1)
+    need = {"add": 3, "check": 3, "del": 3, "update": 3, "gc": 2, "status": 2}.get(verb, 1)
     if len(opts["args"]) < need:
         raise Usage(f"{verb} needs " + ("<network> <netns-path>" if need == 3 else "<network>"))
     return opts
@@ -217,6 +220,12 @@ def run(argv: list, env=None, out=None, err=None) -> int:
             if verb == "add":
                 from cni.runtime.libcni import go_result_dict
                 res = cfg.add_network_list(net, rt)
+                out.write(jsonx.dumps(go_result_dict(res), indent=4))
+                out.flush()
+            elif verb == "update":
+                from cni.runtime.libcni import go_result_dict
+                caps = rt.capability_args if env.get("CAP_ARGS") else None
+                res = cfg.update_network_list(net, rt, caps)
                 out.write(jsonx.dumps(go_result_dict(res), indent=4))
                 out.flush()
             elif verb == "check":

@@ -8,6 +8,7 @@
     result = cni.add_network_list(net, rt)      # a cni.types.Result
     cni.check_network_list(net, rt)
     cni.del_network_list(net, rt)
+    cni.update_network_list(net, rt, {"portMappings": [...]})   # our extension
     cni.gc_network_list(net, valid_attachments=[("ctr-2", "eth0")])
     cni.status_network_list(net)
     with Cancel(timeout=30) as c:               # a deadline for a whole operation
@@ -37,7 +38,7 @@ from cni import invoke
 from cni import version as _v
 from cni.convert import from_json, to_json
 from cni.errors import CNIError, IncompatibleVersionError, InternalError, InvalidConfigError
-from cni.runtime import cache, plugins, request
+from cni.runtime import cache, plugins, request, update
 from cni.runtime.conf import NetworkConfig, NetworkConfigList, PluginConf
 from cni.runtime.plugins import (Cancel, CancelledError, PathFinder, VersionInfo, is_not_found,
                                  not_found)
@@ -358,6 +359,21 @@ class CNIConfig:
             raise first
         if rt.container_id and rt.ifname:
             cache.delete(self.cache_dir, net.name, rt.container_id, rt.ifname)
+
+    def update_network_list(self, net: NetworkConfigList, rt: RuntimeConf,
+                            new_capability_args: dict | None = None, *,
+                            cancel: Cancel | None = None) -> Result:
+        """UPDATE (our extension): change a live attachment in place to `net` with
+        `new_capability_args` (all of them: they replace the cached ones; None keeps
+        those). Each plugin gets UPDATE, in order, with the cached result as prevResult;
+        one that answers code 4 (it predates UPDATE) gets DEL with its cached config and
+        capability args, then ADD. Refused (code 7) when the plugin types or the interface
+        plugin's config/runtimeConfig differ from the cache (a new interface or address:
+        DEL and ADD instead); code 3 without a cached attachment; cniVersion >= 1.0.0.
+        The cache file is rewritten atomically with the new config, capability args and
+        result once every plugin succeeded; an interrupted UPDATE is finished by repeating
+        it (each plugin's UPDATE is idempotent) or undone by DEL. See cni.runtime.update."""
+        return update.run(self, net, rt, new_capability_args, cancel)
 
     def gc_network_list(self, net: NetworkConfigList,
                         valid_attachments: Iterable[tuple[str, str]] | None = None, *,
