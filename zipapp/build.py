@@ -3,8 +3,11 @@
 
 Each archive holds the plugin module, only the `cni` modules it can import
 (found by scanning bytecode, lazy imports included), their .pyc compiled by
-this interpreter (unchecked-hash, next to the .py, where zipimport looks),
-and a generated __main__.py whose VERSION answer needs no imports.
+this interpreter (unchecked-hash, next to the .py, where zipimport looks;
+docstrings, annotations and column tables left out), the sources deflated
+(the fallback for another interpreter version), and a generated __main__.py
+whose VERSION answer needs no imports. In front of the archive, a POSIX sh
+preamble answers VERSION itself and execs the pinned interpreter otherwise.
 
 usage: build.py [--python /usr/bin/python3] [--out bin] [--only NAME ...]
 """
@@ -50,22 +53,51 @@ from {module} import {func}
 
 
 LAUNCH_MODULE = "_pycni_main"
+PYC_DEFLATE = os.environ.get("PYCNI_PYC_DEFLATE", "1") == "1"
 
 
-def shebang(python: str) -> bytes:
-    """`#!PYTHON -IS` plus a tiny -c launcher that imports our entry module from the archive.
+def launcher_code() -> str:
+    """The -c command: drop '-c' from argv, put the archive first on sys.path, import the entry.
 
     Running a zip file makes Python go through runpy (runpy, importlib.util, contextlib,
-    collections: ~9 ms per exec here). Linux passes everything after the interpreter path
-    as one argument, so `-IScCODE` is isolated mode (-I -S) with CODE as the -c command;
-    CODE drops '-c' from argv, puts the archive first on sys.path and imports the entry.
-    `python3 bin/x` still works through __main__.py.
+    collections: ~9 ms per exec), so the preamble passes this instead; `python3 bin/x`
+    still works through __main__.py.
     """
-    code = f"import sys;a=sys.argv;del a[0];sys.path[:0]=a[:1];import {LAUNCH_MODULE}"
-    line = f"#!{python} -ISc{code}\n"
-    if len(line) > 255 or " " in python:  # the kernel's limit for a #! line
-        line = f"#!{python} -IS\n"
-    return line.encode()
+    return f"import sys;a=sys.argv;del a[0];sys.path[:0]=a[:1];import {LAUNCH_MODULE}"
+
+
+PREAMBLE = """\
+#!/bin/sh -p
+# pycni {name}: a POSIX sh preamble in front of a Python zipapp ("python3 FILE" runs the
+# archive). It answers VERSION with shell builtins only and execs the interpreter otherwise.
+case ${{CNI_COMMAND-}} in VERSION){version}
+esac
+exec '{python}' -IS -c '{code}' "$0" "$@"
+exit 127
+"""
+
+# VERSION: echo the config's cniVersion when it is plain digits and dots (under 16 chars), as
+# the __main__ fast path and skel do; read/case/printf are builtins in dash, bash and busybox.
+VERSION_SH = """
+v=1.1.0 s= l= t= c=
+while IFS= read -r l; do s=$s$l; l=; done
+s=$s$l
+case $s in *'"cniVersion"'*)
+    t=${{s#*'"cniVersion"'}}
+    case $t in *:*'"'*'"'*) t=${{t#*:}}; t=${{t#*'"'}}; c=${{t%%'"'*}} ;; esac ;;
+esac
+case $c in ''|*[!0-9.]*|????????????????*) ;; *) v=$c ;; esac
+printf '%s' '{{"cniVersion":"'"$v"'","supportedVersions":{versions}}}'
+exit 0 ;;"""
+
+
+def preamble(name: str, python: str, versions: str | None) -> bytes:
+    """The sh preamble for one executable; versions is the JSON list, or None: no VERSION case."""
+    if "'" in python or "\n" in python or not python.startswith("/"):
+        raise SystemExit(f"build: unusable interpreter path {python!r}")
+    version = VERSION_SH.format(versions=versions) if versions else " ;;"
+    return PREAMBLE.format(name=name, version=version, python=python,
+                           code=launcher_code()).encode()
 
 
 def cni_modules(entry_module: str, entry_file: str) -> dict:
@@ -91,10 +123,42 @@ def arcname(modname: str, path: str) -> str:
     return rel + "/__init__.py" if path.endswith("__init__.py") else rel + ".py"
 
 
+def _strip(tree, keep_module_doc: bool):
+    """Drop docstrings (the module's too unless the code reads __doc__) and annotations:
+    nothing reads them at run time, and they are a fifth of the bytecode. Asserts stay."""
+    import ast
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+            a = node.args
+            for arg in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]:
+                if arg is not None:
+                    arg.annotation = None
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.Module) and keep_module_doc:
+            continue
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            if len(body) == 1:
+                body[0] = ast.copy_location(ast.Pass(), body[0])
+            else:
+                del body[0]
+        if isinstance(node, ast.Module):
+            # module-level `x: T = v` keeps the assignment, loses the annotation
+            node.body = [ast.copy_location(ast.Assign([n.target], n.value), n)
+                         if isinstance(n, ast.AnnAssign) and n.value is not None and n.simple
+                         else n for n in node.body]
+    return tree
+
+
 def compile_pyc(source: bytes, arc: str) -> bytes:
     """A .pyc in unchecked-hash mode (flags=0b01): no mtime inside, reproducible."""
+    import ast
     import importlib._bootstrap_external as be
-    code = compile(source, arc, "exec", dont_inherit=True, optimize=0)
+    tree = _strip(ast.parse(source, arc), b"__doc__" in source)
+    code = compile(tree, arc, "exec", dont_inherit=True, optimize=0)
     source_hash = importlib.util.source_hash(source)
     return be._code_to_hash_pyc(code, source_hash, checked=False)
 
@@ -136,12 +200,12 @@ def zip_comment(binname: str, digest: str) -> bytes:
     return f"pycni {binname} {digest}".encode()
 
 
-def add_file(zf: zipfile.ZipFile, arc: str, data: bytes) -> None:
+def add_file(zf: zipfile.ZipFile, arc: str, data: bytes, deflate: bool = False) -> None:
     zi = zipfile.ZipInfo(arc, EPOCH)
     zi.external_attr = 0o644 << 16
-    zi.compress_type = zipfile.ZIP_STORED
+    zi.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
     zi.create_system = 3
-    zf.writestr(zi, data)
+    zf.writestr(zi, data, compresslevel=9 if deflate else None)
 
 
 def build(binname: str, module: str, func: str, entry_file: str, python: str, outdir: str) -> str:
@@ -166,14 +230,17 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
     with open(os.path.join(ROOT, "zipapp", "_pycni_boot.py"), "rb") as f:
         files["_pycni_boot.py"] = f.read()
     buf = io.BytesIO()
-    buf.write(shebang(python))
+    buf.write(preamble(binname, python, vjson if fast and versions else None))
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         zf.comment = zip_comment(binname, digest)
         for arc in sorted(files):
             src = files[arc]
-            add_file(zf, arc, src)
+            # zipimport loads the launcher and the importer, and __main__ runs `python3 FILE`:
+            # those stay stored; every other source is only the fallback for another Python
+            boot = arc in ("__main__.py", LAUNCH_MODULE + ".py", "_pycni_boot.py")
+            add_file(zf, arc, src, deflate=not boot)
             if arc != "__main__.py":
-                add_file(zf, arc[:-3] + ".pyc", compile_pyc(src, arc))
+                add_file(zf, arc[:-3] + ".pyc", compile_pyc(src, arc), deflate=PYC_DEFLATE and not boot)
     dest = os.path.join(outdir, binname)
     tmp = dest + ".tmp"
     with open(tmp, "wb") as f:
@@ -186,6 +253,9 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
 
 
 def main() -> int:
+    if sys.version_info >= (3, 11) and "no_debug_ranges" not in sys._xoptions:
+        # column tables only serve tracebacks' carets: compile without them (-X no_debug_ranges)
+        os.execv(sys.executable, [sys.executable, "-X", "no_debug_ranges"] + sys.argv)
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--python", default="/usr/bin/python3",
                     help="interpreter for the shebang (its bytecode is shipped)")
