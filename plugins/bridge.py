@@ -133,7 +133,7 @@ def _program_port(h, conf: Config, port: int, br: int) -> None:
 
 def _gateways(result, conf: Config) -> tuple:
     """Fill missing gateways (network + 1) and add default routes; returns gateway ifaces."""
-    import ipaddress
+    from cni import addr as ipaddress
     from cni.types import Route
     gws = []
     for ipc in result.ips:

@@ -36,7 +36,7 @@ def normalize_mappings(raw) -> list:
     Keys match case-insensitively (containerd sends HostPort, ...); protocol defaults to tcp
     and is lower-cased; hostIP "" means unset (None), else an ipaddress object.
     """
-    import ipaddress
+    from cni import addr as ipaddress
     if raw is None:
         return []
     if not isinstance(raw, list):
