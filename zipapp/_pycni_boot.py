@@ -25,15 +25,16 @@ class ArchiveFinder:
     """Meta-path finder and loader over one zip archive held in memory.
 
     `entries` maps an archive name to (offset of its local header in `data`, compressed
-    size, method); `index` (name -> the same with offsets from the zip's start) and `base`
-    skip parsing the central directory.
+    size, method); `index` (name -> the same with offsets from the zip's start), `base` and
+    the file's expected `size` skip parsing the central directory.
     """
 
-    def __init__(self, path: str, data: bytes = None, index: dict = None, base: int = 0):
+    def __init__(self, path: str, data: bytes = None, index: dict = None, base: int = 0,
+                 size: int = -1):
         if data is None:
             with open(path, "rb") as f:
                 data = f.read()
-        if index is not None:
+        if index is not None and len(data) == size and data[base:base + 4] == b"PK\x03\x04":
             entries = {k: (base + o, s, m) for k, (o, s, m) in index.items()}
         else:
             entries = self._directory(data)
@@ -115,12 +116,13 @@ def install() -> None:
         pass  # zipimport still works
 
 
-def _fast(path: str, data: bytes, base: int, index: dict, module: str, func: str,
+def _fast(path: str, data: bytes, base: int, size: int, index: dict, module: str, func: str,
           noop=None) -> None:
     """The launcher's way in: our finder first, the archive last on sys.path (zipimport,
     for anything our finder skips, without making every stdlib import look in the zip).
-    `noop` = (plugin, versions) tries cni.fastpath's no-op answers first."""
-    sys.meta_path.insert(0, ArchiveFinder(path, data, index, base))
+    The index is used only if the file is still `size` bytes long (else: a repacked archive,
+    and the directory is parsed). `noop` = (plugin, versions) tries cni.fastpath first."""
+    sys.meta_path.insert(0, ArchiveFinder(path, data, index, base, size))
     sys.path.append(path)
     if noop is not None:
         from cni.fastpath import run

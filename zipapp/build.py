@@ -74,9 +74,10 @@ def launcher_code(start: int, end: int) -> str:
 
 
 PREAMBLE = """\
-#!/bin/sh -p
+#!/bin/sh
 # pycni {name}: a POSIX sh preamble in front of a Python zipapp ("python3 FILE" runs the
 # archive). It answers VERSION with shell builtins only and execs the interpreter otherwise.
+unset -f read printf 2>/dev/null; set +euvx
 case ${{CNI_COMMAND-}} in VERSION){version}
 esac
 exec '{python}' -IS -c '{code}' "$0" "$@"
@@ -85,6 +86,10 @@ exit 127
 
 # VERSION: echo the config's cniVersion when it is plain digits and dots (under 16 chars), as
 # the __main__ fast path and skel do; read/case/printf are builtins in dash, bash and busybox.
+# Hostile environments: nothing is expanded unquoted and only builtins run; bash (as sh)
+# imports exported functions, so `unset -f` (a special builtin, which functions cannot
+# shadow in POSIX mode) drops any `read`/`printf`; `set +euvx` undoes SHELLOPTS noise. A
+# `#!/bin/sh -p` line would stop bash importing them at all, but busybox sh rejects -p.
 VERSION_SH = """
 v=1.1.0 s= l= t= c=
 while IFS= read -r l; do s=$s$l; l=; done
@@ -119,7 +124,8 @@ def boot_blob(zipdata: bytes, base: int, module: str, func: str, noop=None) -> b
                 index[zi.filename] = (zi.header_offset, zi.compress_size, zi.compress_type)
     with open(os.path.join(ROOT, "zipapp", "_pycni_boot.py"), "rb") as f:
         src = f.read()
-    tail = f"\n_fast(_F, _D, {base}, {index!r}, {module!r}, {func!r}, {noop!r})\n".encode()
+    size = base + len(zipdata)
+    tail = f"\n_fast(_F, _D, {base}, {size}, {index!r}, {module!r}, {func!r}, {noop!r})\n".encode()
     code = compile(src + tail, "_pycni_boot.py", "exec", dont_inherit=True, optimize=0)
     return importlib.util.MAGIC_NUMBER + marshal.dumps(code)
 
