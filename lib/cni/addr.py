@@ -292,6 +292,22 @@ class _Network:
         lt = self.__lt__(other)
         return lt if lt is NotImplemented else not lt
 
+    @property
+    def is_unspecified(self) -> bool:
+        return self.network_address.is_unspecified and self.broadcast_address.is_unspecified
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.network_address.is_loopback and self.broadcast_address.is_loopback
+
+    @property
+    def is_link_local(self) -> bool:
+        return self.network_address.is_link_local and self.broadcast_address.is_link_local
+
+    @property
+    def is_multicast(self) -> bool:
+        return self.network_address.is_multicast and self.broadcast_address.is_multicast
+
     def __contains__(self, other) -> bool:
         if isinstance(other, _Network) or hasattr(other, "network_address"):
             return False                                  # as ipaddress: networks hold addresses

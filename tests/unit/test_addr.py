@@ -81,6 +81,8 @@ def test_networks_and_interfaces_match(ver):
         for a in ("network_address", "broadcast_address", "netmask", "hostmask"):
             assert str(getattr(on, a)) == str(getattr(rn, a)), (a, text)
         assert on.with_prefixlen == rn.with_prefixlen
+        for name in ("is_unspecified", "is_loopback", "is_link_local", "is_multicast"):
+            assert getattr(on, name) == getattr(rn, name), (name, text)
         assert (ri.ip in rn) and (oi.ip in on) and (oi.ip in rn) and (ri.ip in on)
         other = (ipaddress.IPv4Address if ver == 4 else ipaddress.IPv6Address)(RND.randrange(1 << bits))
         assert ((addr.IPv4Address if ver == 4 else addr.IPv6Address)(int(other)) in on) == (other in rn)
