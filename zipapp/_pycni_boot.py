@@ -41,6 +41,7 @@ class ArchiveFinder:
         self.data = data
         self.entries = entries
         self.path = path
+        self._bundle = None
 
     @staticmethod
     def _directory(data: bytes) -> dict:
@@ -75,10 +76,28 @@ class ArchiveFinder:
             return zlib.decompress(data[start:start + size], -15)
         return data[start:start + size]
 
+    def _source(self, name: str) -> bytes:
+        """A module's source: its own entry, or from the bundle of sources (`_pycni_sources`:
+        'name<TAB>size' lines, a blank line, the sources back to back)."""
+        if name in self.entries:
+            return self._get(name)
+        if self._bundle is None:
+            data = self._get("_pycni_sources") if "_pycni_sources" in self.entries else b"\n\n"
+            head, _, body = data.partition(b"\n\n")
+            index, off = {}, 0
+            for line in head.decode().splitlines():
+                n, size = line.rsplit("\t", 1)
+                index[n] = (off, int(size))
+                off += int(size)
+            self._bundle = (index, body)
+        index, body = self._bundle
+        off, size = index[name]
+        return body[off:off + size]
+
     def find_spec(self, fullname, path=None, target=None):
         rel = fullname.replace(".", "/")
         for key, pkg in ((rel + "/__init__", True), (rel, False)):
-            if key + ".py" in self.entries:
+            if key + ".pyc" in self.entries or key + ".py" in self.entries:
                 # no has_location: __file__ and __cached__ are not needed, and computing
                 # __cached__ costs a cache_from_source() per module
                 spec = ModuleSpec(fullname, self, origin=f"{self.path}/{key}.py", is_package=pkg)
@@ -97,7 +116,8 @@ class ArchiveFinder:
             import marshal
             code = marshal.loads(memoryview(pyc)[16:])
         else:
-            code = compile(self._get(key + ".py"), module.__spec__.origin, "exec", dont_inherit=True)
+            code = compile(self._source(key + ".py"), module.__spec__.origin, "exec",
+                           dont_inherit=True)
         exec(code, module.__dict__)
 
     def get_source(self, fullname):
@@ -105,7 +125,7 @@ class ArchiveFinder:
         spec = self.find_spec(fullname)
         if spec is None:
             return None
-        return self._get(spec.origin[len(self.path) + 1:]).decode("utf-8", "replace")
+        return self._source(spec.origin[len(self.path) + 1:]).decode("utf-8", "replace")
 
 
 def install() -> None:

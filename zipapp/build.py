@@ -53,6 +53,8 @@ from {module} import {func}
 
 
 LAUNCH_MODULE = "_pycni_main"
+ZIPIMPORTED = ("__main__.py", LAUNCH_MODULE + ".py", "_pycni_boot.py")
+SOURCES = "_pycni_sources"          # read by _pycni_boot.ArchiveFinder._source()
 PYC_DEFLATE = os.environ.get("PYCNI_PYC_DEFLATE", "1") == "1"
 
 
@@ -261,6 +263,13 @@ def zip_comment(binname: str, digest: str) -> bytes:
     return f"pycni {binname} {digest}".encode()
 
 
+def source_bundle(files: dict) -> bytes:
+    """'name<TAB>size' lines, a blank line, then the sources back to back."""
+    names = sorted(files)
+    head = "".join(f"{n}\t{len(files[n])}\n" for n in names) + "\n"
+    return head.encode() + b"".join(files[n] for n in names)
+
+
 def add_file(zf: zipfile.ZipFile, arc: str, data: bytes, deflate: bool = False) -> None:
     zi = zipfile.ZipInfo(arc, EPOCH)
     zi.external_attr = 0o644 << 16
@@ -299,11 +308,15 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
         zf.comment = zip_comment(binname, digest)
         for arc in sorted(files):
             src = files[arc]
-            # sources are the fallback for another Python (and zipimport's way in, through
-            # __main__ or _pycni_main, which inflates them); bytecode may be deflated too
-            add_file(zf, arc, src, deflate=True)
+            # zipimport's way in (python3 FILE, or another Python) needs these as files
+            if arc in ZIPIMPORTED:
+                add_file(zf, arc, src, deflate=True)
             if arc != "__main__.py":
                 add_file(zf, arc[:-3] + ".pyc", compile_pyc(src, arc), deflate=PYC_DEFLATE)
+        # every other source, the fallback for another Python, in one deflated entry
+        # (one stream compresses a fifth better than a file each)
+        add_file(zf, SOURCES, source_bundle({a: files[a] for a in files if a not in ZIPIMPORTED}),
+                 deflate=True)
     zipdata = buf.getvalue()
     pversions = vjson if fast and versions else None
     start = len(preamble(binname, python, pversions))
