@@ -7,7 +7,7 @@ import subprocess
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "bin")
+BIN = os.environ.get("BENCH_BIN") or os.path.join(ROOT, "bin")   # BENCH_BIN: another build
 GO_BIN = "/usr/lib/cni"
 
 
