@@ -16,7 +16,7 @@ import posix
 import sys
 
 from cni import jsonx
-from cni.config import valid_id
+from cni.config import load_cni_args, parse_cni_args, valid_id
 from cni.errors import CNIError
 
 STDIN_LIMIT = 4 << 20
@@ -39,10 +39,11 @@ NOOP = {
 }
 PLUGINS = sorted({p for p, _ in NOOP})
 TUNING_DATA_DIR = "/run/cni/tuning"        # cni.meta.tuning.DEFAULT_DATA_DIR
+ENV = posix.environ                        # bytes -> bytes, as the process started
 
 
 def _env(name: str) -> str:
-    v = posix.environ.get(name.encode())
+    v = ENV.get(name.encode())
     return "" if v is None else v.decode("utf-8", "surrogateescape")
 
 
@@ -72,14 +73,12 @@ def _is_own(path: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _cni_args_ok(s: str, forbidden: tuple) -> bool:
-    """Well-formed K=V pairs (as Go's LoadArgs wants) and none of `forbidden`."""
-    if not s:
-        return True
-    for pair in s.split(";"):
-        kv = pair.split("=")
-        if len(kv) != 2 or kv[0] in forbidden:
-            return False
+def _cni_args_ok(s: str) -> bool:
+    """Well-formed K=V pairs (as Go's LoadArgs wants); anything else goes to the plugin."""
+    try:
+        parse_cni_args(s)
+    except CNIError:
+        return False
     return True
 
 
@@ -95,8 +94,11 @@ def _decide(plugin: str, versions: tuple, cmd: str, raw: bytes):
     if _env("CNI_NETNS_OVERRIDE") or (cmd in ("ADD", "CHECK") and not _plain_netns(netns)) \
             or (netns and _is_own(netns)):
         return None
-    if not _cni_args_ok(_env("CNI_ARGS"), ("MAC",) if plugin == "tuning" else ()):
+    if not _cni_args_ok(_env("CNI_ARGS")):
         return None
+    if plugin == "tuning" and cmd == "ADD" and _env("CNI_ARGS") \
+            and load_cni_args(_env("CNI_ARGS"), ("MAC",)).get("MAC"):
+        return None                            # as tuning reads it (unknown keys raise)
     obj = jsonx.loads(raw)
     if not isinstance(obj, dict):
         return None
