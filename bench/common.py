@@ -7,7 +7,7 @@ import subprocess
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "bin")
+BIN = os.environ.get("BENCH_BIN") or os.path.join(ROOT, "bin")   # BENCH_BIN: another build
 GO_BIN = "/usr/lib/cni"
 
 
@@ -38,3 +38,15 @@ def paired(cases: dict, n: int = 40, warmup: int = 3) -> dict:
 def line(label: str, ours: float, ref: float, ref_label: str) -> str:
     return (f"{label:<44} ours {ours * 1000:8.2f} ms   {ref_label} {ref * 1000:8.2f} ms"
             f"   ratio {ours / ref:5.2f}x")
+
+
+def launch_argv(exe: str, *pyopts: str) -> list:
+    """argv that runs `exe` as its sh preamble does, with extra interpreter options
+    (e.g. "-X", "importtime"): the preamble's `exec 'PYTHON' -IS -c 'CODE' "$0"` line."""
+    with open(exe, "rb") as f:
+        head = f.read(8192).decode("latin-1")
+    i = head.index("\nexec '") + 7
+    python = head[i:head.index("'", i)]
+    j = head.index("-IS -c '", i) + 8
+    code = head[j:head.index("' \"$0\"", j)]
+    return [python, *pyopts, "-IS", "-c", code, exe]

@@ -171,7 +171,7 @@ def _ensure_vlan_gateway(h, conf: Config, br, undo):
 
 def _gateways(result, conf: Config) -> tuple:
     """Fill missing gateways (network + 1) and add default routes; returns gateway ifaces."""
-    import ipaddress
+    from cni import addr as ipaddress
     from cni.types import Route
     gws = []
     for ipc in result.ips:
@@ -213,29 +213,22 @@ def _ensure_addr(h, br, gw, force: bool) -> None:
 
 
 def _announce(ns, ifname: str, result) -> None:
-    """Gratuitous ARP for each IPv4 address, as Go's bridge sends: neighbours that cached
-    an old MAC for a reused address learn the new one. Best effort."""
-    from cni.netns import can_setns
+    """Gratuitous ARP for each IPv4 address, once the bridge port forwards: neighbours that
+    cached an old MAC for a reused address learn the new one. Best effort.
+
+    The container link has arp_notify=1, so re-setting its MAC (to the same value) makes the
+    kernel announce every address (NETDEV_CHANGEADDR); the announcement the kernel made when
+    the link came up usually met a port that did not forward yet. A packet socket of our own
+    would cost a synchronize_net() on close (8-16 ms per ADD here)."""
     from cni.nl.rtnl import Rtnl
-    v4 = [ipc.address.ip for ipc in result.ips if ipc.version == "4"]
-    if not v4 or not can_setns():
+    if not any(ipc.version == "4" for ipc in result.ips):
         return
     try:
         with Rtnl(ns) as c:
-            _wait_lower_up(c, ifname)   # a frame sent before the carrier is up is dropped
-            for ip in v4:
-                c.send_garp(ifname, ip)
+            c.link_set(ifname, mac=c.link_get(ifname).mac)
     except OSError as exc:
         from cni.log import debug
         debug(f"gratuitous ARP on {ifname} failed: {exc}")
-
-
-def _wait_lower_up(c, ifname: str) -> None:
-    import time
-    for delay in (0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.5):
-        time.sleep(delay)
-        if c.link_get(ifname).lower_up:
-            return
 
 
 def _wait_port_up(h, index: int) -> None:
@@ -314,8 +307,8 @@ def add(args: skel.Args, conf: Config):
                  conf.ip_masq_backend or None)
         if not conf.disable_container_interface:
             _wait_port_up(host, hv.index)
-        if result.ips:
-            _announce(ns, args.ifname, result)    # once the path through the bridge is up
+            if result.ips:
+                _announce(ns, args.ifname, result)    # once the path through the bridge is up
         hv = host.link_get(hv.index)
         br = host.link_get(br.index)
         result.interfaces[0].mac = br.mac

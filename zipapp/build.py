@@ -3,8 +3,11 @@
 
 Each archive holds the plugin module, only the `cni` modules it can import
 (found by scanning bytecode, lazy imports included), their .pyc compiled by
-this interpreter (unchecked-hash, next to the .py, where zipimport looks),
-and a generated __main__.py whose VERSION answer needs no imports.
+this interpreter (unchecked-hash, next to the .py, where zipimport looks;
+docstrings, annotations and column tables left out), the sources deflated
+(the fallback for another interpreter version), and a generated __main__.py
+whose VERSION answer needs no imports. In front of the archive, a POSIX sh
+preamble answers VERSION itself and execs the pinned interpreter otherwise.
 
 usage: build.py [--python /usr/bin/python3] [--out bin] [--only NAME ...]
 """
@@ -57,22 +60,85 @@ from {module} import {func}
 
 
 LAUNCH_MODULE = "_pycni_main"
+ZIPIMPORTED = ("__main__.py", LAUNCH_MODULE + ".py", "_pycni_boot.py")
+SOURCES = "_pycni_sources"          # read by _pycni_boot.ArchiveFinder._source()
+PYC_DEFLATE = os.environ.get("PYCNI_PYC_DEFLATE", "1") == "1"
 
 
-def shebang(python: str) -> bytes:
-    """`#!PYTHON -IS` plus a tiny -c launcher that imports our entry module from the archive.
+def launcher_code(start: int, end: int) -> str:
+    """The -c command the preamble passes (argv: '-c', FILE, args...).
 
-    Running a zip file makes Python go through runpy (runpy, importlib.util, contextlib,
-    collections: ~9 ms per exec here). Linux passes everything after the interpreter path
-    as one argument, so `-IScCODE` is isolated mode (-I -S) with CODE as the -c command;
-    CODE drops '-c' from argv, puts the archive first on sys.path and imports the entry.
-    `python3 bin/x` still works through __main__.py.
+    Bytes start..end of FILE hold the bytecode of _pycni_boot plus the archive's entry
+    index and a call of the entry point, compiled by the build's Python: it runs from
+    memory, with no zipimport, no directory parsing, no runpy (running a zip file goes
+    through runpy: ~9 ms). If the interpreter's bytecode magic differs, the archive goes
+    first on sys.path and zipimport takes _pycni_main, which falls back to the sources.
     """
-    code = f"import sys;a=sys.argv;del a[0];sys.path[:0]=a[:1];import {LAUNCH_MODULE}"
-    line = f"#!{python} -ISc{code}\n"
-    if len(line) > 255 or " " in python:  # the kernel's limit for a #! line
-        line = f"#!{python} -IS\n"
-    return line.encode()
+    return ("import sys,marshal,_frozen_importlib_external as x\n"
+            'a=sys.argv;del a[0];d=open(a[0],"rb").read()\n'
+            f"if d[{start:8d}:{start + 4:8d}]==x.MAGIC_NUMBER:"
+            f"exec(marshal.loads(d[{start + 4:8d}:{end:8d}]),"
+            '{"__name__":"_pycni_boot","_F":a[0],"_D":d})\n'
+            f"else:sys.path[:0]=a[:1];import {LAUNCH_MODULE}")
+
+
+PREAMBLE = """\
+#!/bin/sh
+# pycni {name}: a POSIX sh preamble in front of a Python zipapp ("python3 FILE" runs the
+# archive). It answers VERSION with shell builtins only and execs the interpreter otherwise.
+unset -f read printf 2>/dev/null; set +euvx
+case ${{CNI_COMMAND-}} in VERSION){version}
+esac
+exec '{python}' -IS -c '{code}' "$0" "$@"
+exit 127
+"""
+
+# VERSION: echo the config's cniVersion when it is plain digits and dots (under 16 chars), as
+# the __main__ fast path and skel do; read/case/printf are builtins in dash, bash and busybox.
+# Hostile environments: nothing is expanded unquoted and only builtins run; bash (as sh)
+# imports exported functions, so `unset -f` (a special builtin, which functions cannot
+# shadow in POSIX mode) drops any `read`/`printf`; `set +euvx` undoes SHELLOPTS noise. A
+# `#!/bin/sh -p` line would stop bash importing them at all, but busybox sh rejects -p.
+VERSION_SH = """
+v=1.1.0 s= l= t= c=
+while IFS= read -r l; do s=$s$l; l=; done
+s=$s$l
+case $s in *'"cniVersion"'*)
+    t=${{s#*'"cniVersion"'}}
+    case $t in *:*'"'*'"'*) t=${{t#*:}}; t=${{t#*'"'}}; c=${{t%%'"'*}} ;; esac ;;
+esac
+case $c in ''|*[!0-9.]*|????????????????*) ;; *) v=$c ;; esac
+printf '%s' '{{"cniVersion":"'"$v"'","supportedVersions":{versions}}}'
+exit 0 ;;"""
+
+
+def preamble(name: str, python: str, versions: str | None, start: int = 0, end: int = 0) -> bytes:
+    """The sh preamble for one executable; versions is the JSON list, or None: no VERSION case.
+    Its length does not depend on start/end (fixed-width numbers)."""
+    if "'" in python or "\n" in python or not python.startswith("/"):
+        raise SystemExit(f"build: unusable interpreter path {python!r}")
+    version = VERSION_SH.format(versions=versions) if versions else " ;;"
+    return PREAMBLE.format(name=name, version=version, python=python,
+                           code=launcher_code(start, end)).encode()
+
+
+def boot_blob(zipdata: bytes, base: int, module: str, func: str, noop=None) -> bytes:
+    """MAGIC + marshalled code: _pycni_boot, then _fast() with the entry index of `zipdata`
+    (offsets from the zip's first byte, which will sit at `base` in the file)."""
+    import marshal
+    index = {}
+    with zipfile.ZipFile(io.BytesIO(zipdata)) as zf:
+        for zi in zf.infolist():
+            if zi.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                index[zi.filename] = (zi.header_offset, zi.compress_size, zi.compress_type)
+    with open(os.path.join(ROOT, "zipapp", "_pycni_boot.py"), "rb") as f:
+        src = f.read()
+    size = base + len(zipdata)
+    tail = f"\n_fast(_F, _D, {base}, {size}, {index!r}, {module!r}, {func!r}, {noop!r})\n".encode()
+    import ast
+    tree = _strip(ast.parse(src + tail, "_pycni_boot.py"), False)
+    code = compile(tree, "_pycni_boot.py", "exec", dont_inherit=True, optimize=0)
+    return importlib.util.MAGIC_NUMBER + marshal.dumps(code)
 
 
 def cni_modules(entry_module: str, entry_file: str) -> dict:
@@ -98,10 +164,61 @@ def arcname(modname: str, path: str) -> str:
     return rel + "/__init__.py" if path.endswith("__init__.py") else rel + ".py"
 
 
+def _strip(tree, keep_module_doc: bool):
+    """Drop docstrings (the module's too unless the code reads __doc__) and annotations:
+    nothing reads them at run time, and they are a fifth of the bytecode. Asserts stay."""
+    import ast
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+            a = node.args
+            for arg in a.posonlyargs + a.args + a.kwonlyargs + [a.vararg, a.kwarg]:
+                if arg is not None:
+                    arg.annotation = None
+        if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if isinstance(node, ast.Module) and keep_module_doc:
+            continue
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            if len(body) == 1:
+                body[0] = ast.copy_location(ast.Pass(), body[0])
+            else:
+                del body[0]
+    for node in ast.walk(tree):
+        for field in ("orelse", "finalbody"):
+            if isinstance(getattr(node, field, None), list):
+                setattr(node, field, [_plain(n) for n in getattr(node, field)])
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            node.body = [_plain(n) for n in body]
+            if isinstance(node, ast.Module):
+                # with no annotation left, `from __future__ import annotations` only costs
+                # the import of __future__ (~0.2 ms per exec)
+                node.body = [n for n in node.body if not (isinstance(n, ast.ImportFrom)
+                                                          and n.module == "__future__")]
+            if not node.body:
+                node.body = [ast.Pass()]
+    return ast.fix_missing_locations(tree)
+
+
+def _plain(n):
+    """`x: T = v` -> `x = v`; a bare `x: T` -> pass (annotations are never read)."""
+    import ast
+    if not isinstance(n, ast.AnnAssign):
+        return n
+    if n.value is None:
+        return ast.copy_location(ast.Pass(), n)
+    return ast.copy_location(ast.Assign([n.target], n.value), n)
+
+
 def compile_pyc(source: bytes, arc: str) -> bytes:
     """A .pyc in unchecked-hash mode (flags=0b01): no mtime inside, reproducible."""
+    import ast
     import importlib._bootstrap_external as be
-    code = compile(source, arc, "exec", dont_inherit=True, optimize=0)
+    tree = _strip(ast.parse(source, arc), b"__doc__" in source)
+    code = compile(tree, arc, "exec", dont_inherit=True, optimize=0)
     source_hash = importlib.util.source_hash(source)
     return be._code_to_hash_pyc(code, source_hash, checked=False)
 
@@ -116,6 +233,16 @@ def plugin_info(module: str):
         return (tuple(plugin.versions) if plugin else ()), fast, tuple(getattr(mod, "EMBED", ()))
     finally:
         del sys.path[:2]
+
+
+def noop_plugins() -> list:
+    """Plugins with no-op answers in cni.fastpath (their archives carry it)."""
+    sys.path.insert(0, LIB)
+    try:
+        from cni.fastpath import PLUGINS
+        return PLUGINS
+    finally:
+        del sys.path[0]
 
 
 def module_files(module: str, entry_file: str) -> dict:
@@ -143,12 +270,19 @@ def zip_comment(binname: str, digest: str) -> bytes:
     return f"pycni {binname} {digest}".encode()
 
 
-def add_file(zf: zipfile.ZipFile, arc: str, data: bytes) -> None:
+def source_bundle(files: dict) -> bytes:
+    """'name<TAB>size' lines, a blank line, then the sources back to back."""
+    names = sorted(files)
+    head = "".join(f"{n}\t{len(files[n])}\n" for n in names) + "\n"
+    return head.encode() + b"".join(files[n] for n in names)
+
+
+def add_file(zf: zipfile.ZipFile, arc: str, data: bytes, deflate: bool = False) -> None:
     zi = zipfile.ZipInfo(arc, EPOCH)
     zi.external_attr = 0o644 << 16
-    zi.compress_type = zipfile.ZIP_STORED
+    zi.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
     zi.create_system = 3
-    zf.writestr(zi, data)
+    zf.writestr(zi, data, compresslevel=9 if deflate else None)
 
 
 def build(binname: str, module: str, func: str, entry_file: str, python: str, outdir: str) -> str:
@@ -164,6 +298,10 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
             efiles = module_files(emod, efile)
             embedded[name] = (emod, content_hash(efiles))
             files.update(efiles)
+    noop = None
+    if is_plugin and binname in noop_plugins():
+        files.update(module_files("cni.fastpath", os.path.join(LIB, "cni", "fastpath.py")))
+        noop = (binname, tuple(versions))
     if embedded:
         files["_pycni_embed.py"] = ("EMBEDDED = %r\n" % dict(sorted(embedded.items()))).encode()
     vjson = "[" + ",".join('"%s"' % v for v in versions) + "]"
@@ -173,18 +311,32 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
     with open(os.path.join(ROOT, "zipapp", "_pycni_boot.py"), "rb") as f:
         files["_pycni_boot.py"] = f.read()
     buf = io.BytesIO()
-    buf.write(shebang(python))
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         zf.comment = zip_comment(binname, digest)
         for arc in sorted(files):
             src = files[arc]
-            add_file(zf, arc, src)
+            # zipimport's way in (python3 FILE, or another Python) needs these as files
+            if arc in ZIPIMPORTED:
+                add_file(zf, arc, src, deflate=True)
             if arc != "__main__.py":
-                add_file(zf, arc[:-3] + ".pyc", compile_pyc(src, arc))
+                add_file(zf, arc[:-3] + ".pyc", compile_pyc(src, arc), deflate=PYC_DEFLATE)
+        # every other source, the fallback for another Python, in one deflated entry
+        # (one stream compresses a fifth better than a file each)
+        add_file(zf, SOURCES, source_bundle({a: files[a] for a in files if a not in ZIPIMPORTED}),
+                 deflate=True)
+    zipdata = buf.getvalue()
+    pversions = vjson if fast and versions else None
+    start = len(preamble(binname, python, pversions))
+    blob = boot_blob(zipdata, start + 0, module, func, noop)     # base fixed below
+    end = start + len(blob)
+    blob = boot_blob(zipdata, end, module, func, noop)
+    assert len(blob) == end - start
+    head = preamble(binname, python, pversions, start, end)
+    assert len(head) == start
     dest = os.path.join(outdir, binname)
     tmp = dest + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(buf.getvalue())
+        f.write(head + blob + zipdata)
     os.chmod(tmp, 0o755)
     os.replace(tmp, dest)
     return dest
@@ -193,6 +345,9 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
 
 
 def main() -> int:
+    if sys.version_info >= (3, 11) and "no_debug_ranges" not in sys._xoptions:
+        # column tables only serve tracebacks' carets: compile without them (-X no_debug_ranges)
+        os.execv(sys.executable, [sys.executable, "-X", "no_debug_ranges"] + sys.argv)
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--python", default="/usr/bin/python3",
                     help="interpreter for the shebang (its bytecode is shipped)")

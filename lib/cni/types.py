@@ -1,13 +1,14 @@
 """The canonical result model (spec 1.1); convert.py maps it to each wire version.
 
-Addresses are kept as validated strings and turned into `ipaddress` objects
-on first use: importing `ipaddress` costs ~3 ms, which chained plugins that
-only pass a prevResult through should not pay.
+Addresses are kept as validated strings and turned into `cni.addr` objects
+(our cheap stand-in for `ipaddress`) on first use: chained plugins that only
+pass a prevResult through never parse them.
 """
 from __future__ import annotations
 
 import _socket
 
+from cni import addr as _addr
 from cni.errors import DecodingError
 
 TYPE_CHECKING = False
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def check_ip(s: str, what: str) -> str:
-    """Validate a bare IP string (v4 or v6) without importing ipaddress."""
+    """Validate a bare IP string (v4 or v6) without building an address object."""
     if not isinstance(s, str) or not s:
         raise DecodingError(f"invalid {what}", f"{s!r} is not an IP address")
     fam = _socket.AF_INET6 if ":" in s else _socket.AF_INET
@@ -38,11 +39,6 @@ def check_cidr(s: str, what: str) -> str:
     if not plen.isdigit() or not plen.isascii() or int(plen) > maxlen or len(plen) > 3:
         raise DecodingError(f"invalid {what}", f"{s!r} has a bad prefix length")
     return s
-
-
-def _ipaddress():
-    import ipaddress
-    return ipaddress
 
 
 class Interface:
@@ -89,7 +85,7 @@ class IPConfig:
     @property
     def address(self) -> IPv4Interface | IPv6Interface:
         """The address with its prefix length."""
-        return _ipaddress().ip_interface(self._address)
+        return _addr.ip_interface(self._address)
 
     @address.setter
     def address(self, v):
@@ -98,7 +94,7 @@ class IPConfig:
     @property
     def gateway(self) -> IPv4Address | IPv6Address | None:
         """The gateway, or None."""
-        return None if self._gateway is None else _ipaddress().ip_address(self._gateway)
+        return None if self._gateway is None else _addr.ip_address(self._gateway)
 
     @gateway.setter
     def gateway(self, v):
@@ -150,7 +146,7 @@ class Route:
     @property
     def dst(self) -> IPv4Network | IPv6Network:
         """The destination network."""
-        return _ipaddress().ip_network(self._dst, strict=False)
+        return _addr.ip_network(self._dst, strict=False)
 
     @dst.setter
     def dst(self, v):
@@ -159,7 +155,7 @@ class Route:
     @property
     def gw(self) -> IPv4Address | IPv6Address | None:
         """The next hop, or None (the interface's default gateway)."""
-        return None if self._gw is None else _ipaddress().ip_address(self._gw)
+        return None if self._gw is None else _addr.ip_address(self._gw)
 
     @gw.setter
     def gw(self, v):

@@ -34,11 +34,11 @@ def test_every_binary_answers_version():
         assert r.json["cniVersion"] == "0.4.0" and "0.4.0" in r.json["supportedVersions"], name
 
 
-def test_shebang_is_isolated():
+def test_preamble_execs_the_isolated_interpreter():
     with open(os.path.join(BIN, "sample"), "rb") as f:
-        line = f.readline()
-    assert line.startswith(b"#!/usr/bin/python3 -IS")  # isolated, no site
-    assert len(line) < 256
+        head = f.read(4096)
+    assert head.startswith(b"#!/bin/sh\n")
+    assert b"\nexec '/usr/bin/python3' -IS -c '" in head   # absolute path, isolated, no site
 
 
 def test_copied_alone_runs(tmp_path):

@@ -41,7 +41,7 @@ def normalize_mappings(raw, field: str = "runtimeConfig.portMappings") -> list:
     and is lower-cased; hostIP "" means unset (None), else an ipaddress object (a plain
     address: an IPv6 zone such as `fe80::1%eth0` is refused).
     """
-    import ipaddress
+    from cni import addr as ipaddress
     if raw is None:
         return []
     if not isinstance(raw, list):

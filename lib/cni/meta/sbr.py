@@ -38,7 +38,7 @@ class NetnsLock:
 
 def static_gateways(gateways) -> dict:
     """{4: ip, 6: ip} from the `gateways` list (at most one per family)."""
-    import ipaddress
+    from cni import addr as ipaddress
     if len(gateways) > 2:
         raise InvalidConfigError("gateways list cannot contain more than 2 entries (one IPv4, one IPv6)")
     out: dict = {}
@@ -55,7 +55,7 @@ def static_gateways(gateways) -> dict:
 
 
 def _host_net(ip):
-    import ipaddress
+    from cni import addr as ipaddress
     return ipaddress.ip_network(f"{ip}/{ip.max_prefixlen}")
 
 

@@ -90,7 +90,7 @@ class Conntrack:
     def delete(self, *, proto: int, dport: int, dst=None, family: int | None = None) -> int:
         """Delete entries with this protocol and original dst port (and dst ip); returns the count."""
         if dst is not None and isinstance(dst, str):
-            import ipaddress
+            from .. import addr as ipaddress
             dst = ipaddress.ip_address(dst)
         fams = (family,) if family else ((AF_INET if dst.version == 4 else AF_INET6,) if dst
                                          else (AF_INET, AF_INET6))

@@ -1,17 +1,8 @@
 """Slotted records decoded from rtnetlink messages (links, addresses, routes, rules, neighbours, tc)."""
 from __future__ import annotations
 
+from .. import addr as _addr
 from .rtnl_defs import (IFF_ALLMULTI, IFF_LOWER_UP, IFF_PROMISC, IFF_UP, OPERSTATES)
-
-_ipaddress = None
-
-
-def _ipmod():
-    global _ipaddress
-    if _ipaddress is None:
-        import ipaddress
-        _ipaddress = ipaddress
-    return _ipaddress
 
 
 class _Rec:
@@ -105,7 +96,7 @@ class Addr(_Rec):
 
     @property
     def interface(self):
-        return _ipmod().ip_interface(f"{self.ip}/{self.prefixlen}")
+        return _addr.ip_interface(f"{self.ip}/{self.prefixlen}")
 
 
 class Route(_Rec):
@@ -122,12 +113,11 @@ class Route(_Rec):
         self.scope, self.proto, self.type = h["scope"], h["protocol"], h["type"]
         self.flags, self.tos = h["flags"], h["tos"]
         d = a.get("RTA_DST")
-        ipm = _ipmod()
         if d is None:
             d = "0.0.0.0" if self.family == 2 else "::"
-        self.dst = ipm.ip_network(f"{d}/{h['dst_len']}", strict=False)
+        self.dst = _addr.ip_network(f"{d}/{h['dst_len']}", strict=False)
         s = a.get("RTA_SRC")
-        self.src = ipm.ip_network(f"{s}/{h['src_len']}", strict=False) if s is not None else None
+        self.src = _addr.ip_network(f"{s}/{h['src_len']}", strict=False) if s is not None else None
         self.gw = a.get("RTA_GATEWAY")
         self.oif = a.get("RTA_OIF")
         self.iif = a.get("RTA_IIF")
@@ -178,10 +168,9 @@ class Rule(_Rec):
         self.action, self.flags = h["action"], h["flags"]
         self.table = a.get("FRA_TABLE", h["table"])
         self.priority = a.get("FRA_PRIORITY", 0)
-        ipm = _ipmod()
         s, d = a.get("FRA_SRC"), a.get("FRA_DST")
-        self.src = ipm.ip_network(f"{s}/{h['src_len']}", strict=False) if s is not None else None
-        self.dst = ipm.ip_network(f"{d}/{h['dst_len']}", strict=False) if d is not None else None
+        self.src = _addr.ip_network(f"{s}/{h['src_len']}", strict=False) if s is not None else None
+        self.dst = _addr.ip_network(f"{d}/{h['dst_len']}", strict=False) if d is not None else None
         self.iif = a.get("FRA_IIFNAME")
         self.oif = a.get("FRA_OIFNAME")
         self.fwmark = a.get("FRA_FWMARK")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from .. import addr as _addr
 from .codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
 from .records import Addr, Neigh, Route, Rule
 from .rtnl_defs import (AF_INET, AF_INET6, FIB_RULE_INVERT, FR_ACT_TO_TBL, IFA_F_DADFAILED,
@@ -15,15 +16,10 @@ from .rtnl_defs import (AF_INET, AF_INET6, FIB_RULE_INVERT, FR_ACT_TO_TBL, IFA_F
 from .socket import NetlinkError
 
 ENODEV, ENOENT, EADDRNOTAVAIL = 19, 2, 99
-_ipaddress = None
 
 
 def _ipm():
-    global _ipaddress
-    if _ipaddress is None:
-        import ipaddress
-        _ipaddress = ipaddress
-    return _ipaddress
+    return _addr
 
 
 def _iface(v):

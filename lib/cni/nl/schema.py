@@ -9,17 +9,9 @@ from __future__ import annotations
 from struct import Struct as _S
 from struct import error as _StructError
 
+from .. import addr as _addr
 from .codec import NLA_F_NESTED, NLATTR, AttrList, NetlinkDecodeError, align, pack_tlv
 
-_ipaddress = None
-
-
-def _ipmod():
-    global _ipaddress
-    if _ipaddress is None:
-        import ipaddress
-        _ipaddress = ipaddress
-    return _ipaddress
 
 
 class Num:
@@ -116,22 +108,22 @@ class _Mac:
 
 
 class _IP:
-    """4 or 16 bytes <-> ipaddress.IPv4Address/IPv6Address (strings are accepted on pack)."""
+    """4 or 16 bytes <-> cni.addr.IPv4Address/IPv6Address (strings are accepted on pack)."""
 
     __slots__ = ()
     nested = False
 
     def pack(self, v) -> bytes:
         if isinstance(v, str):
-            v = _ipmod().ip_address(v)
+            v = _addr.ip_address(v)
         return v.packed
 
     def unpack(self, mv):
         n = len(mv)
         if n == 4:
-            return _ipmod().IPv4Address(bytes(mv))
+            return _addr.IPv4Address(bytes(mv))
         if n == 16:
-            return _ipmod().IPv6Address(bytes(mv))
+            return _addr.IPv6Address(bytes(mv))
         raise ValueError(f"address of {n} bytes")
 
     def __repr__(self) -> str:
