@@ -320,7 +320,7 @@ def add(args: skel.Args, conf: Config):
 
 def delete(args: skel.Args, conf: Config) -> None:
     from cni import ipam
-    from cni.ip import delete_veth_and_masq
+    from cni.veth import delete_veth_and_masq
     if conf.ipam_type():
         # IPAM first, while the container interface still exists (dhcp sends its RELEASE on it)
         ipam.exec_del(conf, args)

@@ -113,7 +113,7 @@ def add(args: skel.Args, conf: Config):
 
 def delete(args: skel.Args, conf: Config) -> None:
     from cni import ipam
-    from cni.ip import delete_veth_and_masq
+    from cni.veth import delete_veth_and_masq
     if conf.ipam_type():
         ipam.exec_del(conf, args)
     delete_veth_and_masq(args, conf)

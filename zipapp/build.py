@@ -270,11 +270,26 @@ def zip_comment(binname: str, digest: str) -> bytes:
     return f"pycni {binname} {digest}".encode()
 
 
+def minify(src: bytes) -> bytes:
+    """The same module with its docstrings and comments left out (ast round trip), for the
+    fallback bundle only: it runs, nobody reads it there (the repository has the original)."""
+    import ast
+    tree = ast.parse(src)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return (ast.unparse(tree) + "\n").encode()
+
+
 def source_bundle(files: dict) -> bytes:
-    """'name<TAB>size' lines, a blank line, then the sources back to back."""
+    """'name<TAB>size' lines, a blank line, then the (minified) sources back to back."""
     names = sorted(files)
-    head = "".join(f"{n}\t{len(files[n])}\n" for n in names) + "\n"
-    return head.encode() + b"".join(files[n] for n in names)
+    srcs = {n: minify(files[n]) for n in names}
+    head = "".join(f"{n}\t{len(srcs[n])}\n" for n in names) + "\n"
+    return head.encode() + b"".join(srcs[n] for n in names)
 
 
 def add_file(zf: zipfile.ZipFile, arc: str, data: bytes, deflate: bool = False) -> None:

@@ -13,8 +13,8 @@ from cni.errors import DecodingError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ipaddress import (IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface,
-                           IPv6Network)
+    from cni.addr import (IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface,
+                          IPv6Network)
 
 
 def check_ip(s: str, what: str) -> str:
@@ -69,9 +69,9 @@ class Interface:
 class IPConfig:
     """One address of a result (an `ips` entry).
 
-    `address` is an ipaddress.ip_interface (host bits kept) and `gateway` an
+    `address` is a cni.addr ip_interface (host bits kept) and `gateway` an
     ip_address or None, both built on access; `address_str`/`gateway_str` give
-    the strings without importing ipaddress. `interface` indexes the result's
+    the strings without building address objects. `interface` indexes the result's
     `interfaces` (None when not given).
     """
     __slots__ = ("_address", "_gateway", "interface")
@@ -126,7 +126,7 @@ class IPConfig:
 class Route:
     """One route of a result (a `routes` entry).
 
-    `dst` is an ipaddress.ip_network (host bits dropped) and `gw` an ip_address or
+    `dst` is a cni.addr ip_network (host bits dropped) and `gw` an ip_address or
     None (the default gateway); `dst_str`/`gw_str` are the strings. `mtu`, `advmss`,
     `priority`, `table` and `scope` are 1.1.0 fields (0/None when absent).
     """

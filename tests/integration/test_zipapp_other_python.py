@@ -77,3 +77,34 @@ def test_our_build_run_by_another_python(other, built_bins):
     assert json.loads(r.stdout)["ips"][0]["address"] == "10.1.0.5/16"
     assert r.stderr == b""
     assert sys.version_info >= (3, 9)
+
+
+def _oldest_python() -> str:
+    """The oldest Python 3.9+ on this machine (the floor we promise), else skip."""
+    cands = sorted(glob.glob("/usr/bin/python3.[0-9]*") + glob.glob("/root/.pyenv/versions/3.*/bin/python3"))
+    found = [(m, c) for c in cands if not c.endswith("-config") and os.access(c, os.X_OK)
+             for m in [_minor(c)] if m and m >= (3, 9)]
+    if not found:
+        pytest.skip("no Python 3.9+ besides the system one")
+    return min(found)[1]
+
+
+def test_fallback_sources_compile_on_the_oldest_python():
+    """The sources bundled as the fallback (minified at build time) are valid for 3.9."""
+    py = _oldest_python()
+    code = r'''
+import sys, zipfile
+for path in sys.argv[1:]:
+    data = zipfile.ZipFile(path).read("_pycni_sources")
+    head, _, body = data.partition(b"\n\n")
+    off = 0
+    for line in head.decode().splitlines():
+        name, size = line.split("\t")
+        compile(body[off:off + int(size)], path + ":" + name, "exec")
+        off += int(size)
+print("ok", len(sys.argv) - 1)
+'''
+    bins = sorted(glob.glob(os.path.join(BIN, "*")))
+    r = subprocess.run([py, "-c", code, *bins], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"ok {len(bins)}"
