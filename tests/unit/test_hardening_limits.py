@@ -1,0 +1,182 @@
+"""Absurd counts and out-of-range numbers in configs: a clear code 6/7, never 999 and never
+a slow quadratic check (issue 12, item 5)."""
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from cni import convert, version
+from cni.errors import CNIError, DecodingError, InvalidConfigError
+from cni.ipam import ranges
+
+
+def _range_list(n, *, step=4, v6=False):
+    """n disjoint /30-sized pools inside one big subnet."""
+    out = []
+    for i in range(n):
+        lo, hi = 16 + i * step, 16 + i * step + step - 2
+        if v6:
+            out.append({"subnet": "fd00::/64", "rangeStart": f"fd00::{lo:x}",
+                        "rangeEnd": f"fd00::{hi:x}"})
+        else:
+            out.append({"subnet": "10.0.0.0/8", "rangeStart": f"10.{lo >> 16 & 255}.{lo >> 8 & 255}.{lo & 255}",
+                        "rangeEnd": f"10.{hi >> 16 & 255}.{hi >> 8 & 255}.{hi & 255}"})
+    return out
+
+
+def test_overlap_check_of_5000_ranges_is_fast(monkeypatch):
+    """The pairwise check made 12.5 million Range.overlaps calls for 5000 ranges (tens of
+    seconds); the sweep makes none and sorts once."""
+    calls = []
+    real = ranges.Range.overlaps
+    monkeypatch.setattr(ranges.Range, "overlaps", lambda a, b: calls.append(1) or real(a, b))
+    lst = _range_list(5000)
+    random.Random(5).shuffle(lst)
+    t = time.perf_counter()
+    (rs,) = ranges.load_range_sets({"ranges": [lst]}, None, "1.0.0")
+    dt = time.perf_counter() - t
+    assert len(rs.ranges) == 5000 and not calls
+    print(f"5000 ranges parsed and checked in {dt * 1000:.1f} ms")
+    assert dt < 5.0
+    # one overlapping pair hidden among them is found, and named
+    bad = lst + [{"subnet": "10.0.0.0/8", "rangeStart": "10.0.39.1", "rangeEnd": "10.0.39.2"}]
+    with pytest.raises(InvalidConfigError, match="invalid IPAM config") as ei:
+        ranges.load_range_set(bad, "ipam.ranges[0]")
+    assert "overlap" in ei.value.details and "10.0.39.1-10.0.39.2" in ei.value.details
+    # 5000 single-range sets: the cross-set check is the same sweep
+    sets = [[r] for r in lst[:1000]]
+    t = time.perf_counter()
+    assert len(ranges.load_range_sets({"ranges": sets}, None, "1.0.0")) == 1000
+    assert time.perf_counter() - t < 5.0 and not calls
+
+
+def test_sweep_agrees_with_pairwise_definition():
+    rnd = random.Random(12)
+    for _ in range(400):
+        rs = []
+        for _ in range(rnd.randrange(1, 9)):
+            v6 = rnd.random() < 0.3
+            a = rnd.randrange(0, 60)
+            b = a + rnd.randrange(0, 8)
+            rs.append(ranges.Range(v6, 0, 24 if not v6 else 120, a, b, 0))
+        brute = any(rs[i].overlaps(rs[j]) for i in range(len(rs)) for j in range(i + 1, len(rs)))
+        pair = ranges.first_overlap(rs)
+        assert (pair is not None) == brute, rs
+        if pair:
+            i, j = pair
+            assert i < j and rs[i].overlaps(rs[j])
+
+
+def test_cross_set_overlap_names_both_sets():
+    ipam = {"ranges": [[{"subnet": "10.1.0.0/24"}], [{"subnet": "fd00::/64"}],
+                       [{"subnet": "10.2.0.0/24"}], [{"subnet": "10.1.0.128/25"}]]}
+    with pytest.raises(InvalidConfigError) as ei:
+        ranges.load_range_sets(ipam, None, "1.0.0")
+    assert ei.value.details == "ipam.ranges: range set 0 overlaps with 3"
+
+
+@pytest.mark.parametrize("ipam,rt,frag", [
+    ({"ranges": [[{"subnet": "10.0.0.0/24"}]] * 1025}, None, "ipam.ranges: 1025 range sets; at most 1024"),
+    ({"ranges": [[{"subnet": "10.0.0.0/24"}] * 8193]}, None, "8193 ranges; at most 8192"),
+    ({"ranges": [[{"subnet": "10.0.0.0/24"}] * 3000] * 3}, None, "9000 ranges; at most 8192"),
+    ({"ranges": [[{"subnet": "10.0.0.0/24"}]]}, [[{"subnet": "10.1.0.0/24"}]] * 2000,
+     "runtimeConfig.ipRanges: 2000 range sets; at most 1024"),
+])
+def test_range_counts_are_capped(ipam, rt, frag):
+    t = time.perf_counter()
+    with pytest.raises(InvalidConfigError) as ei:
+        ranges.load_range_sets(ipam, rt, "1.0.0")
+    assert ei.value.code == 7 and frag in ei.value.details
+    assert time.perf_counter() - t < 0.5          # refused before parsing a single range
+
+
+def test_total_range_cap_across_groups():
+    sets = [[r] for r in _range_list(600)]
+    rt = [[r] for r in _range_list(600, v6=True)]
+    with pytest.raises(InvalidConfigError, match="invalid IPAM config") as ei:
+        ranges.load_range_sets({"ranges": sets}, rt, "1.0.0")
+    assert "at most 1024 range sets and 8192 ranges" in ei.value.details
+
+
+def _route(**kw):
+    d = {"dst": "10.96.0.0/16"}
+    d.update(kw)
+    return d
+
+
+@pytest.mark.parametrize("key,val,top", [
+    ("priority", -1, 4294967295), ("priority", 2 ** 32, 4294967295), ("table", -1, 4294967295),
+    ("table", 2 ** 64, 4294967295), ("mtu", -5, 4294967295), ("advmss", 2 ** 40, 4294967295),
+    ("scope", 256, 255), ("scope", -1, 255),
+])
+def test_route_numbers_out_of_range(key, val, top):
+    with pytest.raises(DecodingError) as ei:
+        convert.from_json({"cniVersion": "1.0.0", "routes": [_route(**{key: val})]})
+    assert ei.value.details == f"routes[0].{key} must be between 0 and {top}"
+    r = convert.from_json({"cniVersion": "1.0.0", "routes": [_route(**{key: top})]}).routes[0]
+    assert getattr(r, key) == top
+
+
+def test_ipam_route_errors_are_code_7():
+    from cni.ipam import allocator
+
+    class Conf:
+        cni_version, name, runtime_config, args = "1.0.0", "n", {}, {}
+        ipam = {"type": "host-local", "ranges": [[{"subnet": "10.0.0.0/24"}]],
+                "routes": [_route(table=-1)]}
+
+        def cni_arg(self, key, default=None):
+            return default
+    with pytest.raises(InvalidConfigError) as ei:
+        allocator.load_config(Conf())
+    assert ei.value.code == 7 and ei.value.details == "ipam.routes[0].table must be between 0 and 4294967295"
+    Conf.ipam["routes"] = [_route()] * 4097
+    with pytest.raises(InvalidConfigError) as ei:
+        allocator.load_config(Conf())
+    assert "ipam.routes holds 4097 routes; at most 4096" in ei.value.details
+    Conf.ipam["routes"] = [_route()] * 4096
+    assert len(allocator.load_config(Conf()).routes) == 4096
+
+
+def test_result_route_count_capped():
+    with pytest.raises(DecodingError, match="too many routes"):
+        convert.from_json({"cniVersion": "1.0.0", "routes": [_route()] * 5000})
+    with pytest.raises(DecodingError, match="too many routes"):
+        convert.from_json({"cniVersion": "0.2.0", "ip4": {"ip": "10.0.0.2/24",
+                                                          "routes": [_route()] * 5000}})
+
+
+@pytest.mark.parametrize("v", ["1." + "1" * 5000, "1" * 5000, "0.4." + "9" * 20,
+                               "1.0." + "0" * 5000 + "1" + "0" * 19])
+def test_huge_version_parts_are_decoding_errors(v):
+    t = time.perf_counter()
+    with pytest.raises(DecodingError) as ei:
+        version.parse(v)
+    assert time.perf_counter() - t < 0.1
+    assert ei.value.code == 6 and len(ei.value.details) < 200 and "too large" in ei.value.details
+
+
+def test_version_leading_zeros_still_parse():
+    assert version.parse("1.0." + "0" * 5000) == (1, 0, 0)
+    assert version.parse("0.4." + "9" * 18) == (0, 4, 999999999999999999)
+
+
+def test_skel_answers_code_6_for_a_5000_digit_version():
+    import io
+
+    from cni import skel
+    plugin = skel.Plugin("t", type("C", (), {"load": classmethod(lambda c, o, r: None)}),
+                         add=lambda a, c: None)
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c", "CNI_NETNS": "/x", "CNI_IFNAME": "eth0"}
+    out = io.StringIO()
+    data = ('{"cniVersion": "1.' + "7" * 5000 + '.0", "name": "n"}').encode()
+    assert skel.run(plugin, env, io.BytesIO(data), out) == 1
+    import json
+    err = json.loads(out.getvalue())
+    assert err["code"] == 6 and err["msg"] == "invalid version"
+
+
+def test_errors_are_cni_errors():
+    assert issubclass(DecodingError, CNIError)
