@@ -75,3 +75,57 @@ def test_host_device_selectors_are_code_7(hd_lab, kw, field):
     assert r.rc == 1 and r.json["code"] == 7 and field in r.json["msg"] + r.json["details"], r
     assert len(r.stdout) < 1000
     assert _names(host) == ["hd0", "hd0p", "lo"] and _names(cont) == ["lo"]
+
+
+# ---- bandwidth and tuning: numbers beyond what the kernel holds, NUL in a sysctl key --------
+
+from test_portmap import bridge_conf, chained, ok, run  # noqa: E402
+
+
+@pytest.fixture
+def attached(tmp_path, host_ns, cont_ns, built_bins):
+    prev = ok(run("bridge", "ADD", bridge_conf(tmp_path), host_ns, cont_ns, "ctr1"))
+    yield prev
+    run("bridge", "DEL", bridge_conf(tmp_path), host_ns, cont_ns, "ctr1")
+
+
+def _tc_state(host_ns):
+    qdiscs = host_ns.run("tc", "-j", "qdisc", "show").stdout
+    links = sorted(x["ifname"] for x in host_ns.ipj("link"))
+    return qdiscs, links
+
+
+@pytest.mark.parametrize("kw,field", [
+    ({"ingressRate": 2 ** 64, "ingressBurst": 80000}, "ingressRate"),
+    ({"egressRate": 2 ** 70, "egressBurst": 80000}, "egressRate"),
+    ({"egressRate": 8000, "egressBurst": 2 ** 64}, "egressBurst"),
+    ({"runtimeConfig": {"bandwidth": {"ingressRate": 2 ** 67, "ingressBurst": 8}}}, "ingressRate"),
+])
+def test_bandwidth_beyond_tc_is_code_7(attached, host_ns, cont_ns, kw, field):
+    before = _tc_state(host_ns)
+    conf = chained(attached, dict({"type": "bandwidth"}, **kw))
+    r = run("bandwidth", "ADD", conf, host_ns, cont_ns, "ctr1")
+    assert r.rc == 1 and r.json["code"] == 7, r
+    assert field in r.json["msg"] + r.json["details"] or "4GB" in r.json["msg"], r
+    assert _tc_state(host_ns) == before                     # no qdisc, no IFB left
+    d = run("bandwidth", "DEL", conf, host_ns, cont_ns, "ctr1")   # as Go: the config is refused
+    assert d.rc == 1 and d.json["code"] == 7, d
+
+
+@pytest.mark.parametrize("kw,field", [
+    ({"mtu": 2 ** 32}, "mtu"), ({"mtu": 65536}, "mtu"), ({"mtu": -1}, "mtu"),
+    ({"txQLen": 2 ** 32}, "txQLen"), ({"args": {"cni": {"mtu": 2 ** 64}}}, "mtu"),
+    ({"sysctl": {"net.ipv4.conf.IFNAME.arp_notify\u0000": "1"}}, "sysctl key"),
+    ({"args": {"cni": {"sysctl": {"net/core/\u0000somaxconn": "1"}}}}, "sysctl key"),
+    ({"dataDir": "/run/cni/x\u0000y"}, "dataDir"),
+])
+def test_tuning_bad_values_are_code_7(attached, host_ns, cont_ns, tmp_path, kw, field):
+    link = cont_ns.ipj("-d", "link", "show", "eth0")[0]
+    conf = chained(attached, dict({"type": "tuning", "dataDir": str(tmp_path / "tuning")}, **kw))
+    r = run("tuning", "ADD", conf, host_ns, cont_ns, "ctr1")
+    assert r.rc == 1 and r.json["code"] == 7 and field in r.json["msg"] + r.json["details"], r
+    after = cont_ns.ipj("-d", "link", "show", "eth0")[0]
+    assert (after["mtu"], after["txqlen"]) == (link["mtu"], link["txqlen"])
+    assert not (tmp_path / "tuning").exists()               # no backup file written
+    d = run("tuning", "DEL", conf, host_ns, cont_ns, "ctr1")
+    assert d.rc == 0 or d.json["code"] == 7, d

@@ -180,3 +180,124 @@ def test_skel_answers_code_6_for_a_5000_digit_version():
 
 def test_errors_are_cni_errors():
     assert issubclass(DecodingError, CNIError)
+
+
+# ---- environment, sysctl keys, link numbers, bandwidth, port mappings -----------------------
+
+def test_non_utf8_ifname_is_code_4():
+    import io
+    import json
+    import os
+
+    from cni import skel
+    plugin = skel.Plugin("t", None, add=lambda a, c: None)
+    # what os.environ holds for CNI_IFNAME=b"et\xffh0" (surrogateescape)
+    name = os.fsdecode(b"et\xffh0")
+    assert skel.valid_ifname(name) == "interface name is not valid UTF-8"
+    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c", "CNI_NETNS": "/x", "CNI_IFNAME": name}
+    out = io.StringIO()
+    assert skel.run(plugin, env, io.BytesIO(b"{}"), out) == 1
+    err = json.loads(out.getvalue())
+    assert err["code"] == 4 and err["msg"] == "invalid CNI_IFNAME"
+    assert "not valid UTF-8" in err["details"]
+
+
+def test_non_utf8_ifname_through_a_zipapp(built_bins):
+    import json
+    import os
+    import subprocess
+    env = {b"CNI_COMMAND": b"DEL", b"CNI_CONTAINERID": b"c", b"CNI_NETNS": b"",
+           b"CNI_IFNAME": b"et\xffh0", b"CNI_PATH": b"/nonexistent"}
+    r = subprocess.run([os.path.join(built_bins, "loopback")], env=env, capture_output=True,
+                       input=b'{"cniVersion": "1.0.0", "name": "n", "type": "loopback"}')
+    assert r.returncode == 1 and json.loads(r.stdout)["code"] == 4, r
+
+
+@pytest.mark.parametrize("key", ["net.ipv4.conf.IFNAME.arp_notify\x00", "net/ipv4/\x00x"])
+def test_sysctl_key_with_nul_is_code_7(key):
+    from cni.meta import tuning
+    with pytest.raises(InvalidConfigError) as ei:
+        tuning.sysctl_path(key, "eth0")
+    assert ei.value.msg == "invalid sysctl key" and "NUL" in ei.value.details
+
+
+@pytest.mark.parametrize("key,want", [
+    ("net.ipv4.conf.IFNAME.arp_notify", "/proc/sys/net/ipv4/conf/eth0/arp_notify"),
+    # every '.' becomes '/': a '..' cannot survive, the key stays a (missing) net/ key
+    ("net/ipv4/conf/IFNAME/../../../kernel/x", "/proc/sys/net/ipv4/conf/eth0/kernel/x"),
+    ("net/../kernel/hostname", "/proc/sys/net/kernel/hostname"),
+    ("net..ipv4..ip_forward", "/proc/sys/net/ipv4/ip_forward"),
+    ("kernel.hostname", None), ("/net", None), ("", None),
+])
+def test_sysctl_keys_stay_under_proc_sys_net(key, want):
+    from cni.meta import tuning
+    if want is None:
+        with pytest.raises(InvalidConfigError):
+            tuning.sysctl_path(key, "eth0")
+    else:
+        assert tuning.sysctl_path(key, "eth0") == want
+
+
+def test_sysctl_module_refuses_dot_dot_and_nul():
+    from cni import sysctl
+    assert sysctl.path("net.ipv4.conf.eth0/1.rp_filter") == "/proc/sys/net/ipv4/conf/eth0.1/rp_filter"
+    for bad in ("net/ipv4/conf/../../kernel/x", "net/./x", "net/x\x00"):
+        with pytest.raises(ValueError):
+            sysctl.path(bad)
+
+
+@pytest.mark.parametrize("mtu,txq,field", [(-1, None, "mtu"), (65536, None, "mtu"),
+                                           (2 ** 64, None, "mtu"), (1500, -1, "txQLen"),
+                                           (1500, 2 ** 32, "txQLen")])
+def test_tuning_numbers(mtu, txq, field):
+    from cni.meta import tuning
+    with pytest.raises(InvalidConfigError) as ei:
+        tuning.check_values(mtu, txq)
+    assert ei.value.msg == f"invalid {field}" and "out of range" in ei.value.details
+    tuning.check_values(65535, 2 ** 32 - 1)
+
+
+@pytest.mark.parametrize("plugin", ["ipvlan", "macvlan", "vlan", "tuning"])
+@pytest.mark.parametrize("mtu", [-1, 65536, 2 ** 64, 10 ** 5000], ids=["-1", "65536", "2^64", "10^5000"])
+def test_link_plugins_mtu_range(plugin, mtu):
+    import importlib
+    mod = importlib.import_module(plugin)
+    conf = {"cniVersion": "1.0.0", "name": "n", "type": plugin, "master": "eth0", "mtu": mtu,
+            "vlanId": 5}
+    with pytest.raises(InvalidConfigError) as ei:
+        c = mod.Config.load(conf)
+        if plugin == "tuning":
+            from cni import skel
+            c.resolve(skel.Args())
+    assert ei.value.code == 7 and "mtu" in ei.value.details
+
+
+def test_tuning_data_dir_with_nul():
+    import tuning as plugin
+    with pytest.raises(InvalidConfigError, match="invalid dataDir"):
+        plugin.Config.load({"cniVersion": "1.0.0", "name": "n", "type": "tuning",
+                            "dataDir": "/run/x\x00y"})
+
+
+@pytest.mark.parametrize("rate,burst,frag", [
+    (2 ** 64, 80000, "ingressRate=18446744073709551616 bit/s is more than 18446744073709551615"),
+    (2 ** 70, 80000, "more than"), (10 ** 5000, 80000, "a 16610-bit number"),
+    (8000, 8 * 0xFFFFFFFF, "burst cannot be more than 4GB"),
+], ids=["2^64", "2^70", "10^5000", "burst"])
+def test_bandwidth_limits(rate, burst, frag):
+    from cni.meta import bandwidth
+    with pytest.raises(InvalidConfigError) as ei:
+        bandwidth.validate_rate_burst(rate, burst, "ingress")
+    assert frag in ei.value.msg + ei.value.details
+    bandwidth.validate_rate_burst(2 ** 64 - 1, 80000, "ingress")
+
+
+def test_port_mapping_count_capped():
+    from cni.fw import portmap
+    m = {"hostPort": 8080, "containerPort": 80}
+    t = time.perf_counter()
+    with pytest.raises(InvalidConfigError) as ei:
+        portmap.normalize_mappings([m] * (65536 * 2 + 1))
+    assert time.perf_counter() - t < 0.1
+    assert ei.value.msg == "too many port mappings"
+    assert "131073 entries; at most 131072" in ei.value.details

@@ -30,6 +30,8 @@ class PortmapCheckError(InternalError):
 
 # --- input -----------------------------------------------------------------------------------
 
+MAX_MAPPINGS = 65536 * 2        # a mapping per port and protocol (tcp, udp): more is absurd
+
 def normalize_mappings(raw) -> list:
     """runtimeConfig.portMappings -> [{hostPort, containerPort, protocol, hostIP}] (validated).
 
@@ -41,6 +43,10 @@ def normalize_mappings(raw) -> list:
         return []
     if not isinstance(raw, list):
         raise InvalidConfigError("invalid portMappings", "portMappings must be a list")
+    if len(raw) > MAX_MAPPINGS:
+        raise InvalidConfigError("too many port mappings",
+                                 f"portMappings holds {len(raw)} entries; at most {MAX_MAPPINGS}"
+                                 " (every port, for tcp and udp) are allowed")
     out = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
