@@ -52,8 +52,8 @@ def _str_field(ipam: dict, key: str) -> str:
     v = _get(ipam, key)
     if v is None:
         return ""
-    if not isinstance(v, str):
-        raise InvalidConfigError("invalid IPAM config", f"ipam.{key} must be a string")
+    if not isinstance(v, str) or "\x00" in v:
+        raise InvalidConfigError("invalid IPAM config", f"ipam.{key} must be a string without NUL")
     return v
 
 
