@@ -301,3 +301,18 @@ def test_port_mapping_count_capped():
     assert time.perf_counter() - t < 0.1
     assert ei.value.msg == "too many port mappings"
     assert "131073 entries; at most 131072" in ei.value.details
+
+
+def test_host_local_resolv_conf_with_nul_is_code_7():
+    from cni.ipam import allocator
+
+    class Conf:
+        cni_version, name, runtime_config, args = "1.0.0", "n", {}, {}
+        ipam = {"type": "host-local", "ranges": [[{"subnet": "10.0.0.0/24"}]],
+                "resolvConf": "/etc/resolv.conf\x00x"}
+
+        def cni_arg(self, key, default=None):
+            return default
+    with pytest.raises(InvalidConfigError) as ei:
+        allocator.load_config(Conf())
+    assert "ipam.resolvConf" in ei.value.details
