@@ -197,7 +197,10 @@ def check_mtu(value: int, field: str = "mtu") -> int:
 
 
 def check_path(value: str, field: str) -> str:
-    """A file system path from the config: no NUL byte (the kernel cannot take one)."""
+    """A file system path from the config: no NUL byte, at most PATH_MAX (what the kernel
+    takes)."""
     if "\0" in value:
         raise InvalidConfigError(f"invalid {field}", f"{field} holds a NUL character")
+    if len(value.encode("utf-8", "surrogateescape")) >= 4096:
+        raise InvalidConfigError(f"invalid {field}", f"{field} is longer than 4095 bytes")
     return value

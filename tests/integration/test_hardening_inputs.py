@@ -99,6 +99,8 @@ def _tc_state(host_ns):
     ({"ingressRate": 2 ** 64, "ingressBurst": 80000}, "ingressRate"),
     ({"egressRate": 2 ** 70, "egressBurst": 80000}, "egressRate"),
     ({"egressRate": 8000, "egressBurst": 2 ** 64}, "egressBurst"),
+    ({"ingressRate": 100000, "ingressBurst": 2 ** 32}, "ingressBurst"),   # buffer wraps to 0
+    ({"egressRate": 100000, "egressBurst": 2 ** 32}, "egressBurst"),
     ({"runtimeConfig": {"bandwidth": {"ingressRate": 2 ** 67, "ingressBurst": 8}}}, "ingressRate"),
 ])
 def test_bandwidth_beyond_tc_is_code_7(attached, host_ns, cont_ns, kw, field):

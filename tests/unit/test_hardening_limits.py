@@ -289,7 +289,7 @@ def test_bandwidth_limits(rate, burst, frag):
     with pytest.raises(InvalidConfigError) as ei:
         bandwidth.validate_rate_burst(rate, burst, "ingress")
     assert frag in ei.value.msg + ei.value.details
-    bandwidth.validate_rate_burst(2 ** 64 - 1, 80000, "ingress")
+    bandwidth.validate_rate_burst(10 ** 12, 8 * 10 ** 9, "ingress")
 
 
 def test_port_mapping_count_capped():
@@ -316,3 +316,23 @@ def test_host_local_resolv_conf_with_nul_is_code_7():
     with pytest.raises(InvalidConfigError) as ei:
         allocator.load_config(Conf())
     assert "ipam.resolvConf" in ei.value.details
+
+
+@pytest.mark.parametrize("rate,burst", [(100000, 2 ** 32), (2 ** 64 - 1, 80000)])
+def test_bandwidth_burst_that_wraps_tbf_buffer_to_zero(rate, burst, monkeypatch):
+    """burst/rate in ticks is a u32 that wraps (as in Go); at 0 the kernel says EINVAL."""
+    from cni.meta import bandwidth
+    from cni.nl import tc
+    monkeypatch.setattr(tc, "_tick_in_usec", 15.625)        # this machine's /proc/net/psched
+    with pytest.raises(InvalidConfigError) as ei:
+        bandwidth.validate_rate_burst(rate, burst, "egress")
+    assert ei.value.msg == "invalid egressBurst" and "empty buffer" in ei.value.details
+    bandwidth.validate_rate_burst(8_000_000, 80_000, "egress")       # the usual numbers
+    bandwidth.validate_rate_burst(10_000_000, 2 ** 32 - 1, "egress")  # containerd's burst
+
+
+def test_tuning_data_dir_too_long():
+    import tuning as plugin
+    with pytest.raises(InvalidConfigError, match="invalid dataDir"):
+        plugin.Config.load({"cniVersion": "1.0.0", "name": "n", "type": "tuning",
+                            "dataDir": "/" + "x" * 100000})

@@ -28,6 +28,14 @@ def validate_rate_burst(rate: int, burst: int, what: str) -> None:
     if rate > MAX_RATE_BITS:
         raise InvalidConfigError(f"invalid {what}Rate",
                                  f"{what}Rate={_short(rate)} bit/s is more than {MAX_RATE_BITS}")
+    if rate >= 8 and burst:
+        from cni.nl.tc import tbf_params
+        # the buffer (burst/rate in ticks) is a u32 that wraps, as in Go; at exactly 0 the
+        # kernel refuses the qdisc (EINVAL): say which field instead
+        if tbf_params(rate, burst)["buffer"] == 0:
+            raise InvalidConfigError(f"invalid {what}Burst",
+                                     f"{what}Burst={burst} bits at {what}Rate={rate} bit/s gives "
+                                     "TBF an empty buffer (u32 ticks wrap to 0)")
     if rate and rate < 8:
         raise InvalidConfigError("invalid config", f"{what} rate {rate} bit/s is below 1 byte/s")
 
