@@ -32,6 +32,14 @@ class Config(NetConf):
         if self.hwaddr:
             from cni.ip import check_mac
             self.hwaddr = check_mac(self.hwaddr)
+        if self.device:
+            from cni.skel import valid_ifname
+            why = valid_ifname(self.device)
+            if why:
+                raise InvalidConfigError("invalid device", f"device {self.device[:64]!r}: {why}")
+        if self.pci_bus_id:
+            from cni.links.hostdev import check_pci_address
+            check_pci_address(self.pci_bus_id, "pciBusID")
 
     def resolve(self) -> None:
         """Apply runtimeConfig.deviceID and detect DPDK mode (ADD and CHECK only)."""

@@ -7,7 +7,7 @@ ipam (optional when chained after a plugin whose prevResult has IPs), dns.
 from __future__ import annotations
 
 from cni import skel
-from cni.config import NetConf
+from cni.config import NetConf, check_mtu
 from cni.errors import CNIError, InvalidConfigError
 
 # IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
@@ -37,8 +37,7 @@ class Config(NetConf):
             raise InvalidConfigError(f"unknown ipvlan flag: {self.flag!r}",
                                      "flag must be bridge, private or vepa")
         self.mode, self.flag = MODES[self.mode], FLAGS[self.flag]
-        if self.mtu < 0:
-            raise InvalidConfigError(f"invalid MTU {self.mtu}", "mtu must be >= 0")
+        check_mtu(self.mtu)
         if self.master:
             why = skel.valid_ifname(self.master)
             if why:

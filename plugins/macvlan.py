@@ -7,7 +7,7 @@ the `mac` capability (runtimeConfig.mac) and CNI_ARGS MAC.
 from __future__ import annotations
 
 from cni import skel
-from cni.config import NetConf
+from cni.config import NetConf, check_mtu
 from cni.errors import CNIError, InvalidConfigError
 
 # IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
@@ -34,8 +34,7 @@ class Config(NetConf):
             raise InvalidConfigError(f"unknown macvlan mode: {self.mode!r}",
                                      "mode must be bridge, private, vepa or passthru")
         self.mode = MODES[self.mode]
-        if self.mtu < 0:
-            raise InvalidConfigError(f"invalid MTU {self.mtu}", "mtu must be >= 0")
+        check_mtu(self.mtu)
         if not 0 <= self.bcqueuelen <= 0xFFFFFFFF:
             raise InvalidConfigError("invalid bcqueuelen", f"bcqueuelen={self.bcqueuelen}")
         if self.master:

@@ -114,20 +114,12 @@ def load_addresses(conf: Config, cni_args: str) -> list:
 
 def _routes(conf: Config) -> list:
     from cni.ipam.ranges import _get
-    rl = _get(conf.ipam, "routes")
-    if rl is None:
-        return []
-    if not isinstance(rl, list):
-        raise InvalidConfigError("invalid static config", "ipam.routes must be a list")
-    from cni.convert import _route
+    from cni.convert import parse_routes
     from cni.errors import DecodingError
-    out = []
-    for i, r in enumerate(rl):
-        try:
-            out.append(_route(r, f"ipam.routes[{i}]"))
-        except DecodingError as exc:
-            raise InvalidConfigError("invalid static config", exc.details or exc.msg) from None
-    return out
+    try:
+        return parse_routes(_get(conf.ipam, "routes"), "ipam.routes")
+    except DecodingError as exc:
+        raise InvalidConfigError("invalid static config", exc.details or exc.msg) from None
 
 
 def _dns(conf: Config):

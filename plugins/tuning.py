@@ -10,7 +10,7 @@ dataDir (atomically) and restored on DEL; sysctls are not restored.
 from __future__ import annotations
 
 from cni import skel
-from cni.config import NetConf
+from cni.config import NetConf, check_path
 from cni.errors import InvalidConfigError
 
 
@@ -43,7 +43,7 @@ class Config(NetConf):
         dups = duplicate_sysctl_keys(self.raw_bytes)
         if dups:
             raise InvalidConfigError("duplicated sysctl keys are not allowed", ", ".join(dups))
-        self.data_dir = self.data_dir or DEFAULT_DATA_DIR
+        self.data_dir = check_path(self.data_dir or DEFAULT_DATA_DIR, "dataDir")
         if self.if_name:
             from cni.skel import valid_ifname
             why = valid_ifname(self.if_name)
@@ -75,9 +75,8 @@ class Config(NetConf):
         if self.mac:
             from cni.ip import check_mac
             self.mac = check_mac(self.mac)
-        if self.mtu < 0 or (self.txqlen is not None and self.txqlen < 0):
-            raise InvalidConfigError("invalid config", "mtu and txQLen must not be negative")
-        from cni.meta.tuning import check_allowlist, sysctl_path
+        from cni.meta.tuning import check_allowlist, check_values, sysctl_path
+        check_values(self.mtu, self.txqlen)
         for key in self.sysctl:
             sysctl_path(key, "IFNAME")
         check_allowlist(self.sysctl)

@@ -6,7 +6,7 @@ linkInContainer, ipam (required), dns. DEL needs neither the master nor the netn
 from __future__ import annotations
 
 from cni import skel
-from cni.config import NetConf
+from cni.config import NetConf, check_mtu
 from cni.errors import CNIError, InvalidConfigError
 
 # IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
@@ -31,8 +31,7 @@ class Config(NetConf):
             raise InvalidConfigError("invalid master", f"{self.master!r}: {why}")
         if not 0 <= self.vlan_id <= 4094:
             raise InvalidConfigError(f"invalid VLAN ID {self.vlan_id}", "must be 0-4094")
-        if self.mtu < 0:
-            raise InvalidConfigError(f"invalid MTU {self.mtu}", "mtu must be >= 0")
+        check_mtu(self.mtu)
 
 
 def add(args: skel.Args, conf: Config):

@@ -223,3 +223,33 @@ def load_cni_args(s: str, known) -> dict:
     if unknown and not ignore:
         raise InvalidEnvError("invalid CNI_ARGS", f"ARGS: unknown args {unknown}")
     return out
+
+
+# ---- numeric limits of kernel fields (a value that cannot be encoded is code 7, not 999) ----
+MAX_MTU = 65535                 # ETH_MAX_MTU: the largest MTU of the links we create or tune
+U32_MAX = 0xFFFFFFFF
+
+
+def check_range(value: int, lo: int, hi: int, field: str) -> int:
+    """value if lo <= value <= hi, else code 7 naming the field and the bounds."""
+    if not lo <= value <= hi:
+        # str() of a huge int is slow, and raises beyond 4300 digits on Python 3.11+
+        shown = str(value) if abs(value).bit_length() <= 96 else \
+            f"a {abs(value).bit_length()}-bit number"
+        raise InvalidConfigError(f"invalid {field}",
+                                 f"{field} {shown} is out of range [{lo}, {hi}]")
+    return value
+
+
+def check_mtu(value: int, field: str = "mtu") -> int:
+    return check_range(value, 0, MAX_MTU, field)
+
+
+def check_path(value: str, field: str) -> str:
+    """A file system path from the config: no NUL byte, at most PATH_MAX (what the kernel
+    takes)."""
+    if "\0" in value:
+        raise InvalidConfigError(f"invalid {field}", f"{field} holds a NUL character")
+    if len(value.encode("utf-8", "surrogateescape")) >= 4096:
+        raise InvalidConfigError(f"invalid {field}", f"{field} is longer than 4095 bytes")
+    return value

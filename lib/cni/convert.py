@@ -10,6 +10,9 @@ from cni import version as _v
 from cni.errors import DecodingError, IncompatibleVersionError
 from cni.types import DNS, Interface, IPConfig, Result, Route, check_cidr, check_ip
 
+U8, U32 = 0xFF, 0xFFFFFFFF
+MAX_ROUTES = 4096        # per list: generous, but a config cannot make us build 10^6 routes
+
 
 def from_json(obj, default_version: str = "") -> Result:
     """Parse a result object. A result without cniVersion takes default_version."""
@@ -42,12 +45,15 @@ def _obj(v, what: str) -> dict:
     return v
 
 
-def _int(d: dict, key: str, what: str, optional: bool = False):
+def _int(d: dict, key: str, what: str, optional: bool = False, top: int = U32):
+    """d[key] as an int in 0..top (the width of the kernel field it ends up in)."""
     v = d.get(key)
     if v is None:
         return None if optional else 0
     if isinstance(v, bool) or not isinstance(v, int):
         raise DecodingError("invalid result", f"{what}.{key} must be an integer")
+    if not 0 <= v <= top:
+        raise DecodingError("invalid result", f"{what}.{key} must be between 0 and {top}")
     return v
 
 
@@ -57,9 +63,22 @@ def _route(d, what: str) -> Route:
     gw = d.get("gw")
     if gw not in (None, ""):
         check_ip(gw, f"{what}.gw")
+    # RTA_PRIORITY, RTA_TABLE and the RTAX_* metrics are u32, rtm_scope a u8
     return Route(dst, gw, mtu=_int(d, "mtu", what), advmss=_int(d, "advmss", what),
                  priority=_int(d, "priority", what), table=_int(d, "table", what, True),
-                 scope=_int(d, "scope", what, True))
+                 scope=_int(d, "scope", what, True, U8))
+
+
+def parse_routes(v, what: str) -> list:
+    """A JSON list of route objects (None: none), at most MAX_ROUTES of them."""
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise DecodingError("invalid result", f"{what} must be a list")
+    if len(v) > MAX_ROUTES:
+        raise DecodingError("too many routes",
+                            f"{what} holds {len(v)} routes; at most {MAX_ROUTES} are allowed")
+    return [_route(r, f"{what}[{i}]") for i, r in enumerate(v)]
 
 
 def _from_020(obj: dict) -> Result:
@@ -74,7 +93,7 @@ def _from_020(obj: dict) -> Result:
         if gw not in (None, ""):
             check_ip(gw, f"{key}.gateway")
         res.ips.append(IPConfig(addr, gw))
-        res.routes.extend(_route(r, f"{key}.routes[]") for r in _list(sect, "routes"))
+        res.routes.extend(parse_routes(sect.get("routes"), f"{key}.routes"))
     res.dns = DNS.from_dict(obj.get("dns"))
     return res
 
@@ -104,7 +123,7 @@ def _from_040_100(obj: dict, fam: str) -> Result:
             if (ver == "6") != (":" in addr):
                 raise DecodingError("invalid result", f"{what}.version does not match address")
         res.ips.append(IPConfig(addr, gw, idx))
-    res.routes = [_route(r, f"routes[{i}]") for i, r in enumerate(_list(obj, "routes"))]
+    res.routes = parse_routes(obj.get("routes"), "routes")
     res.dns = DNS.from_dict(obj.get("dns"))
     return res
 

@@ -81,7 +81,11 @@ def valid_ifname(name: str) -> str:
     """'' if ok, else the reason (Go's ValidateInterfaceName + NUL)."""
     if not name:
         return "interface name is empty"
-    if len(name.encode()) > 15:
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:      # bytes that are not UTF-8 arrive as lone surrogates
+        return "interface name is not valid UTF-8"
+    if size > 15:
         return "interface name is too long"
     if name in (".", ".."):
         return "interface name is . or .."

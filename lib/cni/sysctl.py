@@ -19,6 +19,9 @@ def path(name: str) -> str:
     dot, slash = name.find("."), name.find("/")
     if dot != -1 and (slash == -1 or dot < slash):
         name = name.translate(_SWAP)
+    parts = name.strip("/").split("/")
+    if "\0" in name or ".." in parts or "." in parts:
+        raise ValueError(f"invalid sysctl name {name[:80]!r}")   # never leave /proc/sys
     return os.path.join(BASE, name.lstrip("/"))
 
 

@@ -6,6 +6,12 @@ from cni.errors import DecodingError
 ALL = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 CURRENT = "1.1.0"
 LEGACY = ("0.1.0", "0.2.0")
+_INT64_MAX = (1 << 63) - 1
+
+
+def _short(s: str) -> str:
+    """repr(s), cut to 40 characters: an error message never echoes a huge input."""
+    return repr(s) if len(s) <= 40 else repr(s[:40]) + f"... ({len(s)} characters)"
 
 
 def parse(v: str) -> tuple:
@@ -16,12 +22,16 @@ def parse(v: str) -> tuple:
         raise DecodingError("invalid version", f"{v!r} is not a string")
     parts = v.split(".")
     if len(parts) > 3:
-        raise DecodingError("invalid version", f"{v!r} has too many parts")
+        raise DecodingError("invalid version", f"{_short(v)} has too many parts")
     out = []
     for p in parts:
         if not p.isdigit() or not p.isascii():
-            raise DecodingError("invalid version", f"{v!r}: {p!r} is not a number")
-        out.append(int(p))
+            raise DecodingError("invalid version", f"{_short(v)}: {_short(p)} is not a number")
+        q = p.lstrip("0") or "0"          # Go's Atoi: leading zeros are fine, int64 is not
+        if len(q) > 19 or int(q) > _INT64_MAX:
+            raise DecodingError("invalid version",
+                                f"{_short(v)}: part {_short(p)} is too large")
+        out.append(int(q))
     while len(out) < 3:
         out.append(0)
     return tuple(out)

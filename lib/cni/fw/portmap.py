@@ -34,6 +34,9 @@ class PortmapCheckError(InternalError):
 
 # --- input -----------------------------------------------------------------------------------
 
+MAX_MAPPINGS = 65536 * 2        # a mapping per port and protocol (tcp, udp): more is absurd
+
+
 def normalize_mappings(raw, field: str = "runtimeConfig.portMappings") -> list:
     """runtimeConfig.portMappings -> [{hostPort, containerPort, protocol, hostIP}] (validated).
 
@@ -46,6 +49,10 @@ def normalize_mappings(raw, field: str = "runtimeConfig.portMappings") -> list:
         return []
     if not isinstance(raw, list):
         raise InvalidConfigError("invalid portMappings", f"{field} must be a list")
+    if len(raw) > MAX_MAPPINGS:
+        raise InvalidConfigError("too many port mappings",
+                                 f"{field} holds {len(raw)} entries; at most {MAX_MAPPINGS}"
+                                 " (every port, for tcp and udp) are allowed")
     out = []
     for i, item in enumerate(raw):
         at = f"{field}[{i}]"

@@ -52,8 +52,8 @@ def _str_field(ipam: dict, key: str) -> str:
     v = _get(ipam, key)
     if v is None:
         return ""
-    if not isinstance(v, str):
-        raise InvalidConfigError("invalid IPAM config", f"ipam.{key} must be a string")
+    if not isinstance(v, str) or "\x00" in v:
+        raise InvalidConfigError("invalid IPAM config", f"ipam.{key} must be a string without NUL")
     return v
 
 
@@ -98,18 +98,12 @@ def load_config(conf, cni_args: str = "") -> IPAMConfig:
     ipam = ipam_section(conf)
     rc = conf.runtime_config if isinstance(conf.runtime_config, dict) else {}
     sets = load_range_sets(ipam, rc.get("ipRanges"), conf.cni_version)
-    routes = []
-    rl = _get(ipam, "routes")
-    if rl is not None:
-        if not isinstance(rl, list):
-            raise InvalidConfigError("invalid IPAM config", "ipam.routes must be a list")
-        from cni.convert import _route
-        from cni.errors import DecodingError
-        for i, r in enumerate(rl):
-            try:
-                routes.append(_route(r, f"ipam.routes[{i}]"))
-            except DecodingError as exc:
-                raise InvalidConfigError("invalid IPAM config", exc.details or exc.msg) from None
+    from cni.convert import parse_routes
+    from cni.errors import DecodingError
+    try:
+        routes = parse_routes(_get(ipam, "routes"), "ipam.routes")
+    except DecodingError as exc:
+        raise InvalidConfigError("invalid IPAM config", exc.details or exc.msg) from None
     return IPAMConfig(sets, routes, data_dir(ipam), _str_field(ipam, "resolvConf"),
                       requested_ips(conf, cni_args))
 

@@ -18,6 +18,8 @@ from cni.errors import InvalidConfigError
 _AF4, _AF6 = _socket.AF_INET, _socket.AF_INET6
 _MAPPED = 0xFFFF << 32
 _FULL6 = (1 << 128) - 1
+MAX_RANGE_SETS = 1024    # one address each: far beyond any real config
+MAX_RANGES = 8192        # in all sets together
 
 
 def parse_ip(s) -> tuple:
@@ -155,9 +157,6 @@ class RangeSet:
     def contains(self, v6: bool, n: int) -> bool:
         return self.range_for(v6, n) is not None
 
-    def overlaps(self, o: RangeSet) -> bool:
-        return any(a.overlaps(b) for a in self.ranges for b in o.ranges)
-
     def size(self) -> int:
         return sum(r.size() for r in self.ranges)
 
@@ -233,15 +232,36 @@ def load_range_set(lst, field: str) -> RangeSet:
         raise _bad(field, "a range set must be a list of range objects")
     if not lst:
         raise _bad(field, "empty range set")
+    if len(lst) > MAX_RANGES:
+        raise _bad(field, f"{len(lst)} ranges; at most {MAX_RANGES} are allowed")
     ranges = [load_range(d, f"{field}[{i}]") for i, d in enumerate(lst)]
     for r in ranges[1:]:
         if r.v6 != ranges[0].v6:
             raise _bad(field, "mixed address families")
-    for i, a in enumerate(ranges):
-        for b in ranges[i + 1:]:
-            if a.overlaps(b):
-                raise _bad(field, f"subnets {a} and {b} overlap")
+    pair = first_overlap(ranges)
+    if pair is not None:
+        a, b = pair
+        raise _bad(field, f"subnets {ranges[a]} and {ranges[b]} overlap")
     return RangeSet(ranges)
+
+
+def first_overlap(ranges: list):
+    """Indices (i < j) of two overlapping ranges, or None; O(n log n).
+
+    Two ranges overlap when their start..end intervals meet (start and end lie in the
+    subnet, so this is Go's Range.Overlaps). Sorted by (family, start), a range overlaps
+    an earlier one exactly when it starts at or before the largest end seen so far in
+    its family.
+    """
+    order = sorted(range(len(ranges)), key=lambda i: (ranges[i].v6, ranges[i].start))
+    far = -1                                     # index of the largest end so far
+    for i in order:
+        r = ranges[i]
+        if far >= 0 and ranges[far].v6 == r.v6 and r.start <= ranges[far].end:
+            return (far, i) if far < i else (i, far)
+        if far < 0 or ranges[far].v6 != r.v6 or r.end > ranges[far].end:
+            far = i
+    return None
 
 
 def load_range_sets(ipam: dict, runtime_ranges, cni_version: str) -> list:
@@ -250,6 +270,7 @@ def load_range_sets(ipam: dict, runtime_ranges, cni_version: str) -> list:
     if runtime_ranges:
         if not isinstance(runtime_ranges, list):
             raise _bad("runtimeConfig.ipRanges", "must be a list of range sets")
+        _check_count(runtime_ranges, "runtimeConfig.ipRanges")
         sets += [load_range_set(s, f"runtimeConfig.ipRanges[{i}]")
                  for i, s in enumerate(runtime_ranges)]
     sub = _get(ipam, "subnet")
@@ -259,6 +280,7 @@ def load_range_sets(ipam: dict, runtime_ranges, cni_version: str) -> list:
     if cfg is not None:
         if not isinstance(cfg, list):
             raise _bad("ipam.ranges", "must be a list of range sets")
+        _check_count(cfg, "ipam.ranges")
         sets += [load_range_set(s, f"ipam.ranges[{i}]") for i, s in enumerate(cfg)]
     if not sets:
         raise _bad("ipam.ranges", "no IP ranges specified")
@@ -268,8 +290,22 @@ def load_range_sets(ipam: dict, runtime_ranges, cni_version: str) -> list:
         if not version.ge(cni_version or "0.1.0", "0.3.0"):
             raise _bad("ipam.ranges", f"CNI version {cni_version} does not support more than "
                                       "1 address per family")
-    for i, a in enumerate(sets):
-        for j in range(i + 1, len(sets)):
-            if a.overlaps(sets[j]):
-                raise _bad("ipam.ranges", f"range set {i} overlaps with {j}")
+    if len(sets) > MAX_RANGE_SETS or sum(len(s.ranges) for s in sets) > MAX_RANGES:
+        raise _bad("ipam.ranges", f"at most {MAX_RANGE_SETS} range sets and {MAX_RANGES} ranges"
+                                  " are allowed in all")
+    flat = [r for s in sets for r in s.ranges]
+    owner = [i for i, s in enumerate(sets) for _ in s.ranges]
+    pair = first_overlap(flat)     # never two of one set: load_range_set refused those
+    if pair is not None:
+        i, j = sorted((owner[pair[0]], owner[pair[1]]))
+        raise _bad("ipam.ranges", f"range set {i} overlaps with {j}")
     return sets
+
+
+def _check_count(lst: list, field: str) -> None:
+    """Refuse absurd counts before parsing anything."""
+    if len(lst) > MAX_RANGE_SETS:
+        raise _bad(field, f"{len(lst)} range sets; at most {MAX_RANGE_SETS} are allowed")
+    n = sum(len(x) if isinstance(x, list) else 1 for x in lst)
+    if n > MAX_RANGES:
+        raise _bad(field, f"{n} ranges; at most {MAX_RANGES} are allowed in all")

@@ -14,18 +14,58 @@ from cni.errors import CNIError, InvalidConfigError
 
 SYS_PCI = "/sys/bus/pci/devices"
 SYS_AUX = "/sys/bus/auxiliary/devices"
+SYS_DEVICES = "/sys/devices"
 USERSPACE_DRIVERS = ("vfio-pci", "uio_pci_generic", "igb_uio")
 STATE_DIR = "/run/cni/host-device"
+_HEX = frozenset("0123456789abcdefABCDEF")
+_AUX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def is_pci_address(s: str) -> bool:
+    """'0000:03:00.1' as the kernel names PCI devices in sysfs: domain (4 to 8 hex digits,
+    PCI domains beyond 0xffff exist on VMD hosts), bus, device, function 0-7."""
+    dom, _, rest = s.partition(":")
+    bus, _, rest = rest.partition(":")
+    dev, _, fn = rest.partition(".")
+    return (4 <= len(dom) <= 8 and len(bus) == 2 and len(dev) == 2
+            and all(c in _HEX for c in dom + bus + dev) and fn in tuple("01234567"))
+
+
+def is_aux_name(s: str) -> bool:
+    """An auxiliary bus device, '<module>.<name>.<id>' (e.g. mlx5_core.sf.4): no '/', no '..'."""
+    parts = s.split(".")
+    return (len(s) <= 255 and len(parts) >= 3 and parts[-1].isascii() and parts[-1].isdigit()
+            and all(p and all(c in _AUX_CHARS for c in p) for p in parts))
+
+
+def check_pci_address(value: str, field: str) -> str:
+    if is_pci_address(value):
+        return value
+    hint = ""
+    if is_pci_address("0000:" + value):
+        hint = f"; with its domain, as sysfs names it: 0000:{value}"
+    raise InvalidConfigError(f"invalid {field}",
+                             f"{field} {_short(value)} is not a PCI address such as "
+                             f"0000:03:00.1{hint}")
+
+
+def _short(s: str) -> str:
+    return repr(s) if len(s) <= 64 else repr(s[:64]) + f"... ({len(s)} characters)"
 
 
 def handle_device_id(device_id: str) -> tuple[str, str]:
-    """runtimeConfig.deviceID -> (pciBusID, auxiliary device)."""
+    """runtimeConfig.deviceID -> (pciBusID, auxiliary device). Only a PCI address or an
+    auxiliary device name is looked up in sysfs (code 7 for anything else)."""
     if not device_id:
         return "", ""
-    if os.path.exists(os.path.join(SYS_PCI, device_id)):
-        return device_id, ""
-    if os.path.exists(os.path.join(SYS_AUX, device_id)):
-        return "", device_id
+    if is_pci_address(device_id):
+        if os.path.exists(os.path.join(SYS_PCI, device_id)):
+            return device_id, ""
+    elif is_aux_name(device_id):
+        if os.path.exists(os.path.join(SYS_AUX, device_id)):
+            return "", device_id
+    else:
+        check_pci_address(device_id, "runtimeConfig.deviceID")   # raises, with a hint
     raise CNIError(f"runtime config DeviceID {device_id} not found or unsupported",
                    f"neither {SYS_PCI}/{device_id} nor {SYS_AUX}/{device_id} exists")
 
@@ -59,10 +99,7 @@ def select_name(h, *, device="", hwaddr="", kernelpath="", pci="", aux="") -> st
                 return link.name
         raise CNIError("failed to find host device", f"no link has MAC {hwaddr}")
     if kernelpath:
-        if not os.path.isabs(kernelpath) or not kernelpath.startswith("/sys/devices/"):
-            raise InvalidConfigError("invalid kernelpath",
-                                     f"{kernelpath!r} must be absolute and begin with /sys/devices/")
-        return _first_netdev(os.path.join(kernelpath, "net"))
+        return _first_netdev(kernelpath_net(kernelpath))
     if pci:
         net = os.path.join(SYS_PCI, pci, "net")
         if not os.path.lexists(net):
@@ -77,6 +114,23 @@ def select_name(h, *, device="", hwaddr="", kernelpath="", pci="", aux="") -> st
     raise CNIError("failed to find host device", "no selector given")
 
 
+def kernelpath_net(kernelpath: str) -> str:
+    """The device's real `net` directory: kernelpath and its net/ resolved (symlinks, '..')
+    must stay under /sys/devices, so '/sys/devices/../class' cannot list every host link."""
+    why = ""
+    if "\0" in kernelpath or not kernelpath.startswith(SYS_DEVICES + "/"):
+        why = f"must be absolute and begin with {SYS_DEVICES}/"
+    else:
+        top = os.path.realpath(SYS_DEVICES) + "/"
+        real = os.path.realpath(kernelpath)
+        net = os.path.realpath(os.path.join(real, "net"))
+        if not (real + "/").startswith(top) or not net.startswith(top):
+            why = f"resolves to {real}, outside {SYS_DEVICES}/"
+        else:
+            return net
+    raise InvalidConfigError("invalid kernelpath", f"kernelpath {_short(kernelpath)} {why}")
+
+
 def state_path(container_id: str, ifname: str) -> str:
     return os.path.join(STATE_DIR, f"{container_id}-{ifname}.json")
 
@@ -86,21 +140,33 @@ def save_state(container_id: str, ifname: str, state: dict) -> str:
     path = state_path(container_id, ifname)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
-        f.write(jsonx.dumps(state))
+        # the file name joins the two with '-' ('a-b'+'c' = 'a'+'b-c'): keep who owns it
+        f.write(jsonx.dumps(dict(state, containerID=container_id, ifName=ifname)))
     os.replace(tmp, path)
     return path
 
 
-def load_state(container_id: str, ifname: str) -> dict | None:
+def _read_state(container_id: str, ifname: str):
+    """(state or None, whether the file belongs to another attachment)."""
     try:
         with open(state_path(container_id, ifname), "rb") as f:
             st = jsonx.loads(f.read())
-        return st if isinstance(st, dict) else None
     except (OSError, ValueError):
-        return None
+        return None, False
+    if not isinstance(st, dict):
+        return None, False
+    if "containerID" in st and (st.get("containerID"), st.get("ifName")) != (container_id, ifname):
+        return None, True
+    return st, False
+
+
+def load_state(container_id: str, ifname: str) -> dict | None:
+    return _read_state(container_id, ifname)[0]
 
 
 def drop_state(container_id: str, ifname: str) -> None:
+    if _read_state(container_id, ifname)[1]:
+        return                                   # another attachment's
     try:
         os.unlink(state_path(container_id, ifname))
     except FileNotFoundError:

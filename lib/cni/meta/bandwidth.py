@@ -6,7 +6,8 @@ from cni.errors import CNIError
 
 IFB_PREFIX = "bwp"
 IFB_NAME_LEN = 15
-MAX_BURST_BYTES = 0xFFFFFFFF
+MAX_BURST_BYTES = 0xFFFFFFFF    # TBF's buffer is a u32 of bytes (Go: burst/8 < MaxUint32)
+MAX_RATE_BITS = (1 << 64) - 1   # Go's uint64; in bytes/s it fits TCA_TBF_RATE64
 
 
 def ifb_name(network: str, container_id: str) -> str:
@@ -23,9 +24,25 @@ def validate_rate_burst(rate: int, burst: int, what: str) -> None:
     if rate == 0 and burst != 0:
         raise InvalidConfigError("if burst is set, rate must also be set", what)
     if burst // 8 >= MAX_BURST_BYTES:
-        raise InvalidConfigError("burst cannot be more than 4GB", f"{what} burst={burst}")
+        raise InvalidConfigError("burst cannot be more than 4GB", f"{what}Burst={_short(burst)}")
+    if rate > MAX_RATE_BITS:
+        raise InvalidConfigError(f"invalid {what}Rate",
+                                 f"{what}Rate={_short(rate)} bit/s is more than {MAX_RATE_BITS}")
+    if rate >= 8 and burst:
+        from cni.nl.tc import tbf_params
+        # the buffer (burst/rate in ticks) is a u32 that wraps, as in Go; at exactly 0 the
+        # kernel refuses the qdisc (EINVAL): say which field instead
+        if tbf_params(rate, burst)["buffer"] == 0:
+            raise InvalidConfigError(f"invalid {what}Burst",
+                                     f"{what}Burst={burst} bits at {what}Rate={rate} bit/s gives "
+                                     "TBF an empty buffer (u32 ticks wrap to 0)")
     if rate and rate < 8:
         raise InvalidConfigError("invalid config", f"{what} rate {rate} bit/s is below 1 byte/s")
+
+
+def _short(n: int) -> str:
+    """n in digits, or its size when huge (str() of > 4300 digits raises on 3.11+)."""
+    return str(n) if abs(n).bit_length() <= 96 else f"a {abs(n).bit_length()}-bit number"
 
 
 def host_veth(host, cont, prev, ifname: str):

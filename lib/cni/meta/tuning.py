@@ -11,8 +11,20 @@ ALLOWLIST = "/etc/cni/tuning/allowlist.conf"
 ATTRS = ("mac", "promisc", "mtu", "allmulti", "txQLen")
 
 
+def check_values(mtu: int, txqlen: int | None) -> None:
+    """mtu and txQLen as the kernel can hold them (code 7 otherwise)."""
+    from cni.config import U32_MAX, check_mtu, check_range
+    check_mtu(mtu)
+    if txqlen is not None:
+        check_range(txqlen, 0, U32_MAX, "txQLen")
+
+
 def sysctl_path(key: str, ifname: str) -> str:
-    """/proc/sys path of a sysctl key (dots or slashes; first IFNAME -> ifname); net.* only."""
+    """/proc/sys path of a sysctl key (dots or slashes; first IFNAME -> ifname); net.* only.
+    Every '.' becomes '/', so a key cannot hold '..'; normpath and the prefix check keep it
+    under /proc/sys/net/ anyway."""
+    if "\0" in key:
+        raise InvalidConfigError("invalid sysctl key", f"sysctl key {key[:64]!r} holds a NUL")
     rel = key.replace(".", "/").replace("IFNAME", ifname, 1)
     path = os.path.normpath(os.path.join("/proc/sys", rel))
     if not path.startswith("/proc/sys/net/"):

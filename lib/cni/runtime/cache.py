@@ -123,8 +123,17 @@ def _read(p: str):
     return (obj if isinstance(obj, dict) else None), data
 
 
+def _foreign(obj: dict, network: str, container_id: str, ifname: str) -> bool:
+    """True when a cniCacheV1 object belongs to another attachment. The file name joins the
+    three parts with '-', so network 'a' + container 'b-c' and network 'a-b' + container 'c'
+    share one file: only the names recorded inside tell them apart."""
+    return obj.get("kind") == KIND and (obj.get("networkName"), obj.get("containerId"),
+                                        obj.get("ifName")) != (network, container_id, ifname)
+
+
 def read_result(cache_dir: str, network: str, container_id: str, ifname: str):
-    """The cached result as a JSON object, or None if there is no readable file.
+    """The cached result as a JSON object, or None if there is no readable file (or the file
+    is another attachment's).
 
     A cniCacheV1 file yields its `result`; anything else is taken as a bare
     legacy result. Raises ValueError if the file is not JSON at all.
@@ -135,6 +144,8 @@ def read_result(cache_dir: str, network: str, container_id: str, ifname: str):
     if obj is None:
         raise ValueError("cached result is not a JSON object")
     if obj.get("kind") == KIND:
+        if _foreign(obj, network, container_id, ifname):
+            return None
         res = obj.get("result")
         return res if isinstance(res, dict) and res else None
     return obj
@@ -167,15 +178,26 @@ def _attachment(obj: dict) -> Attachment | None:
 
 
 def read_attachment(cache_dir: str, network: str, container_id: str, ifname: str):
-    """The cached attachment (config, args, capability args) or None (missing or legacy)."""
+    """The cached attachment (config, args, capability args) or None (missing, legacy or
+    another attachment's)."""
     obj, _ = _read(path(cache_dir, network, container_id, ifname))
-    return _attachment(obj) if obj is not None else None
+    if obj is None or _foreign(obj, network, container_id, ifname):
+        return None
+    return _attachment(obj)
 
 
 def delete(cache_dir: str, network: str, container_id: str, ifname: str) -> None:
+    """Remove the attachment's file; a file recording another attachment is left alone."""
     try:
-        os.unlink(path(cache_dir, network, container_id, ifname))
-    except (OSError, ValueError):
+        p = path(cache_dir, network, container_id, ifname)
+    except ValueError:
+        return
+    obj, _ = _read(p)
+    if obj is not None and _foreign(obj, network, container_id, ifname):
+        return
+    try:
+        os.unlink(p)
+    except OSError:
         pass
 
 
@@ -206,5 +228,7 @@ def attachments(cache_dir: str, container_id: str = "") -> list:
             continue
         if not att.ifname or not att.network:
             continue
+        if name != f"{att.network}-{att.container_id}-{att.ifname}":
+            continue            # a file whose name does not match what it records
         out.append(att)
     return out
