@@ -45,8 +45,11 @@ def _ops(batch) -> list:
 
 
 def test_add_batch_equals_nft_bytes():
-    b = nft_firewall.add_batch([], [A4, A6], C, "h-1", bridge="cnitbr0", isolated=True)
+    b = nft_firewall.add_batch([], set(), [A4, A6], C, "h-1", bridge="cnitbr0", isolated=True)
     assert b.encode(0, ack=False) == bytes.fromhex(GOLDEN["batch"])
+
+
+CHAINS = {"forward", "allow", "admin", "isolation_stage_1", "isolation_stage_2"}
 
 
 def test_add_batch_against_an_existing_table():
@@ -57,21 +60,37 @@ def test_add_batch_against_an_existing_table():
     have += [FakeRule(c, 6, m) for c, m, _ in nft_firewall.isolation_rules("cnitbr0", False)]
     have += [FakeRule(nft_firewall.ALLOW, 7, C), FakeRule(nft_firewall.ALLOW, 8, C),
              FakeRule(nft_firewall.ALLOW, 9, "h-2, net: n, if: eth0, id: c2")]
-    ops = _ops(nft_firewall.add_batch(have, [A4], C, "h-1", bridge="cnitbr0"))
+    ops = _ops(nft_firewall.add_batch(have, CHAINS, [A4], C, "h-1", bridge="cnitbr0"))
     rules = [(c, m) for t, c, m in ops if t == d.NFT_MSG_NEWRULE]
     assert rules == [("forward", nft_firewall.POLICY_COMMENT), ("forward", nft_firewall.ALLOW_COMMENT),
                      ("allow", C), ("allow", C)]
-    dels = [m for m in n.decode_batch(nft_firewall.add_batch(have, [A4], C, "h-1").encode(0))
+    dels = [m for m in n.decode_batch(nft_firewall.add_batch(have, CHAINS, [A4], C, "h-1").encode(0))
             if m.type & 0xFF == d.NFT_MSG_DELRULE and m.attrs.get("NFTA_RULE_HANDLE")]
     assert sorted(m.attrs.get("NFTA_RULE_HANDLE") for m in dels) == [7, 8]
     # isolated on a bridge that had same-bridge: only its extra drop is added
-    ops = _ops(nft_firewall.add_batch(have, [A4], C, "h-1", bridge="cnitbr0", isolated=True))
+    ops = _ops(nft_firewall.add_batch(have, CHAINS, [A4], C, "h-1", bridge="cnitbr0", isolated=True))
     assert [c for t, c, m in ops if t == d.NFT_MSG_NEWRULE and m and "(ingressPolicy: isolated)" in m] == ["isolation_stage_1"]
     # another admin chain: its jump is inserted first
-    b = nft_firewall.add_batch(have, [A4], C, "h-1", admin="MY-ADMIN")
+    b = nft_firewall.add_batch(have, CHAINS, [A4], C, "h-1", admin="MY-ADMIN")
     new = [(m.flags, m.attrs.get("NFTA_RULE_CHAIN")) for m in n.decode_batch(b.encode(0))
            if m.type & 0xFF == d.NFT_MSG_NEWRULE and "MY-ADMIN" in str(m.attrs)]
     assert len(new) == 1 and new[0][1] == "allow" and not new[0][0] & 0x800   # no NLM_F_APPEND
+
+
+def test_steady_state_add_only_adds_rules():
+    """forward as written, every chain there: the batch is the table (a no-op) and new rules;
+    no chain or rule is rewritten (the kernel would free the old one after an RCU grace
+    period, which closing the socket waits for)."""
+    have = [FakeRule("forward", 1, None, [n.verdict(d.NFT_JUMP, "isolation_stage_1")]),
+            FakeRule("forward", 2, None, [n.verdict(d.NFT_JUMP, "allow")]),
+            FakeRule("allow", 3, None, [n.verdict(d.NFT_JUMP, "admin")])]
+    ops = _ops(nft_firewall.add_batch(have, CHAINS, [A4], C, "h-1"))
+    assert [(t, c) for t, c, _ in ops] == [(d.NFT_MSG_NEWTABLE, None), (d.NFT_MSG_NEWRULE, "allow"),
+                                           (d.NFT_MSG_NEWRULE, "allow")]
+    have.insert(1, FakeRule("forward", 4, None, [n.verdict(d.NF_ACCEPT)]))   # someone's accept
+    ops = _ops(nft_firewall.add_batch(have, CHAINS, [A4], C, "h-1"))
+    assert [(t, c) for t, c, _ in ops][:4] == [(d.NFT_MSG_NEWTABLE, None), (d.NFT_MSG_DELRULE, "forward"),
+                                               (d.NFT_MSG_NEWRULE, "forward"), (d.NFT_MSG_NEWRULE, "forward")]
 
 
 def _add(conf: dict):

@@ -220,6 +220,9 @@ def nft_check(ips, *, network: str, container_id: str, ifname: str, admin_chain:
     both rules of every address exist."""
     policy = validate_ingress_policy(ingress_policy)
     comment, _ = _nft_instance(network, ifname, container_id)
+    ips = list(ips)
+    if not ips:
+        return                              # ADD wrote nothing either
     missing = _nft("read", nft_firewall.problems, _packed(ips), comment,
                    admin=_nft_admin(admin_chain), bridge=bridge if policy != "open" else "",
                    isolated=policy == "isolated")

@@ -6,7 +6,7 @@ and mirrors the iptables backend chain for chain (FORWARD -> CNI-ISOLATION-STAGE
 CNI-FORWARD -> CNI-ADMIN, then the per-address accepts):
 
     table inet cni_firewall {                                   # comment "CNI firewall plugin"
-        chain forward {         # type filter hook forward priority 0; rebuilt by every ADD
+        chain forward {         # type filter hook forward priority 0; ADD rebuilds it if changed
             jump isolation_stage_1      # ingress policies first: no accept can bypass them
             jump allow
         }
@@ -127,19 +127,29 @@ def _compared(rule) -> list:
 
 # --- transactions ---------------------------------------------------------------------------
 
-def add_batch(rules: list, addrs: list, comment: str, prefix: str, *, admin: str = ADMIN,
+def add_batch(rules: list, chains, addrs: list, comment: str, prefix: str, *, admin: str = ADMIN,
               bridge: str = "", isolated: bool = False) -> nft.Batch:
-    """The ADD transaction against the dumped `rules` of our table: chains, `forward` rebuilt,
-    the admin jump and isolation rules added when missing, this instance's rules replaced."""
+    """The ADD transaction against the dumped `rules` and chain names of our table: missing
+    chains made, `forward` rebuilt unless it is as written, the admin jump and isolation rules
+    added when missing, this instance's rules replaced.
+
+    Nothing present is written again: the kernel frees a replaced chain or rule only after an
+    RCU grace period, which the closing socket waits for (about 10 ms here), so an ADD that
+    only adds rules costs no such wait."""
     b = nft.Batch()
     t = TABLE
     b.add_table(FAMILY, t, comment=TABLE_COMMENT)
     for c in (STAGE1, STAGE2, ALLOW, admin):
-        b.add_chain(FAMILY, t, c)
-    b.add_chain(FAMILY, t, FORWARD, hook="forward", priority=0, type="filter")
-    b.flush_chain(FAMILY, t, FORWARD)
-    b.add_rule(FAMILY, t, FORWARD, [nft.verdict(d.NFT_JUMP, STAGE1)], comment=POLICY_COMMENT)
-    b.add_rule(FAMILY, t, FORWARD, [nft.verdict(d.NFT_JUMP, ALLOW)], comment=ALLOW_COMMENT)
+        if c not in chains:
+            b.add_chain(FAMILY, t, c)
+    fwd = [r for r in rules if r.chain == FORWARD]
+    if FORWARD not in chains:
+        b.add_chain(FAMILY, t, FORWARD, hook="forward", priority=0, type="filter")
+    if [(len(r.exprs), jump_target(r)) for r in fwd] != [(1, STAGE1), (1, ALLOW)]:
+        if fwd:
+            b.flush_chain(FAMILY, t, FORWARD)
+        b.add_rule(FAMILY, t, FORWARD, [nft.verdict(d.NFT_JUMP, STAGE1)], comment=POLICY_COMMENT)
+        b.add_rule(FAMILY, t, FORWARD, [nft.verdict(d.NFT_JUMP, ALLOW)], comment=ALLOW_COMMENT)
     if not any(r.chain == ALLOW and jump_target(r) == admin for r in rules):
         b.add_rule(FAMILY, t, ALLOW, [nft.verdict(d.NFT_JUMP, admin)], comment=ADMIN_COMMENT,
                    insert=True)
@@ -161,13 +171,17 @@ def owned(rules: list, prefix: str) -> list:
     return [r for r in rules if r.chain == ALLOW and r.comment and r.comment.startswith(prefix)]
 
 
+def _chains(nl: nft.NftSocket) -> set:
+    return {c.name for c in nl.chains(FAMILY, TABLE)}
+
+
 def _transact(build) -> None:
-    """build(rules of our table) -> Batch, committed against the generation it was read at;
-    a batch that lost a race is recomputed from a fresh read."""
+    """build(socket) -> Batch, committed against the ruleset generation read before it; a batch
+    that lost a race is recomputed from a fresh read. An empty batch sends nothing."""
     with nft.NftSocket() as nl:
         for attempt in range(RETRIES):
             genid = nl.genid()
-            batch = build(nl.rules(FAMILY, TABLE))
+            batch = build(nl)
             try:
                 batch.commit(nl, genid=genid)
                 return
@@ -186,14 +200,14 @@ def _backoff(attempt: int) -> None:
 def add(addrs: list, comment: str, prefix: str, **kw) -> None:
     """Allow each packed address through `forward`, replacing this instance's earlier rules;
     kw: admin (chain name), bridge and isolated (the ingress policy, none without bridge)."""
-    _transact(lambda rules: add_batch(rules, addrs, comment, prefix, **kw))
+    _transact(lambda nl: add_batch(nl.rules(FAMILY, TABLE), _chains(nl), addrs, comment, prefix, **kw))
 
 
 def delete(prefix: str) -> None:
     """Delete the rules whose comment starts with `prefix` (one instance); none is fine."""
-    def build(rules):
+    def build(nl):
         b = nft.Batch()
-        for r in owned(rules, prefix):
+        for r in owned(nl.rules(FAMILY, TABLE), prefix):
             b.delete_rule(FAMILY, TABLE, r.chain, r.handle)
         return b
     _transact(build)
@@ -204,7 +218,7 @@ def problems(addrs: list, comment: str, *, admin: str = ADMIN, bridge: str = "",
     """What CHECK misses: [] when the chains, jumps, isolation and per-address rules exist."""
     with nft.NftSocket() as nl:
         rules = nl.rules(FAMILY, TABLE)
-        chains = {c.name for c in nl.chains(FAMILY, TABLE)}
+        chains = _chains(nl)
     if not rules and not chains:
         return [f"table {FAMILY} {TABLE} missing"]
     out = [f"chain {c} missing" for c in (FORWARD, ALLOW, admin) if c not in chains]
