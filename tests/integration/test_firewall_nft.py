@@ -9,7 +9,8 @@ test netns: containers on two bridges, connectivity shown by ping and TCP betwee
 - a backend switch between ADD and DEL leaks nothing (DEL cleans iptables and nftables);
 - bin/firewall ADD/CHECK/DEL execs nothing but itself, with backend nftables and, on this
   iptables-nft host, with backend iptables (strace -f -e trace=execve);
-- SIGKILL at random instants of an ADD loop never leaves part of a container's rules.
+- SIGKILL at random instants of an ADD loop never leaves part of a container's rules;
+- on a node with neither iptables nor nft (python3-minimal), no backend given: nftables.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +27,8 @@ import time
 import pytest
 
 from helpers import BIN
+from test_embedded import chroot, ex  # noqa: F401  (fixtures: python3-minimal node)
+from test_embedded import ok as ok_emb
 from test_firewall import blocked, ping
 from test_portmap import Server, bridge_conf, chained, connect, container_ip, ok, run
 
@@ -311,3 +315,27 @@ def test_sigkill_never_leaves_part_of_a_container(make_netns):
         for i in range(4))
     ns.run(sys.executable, "-c", code)
     assert [r for r in fw_rules(ns) if "id: " in r.get("comment", "")] == []
+
+
+@pytest.mark.slow
+def test_node_without_tools_uses_nftables(ex, built_bins):
+    """python3-minimal node, no iptables, no nft, no firewalld: the firewall plugin with no
+    backend key writes table inet cni_firewall; CHECK passes; DEL leaves nothing of it."""
+    shutil.copy(os.path.join(built_bins, "firewall"), os.path.join(ex.root, "opt", "cni", "bin"))
+    net = "emb-fw-" + ex.cid[-6:]
+    conf = {"cniVersion": "1.0.0", "name": net, "type": "bridge", "bridge": "cnitembr2",
+            "isGateway": True,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.250.11.0/24"}]]}}
+    res = ok_emb(ex("ADD", conf))
+    ip = res["ips"][0]["address"].split("/")[0]
+    fwc = {"cniVersion": "1.0.0", "name": net, "type": "firewall", "ingressPolicy": "same-bridge"}
+    assert ok_emb(ex("ADD", fwc, prev=res)) == res
+    mine = [r for r in fw_rules(ex.node, "allow") if r.get("comment", "").endswith("id: " + ex.cid)]
+    assert len(mine) == 2 and ip in json.dumps(mine)
+    assert len(fw_rules(ex.node, "isolation_stage_2")) == 1
+    ok_emb(ex("CHECK", fwc, prev=res))
+    ok_emb(ex("DEL", fwc, prev=res))
+    assert ip not in json.dumps(ruleset(ex.node))
+    assert ex("CHECK", fwc, prev=res).returncode != 0
+    ok_emb(ex("DEL", fwc, prev=res))
+    ok_emb(ex("DEL", conf, prev=res))
