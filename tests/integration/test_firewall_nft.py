@@ -339,3 +339,22 @@ def test_node_without_tools_uses_nftables(ex, built_bins):
     assert ex("CHECK", fwc, prev=res).returncode != 0
     ok_emb(ex("DEL", fwc, prev=res))
     ok_emb(ex("DEL", conf, prev=res))
+
+
+def test_concurrent_adds_into_an_empty_table(make_netns):
+    """8 ADDs racing on a fresh node: the genid check makes each batch apply to what it read,
+    so the shared parts exist once and every container has its two rules."""
+    ns = make_netns("fwnc")
+    code = (f"import sys, ipaddress; sys.path.insert(0, {LIB!r})\nfrom cni.fw import firewall\n"
+            "i = int(sys.argv[1])\n"
+            "firewall.nft_add([ipaddress.ip_interface('10.93.9.%d/24' % (i + 2))], network='fwc',"
+            " container_id='cnit-c%d' % i, ifname='eth0', ingress_policy='same-bridge',"
+            " bridge='cnitc0')\n")
+    procs = [subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-c", code, str(i)],
+                              stderr=subprocess.PIPE, text=True) for i in range(8)]
+    for p in procs:
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+    assert [len(of_container(ns, f"cnit-c{i}")) for i in range(8)] == [2] * 8
+    assert len(fw_rules(ns, "forward")) == 2
+    assert len([r for r in fw_rules(ns, "allow") if "id: " not in r.get("comment", "")]) == 1
+    assert len(fw_rules(ns, "isolation_stage_1")) == 1 and len(fw_rules(ns, "isolation_stage_2")) == 1
