@@ -10,7 +10,8 @@ test netns: containers on two bridges, connectivity shown by ping and TCP betwee
 - bin/firewall ADD/CHECK/DEL execs nothing but itself, with backend nftables and, on this
   iptables-nft host, with backend iptables (strace -f -e trace=execve);
 - SIGKILL at random instants of an ADD loop never leaves part of a container's rules;
-- on a node with neither iptables nor nft (python3-minimal), no backend given: nftables.
+- on a node with neither iptables nor nft (python3-minimal), no backend given: nftables;
+- racing ADDs on an empty table; nft_update switching a bridge's policy in place.
 """
 from __future__ import annotations
 
@@ -358,3 +359,27 @@ def test_concurrent_adds_into_an_empty_table(make_netns):
     assert len(fw_rules(ns, "forward")) == 2
     assert len([r for r in fw_rules(ns, "allow") if "id: " not in r.get("comment", "")]) == 1
     assert len(fw_rules(ns, "isolation_stage_1")) == 1 and len(fw_rules(ns, "isolation_stage_2")) == 1
+
+
+def test_update_switches_the_bridge_policy_in_place(topo, host_ns):
+    """cni.fw.firewall.nft_update (for the plugin's UPDATE): isolated -> same-bridge -> open on
+    bridge A, shown by a1 -> a2 and b1 -> a1; the container's rules stay two per address."""
+    for c in ("a1", "a2"):
+        ok(fw(topo, host_ns, c, "ADD", ingressPolicy="isolated"))
+    ok(fw(topo, host_ns, "b1", "ADD", ingressPolicy="same-bridge"))
+    a1, b1 = topo["a1"][0], topo["b1"][0]
+    assert blocked(a1, ip_of(topo, "a2")) and blocked(b1, ip_of(topo, "a1"))
+
+    def update(policy):
+        host_ns.run(sys.executable, "-c", f"""
+import sys, ipaddress; sys.path.insert(0, {LIB!r})
+from cni.fw import firewall
+firewall.nft_update([ipaddress.ip_interface({topo['a1'][2]['ips'][0]['address']!r})], network='fwna',
+                    container_id='a1', ifname='eth0', ingress_policy={policy!r}, bridge='cni-fwna0')
+""")
+    update("same-bridge")
+    assert ping(a1, ip_of(topo, "a2")) and blocked(b1, ip_of(topo, "a1"))
+    update("open")
+    assert ping(b1, ip_of(topo, "a1"))        # A has no policy now; B's still isolates B only
+    assert len(of_container(host_ns, "a1")) == 2
+    ok(fw(topo, host_ns, "a1", "CHECK"))

@@ -152,3 +152,27 @@ def test_plugin_config_errors_write_nothing(calls, extra, field):
         _add(conf)
     assert ei.value.code == 7 and field in f"{ei.value.msg} {ei.value.details}", ei.value
     assert calls == []
+
+
+def test_update_batch_switches_policy_and_admin():
+    iso = nft_firewall.isolation_rules("cnitbr0", True)
+    other = nft_firewall.isolation_rules("cnitbr1", True)
+    have = [FakeRule("allow", 1, None, [n.verdict(d.NFT_JUMP, "OTHER")]),
+            FakeRule("allow", 2, None, [n.verdict(d.NFT_JUMP, "admin")]),
+            FakeRule("allow", 3, C), FakeRule("allow", 4, C)]
+    have += [FakeRule(c, 10 + i, m) for i, (c, m, _) in enumerate(iso)]
+    have += [FakeRule(c, 20 + i, m) for i, (c, m, _) in enumerate(other)]
+
+    def deleted(batch):
+        return sorted(m.attrs.get("NFTA_RULE_HANDLE") for m in n.decode_batch(batch.encode(0))
+                      if m.type & 0xFF == d.NFT_MSG_DELRULE and m.attrs.get("NFTA_RULE_HANDLE"))
+    same = nft_firewall.update_batch(have, CHAINS, [A4], C, "h-1", bridge="cnitbr0", policy="same-bridge")
+    assert deleted(same) == [2, 3, 4, 12]             # admin jump (moved first), old rules, isolated drop
+    ops = _ops(same)
+    assert (d.NFT_MSG_NEWRULE, "allow", nft_firewall.ADMIN_COMMENT) in ops
+    assert not [o for o in ops if o[0] == d.NFT_MSG_NEWRULE and o[1].startswith("isolation")]
+    assert deleted(nft_firewall.update_batch(have, CHAINS, [A4], C, "h-1", bridge="cnitbr0",
+                                             policy="open")) == [2, 3, 4, 10, 11, 12]
+    have[0], have[1] = have[1], have[0]               # admin already first: stays
+    assert deleted(nft_firewall.update_batch(have, CHAINS, [A4], C, "h-1", bridge="cnitbr0",
+                                             policy="isolated")) == [3, 4]

@@ -7,7 +7,7 @@ Every change is one iptables-save read and one iptables-restore write per family
 on an iptables-nft host). The admin chain and the bridge name (prevResult) are checked by
 cni.fw.rules before anything is written.
 
-backend "nftables" (`nft_add`, `nft_check`): table `inet cni_firewall` written over netlink,
+backend "nftables" (`nft_add`, `nft_check`, `nft_update`): table `inet cni_firewall` written over netlink,
 laid out in cni.fw.nft_firewall, the container's rules found by its instance comment.
 `teardown` (DEL) removes what either backend wrote for the container (the nftables part is
 skipped only when cni.fw.backend.NATIVE forces the tools, as the unit tests do).
@@ -148,19 +148,6 @@ def delete(ips, *, admin_chain: str = "") -> None:
         iptables.apply("filter", build, v6=ver == 6)
 
 
-def check(ips, *, admin_chain: str = "") -> None:
-    """Raise FirewallCheckError unless the jump rules and every per-address rule exist."""
-    from cni.fw import iptables
-    priv_jump, admin_jump = _jump_rules(admin_chain or ADMIN_CHAIN)
-    for ver, group in sorted(_families(ips).items()):
-        t = iptables.save("filter", v6=ver == 6)
-        want = [("FORWARD", priv_jump), (PRIV_CHAIN, admin_jump)]
-        want += [(PRIV_CHAIN, spec) for ip in group for spec in ip_rules(ip)]
-        for chain, spec in want:
-            if spec not in t.chains.get(chain, ()):
-                raise FirewallCheckError(f"expected {chain} rule not found", spec)
-
-
 # --- nftables backend ------------------------------------------------------------------------
 
 def _nft_instance(network: str, ifname: str, container_id: str) -> tuple:
@@ -214,6 +201,24 @@ def nft_add(ips, *, network: str, container_id: str, ifname: str, admin_chain: s
          isolated=policy == "isolated")
 
 
+def nft_update(ips, *, network: str, container_id: str, ifname: str, admin_chain: str = "",
+               ingress_policy: str = "open", bridge: str = "") -> None:
+    """UPDATE with backend nftables, as `update` for iptables: the container's rules as ADD
+    makes them, the admin chain's jump first, the bridge's ingress policy switched to
+    `ingress_policy`; one transaction, so the old rules hold until the new ones are in."""
+    policy = validate_ingress_policy(ingress_policy)
+    admin = _nft_admin(admin_chain)
+    comment, prefix = _nft_instance(network, ifname, container_id)
+    ips = list(ips)
+    if policy != "open" and ips and not bridge:
+        raise InvalidConfigError(f"interface needs to be set for ingress policy {policy!r}, "
+                                 'make sure to chain "firewall" plugin with "bridge"')
+    if bridge:
+        rules.ifname(bridge, "prevResult.interfaces[0].name")
+    _nft("update", nft_firewall.update, _packed(ips), comment, prefix, admin=admin,
+         bridge=bridge, policy=policy)
+
+
 def nft_check(ips, *, network: str, container_id: str, ifname: str, admin_chain: str = "",
               ingress_policy: str = "open", bridge: str = "") -> None:
     """Raise FirewallCheckError unless the table, its jumps, the ingress policy's rules and
@@ -245,3 +250,17 @@ def teardown(ips, *, network: str, container_id: str, ifname: str, admin_chain: 
             errors.append(str(exc))
     if errors:
         raise be.RuleError("firewall teardown failed", "; ".join(errors))
+
+
+def check(ips, *, admin_chain: str = "") -> None:
+    """Raise FirewallCheckError unless the jump rules and every per-address rule exist."""
+    from cni.fw import iptables
+    priv_jump, admin_jump = _jump_rules(admin_chain or ADMIN_CHAIN)
+    for ver, group in sorted(_families(ips).items()):
+        t = iptables.save("filter", v6=ver == 6)
+        want = [("FORWARD", priv_jump), (PRIV_CHAIN, admin_jump)]
+        want += [(PRIV_CHAIN, spec) for ip in group for spec in ip_rules(ip)]
+        for chain, spec in want:
+            if spec not in t.chains.get(chain, ()):
+                raise FirewallCheckError(f"expected {chain} rule not found", spec)
+

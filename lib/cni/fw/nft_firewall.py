@@ -166,6 +166,29 @@ def add_batch(rules: list, chains, addrs: list, comment: str, prefix: str, *, ad
     return b
 
 
+def update_batch(rules: list, chains, addrs: list, comment: str, prefix: str, *,
+                 admin: str = ADMIN, bridge: str = "", policy: str = "open") -> nft.Batch:
+    """UPDATE (our extension): ADD's batch, plus the bridge's isolation rules of any other
+    policy removed (open: all of the bridge's) and the admin chain's jump moved first."""
+    iso = policy == "isolated"
+    b = add_batch(rules, chains, addrs, comment, prefix, admin=admin,
+                  bridge=bridge if policy != "open" else "", isolated=iso)
+    if bridge:
+        want = {(c, m) for c, m, _ in isolation_rules(bridge, iso)} if policy != "open" else set()
+        for r in rules:
+            if (r.chain in (STAGE1, STAGE2) and (r.comment or "").endswith(f", bridge: {bridge}")
+                    and (r.chain, r.comment) not in want):
+                b.delete_rule(FAMILY, TABLE, r.chain, r.handle)
+    allow = [r for r in rules if r.chain == ALLOW]
+    mine = [r for r in allow if jump_target(r) == admin]
+    if mine and allow[0] is not mine[0]:
+        for r in mine:
+            b.delete_rule(FAMILY, TABLE, ALLOW, r.handle)
+        b.add_rule(FAMILY, TABLE, ALLOW, [nft.verdict(d.NFT_JUMP, admin)], comment=ADMIN_COMMENT,
+                   insert=True)
+    return b
+
+
 def owned(rules: list, prefix: str) -> list:
     """The per-container rules among `rules` whose comment starts with `prefix`."""
     return [r for r in rules if r.chain == ALLOW and r.comment and r.comment.startswith(prefix)]
@@ -201,6 +224,12 @@ def add(addrs: list, comment: str, prefix: str, **kw) -> None:
     """Allow each packed address through `forward`, replacing this instance's earlier rules;
     kw: admin (chain name), bridge and isolated (the ingress policy, none without bridge)."""
     _transact(lambda nl: add_batch(nl.rules(FAMILY, TABLE), _chains(nl), addrs, comment, prefix, **kw))
+
+
+def update(addrs: list, comment: str, prefix: str, **kw) -> None:
+    """update_batch in one transaction; kw: admin, bridge, policy."""
+    _transact(lambda nl: update_batch(nl.rules(FAMILY, TABLE), _chains(nl), addrs, comment,
+                                      prefix, **kw))
 
 
 def delete(prefix: str) -> None:
