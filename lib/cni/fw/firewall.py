@@ -263,4 +263,3 @@ def check(ips, *, admin_chain: str = "") -> None:
         for chain, spec in want:
             if spec not in t.chains.get(chain, ()):
                 raise FirewallCheckError(f"expected {chain} rule not found", spec)
-
