@@ -1,8 +1,12 @@
 """firewall: allow the container's addresses through the host firewall (chained, >= 0.3.0).
 
-Keys (as the Go plugin): backend (iptables|firewalld; default firewalld when it answers on the
-system bus, else iptables), iptablesAdminChainName (CNI-ADMIN), firewalldZone (trusted),
-ingressPolicy (open|same-bridge|isolated; iptables rules whatever the backend).
+Keys (as the Go plugin): backend (iptables|firewalld|nftables; default firewalld when it answers
+on the system bus, else as cni.fw.backend.select: iptables where its tools exist, else
+nftables), iptablesAdminChainName (CNI-ADMIN; with nftables the admin chain's name, default
+"admin"), firewalldZone (trusted), ingressPolicy (open|same-bridge|isolated; with firewalld
+still iptables rules, as Go). nftables (ours; Go has none) writes table `inet cni_firewall`
+over netlink (layout in cni.fw.nft_firewall). DEL removes what the iptables and nftables
+backends wrote for the container whichever is configured, so switching backends leaks nothing.
 firewalld is reached over the system bus socket with our own D-Bus client (cni.meta.dbus).
 iptablesAdminChainName and firewalldZone are checked with the config (code 7); the bridge name
 from prevResult, which only ADD's ingressPolicy rules use, at the start of ADD.
@@ -14,7 +18,7 @@ from cni.config import NetConf
 from cni.errors import InvalidConfigError
 from cni.version import starting_from
 
-BACKENDS = ("", "iptables", "firewalld")
+BACKENDS = ("", "iptables", "firewalld", "nftables")
 
 
 class Config(NetConf):
@@ -31,7 +35,7 @@ class Config(NetConf):
         from cni.fw.firewall import validate_ingress_policy
         if self.backend not in BACKENDS:
             raise InvalidConfigError(f"unknown backend {self.backend!r}",
-                                     "backend must be iptables or firewalld")
+                                     "backend must be iptables, nftables or firewalld")
         if self.admin_chain:
             rules.ipt_chain(self.admin_chain, "iptablesAdminChainName")
         self.zone = self.zone or "trusted"
@@ -43,6 +47,11 @@ class Config(NetConf):
             return self.backend == "firewalld"
         from cni.meta import firewalld
         return firewalld.is_running()
+
+    def rule_backend(self) -> str:
+        """iptables or nftables: the explicit one, else iptables where its tools exist."""
+        from cni.fw import backend as be
+        return be.select(self.backend if self.backend != "firewalld" else None)
 
 
 def _ips(prev) -> list:
@@ -73,6 +82,11 @@ def add(args: skel.Args, conf: Config):
                 from cni.meta.isolation import setup
                 setup(ips, conf.ingress_policy, bridge)
         return prev
+    if conf.rule_backend() == "nftables":    # one transaction: nothing to undo
+        firewall.nft_add(ips, network=conf.name, container_id=args.container_id,
+                         ifname=args.ifname, admin_chain=conf.admin_chain,
+                         ingress_policy=conf.ingress_policy, bridge=bridge)
+        return prev
     with on_error() as undo:
         undo(firewall.delete, ips, admin_chain=conf.admin_chain)
         firewall.add(ips, admin_chain=conf.admin_chain, ingress_policy=conf.ingress_policy,
@@ -81,19 +95,17 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    # per-address rules only; the shared chains and isolation rules stay (as Go)
+    # per-container rules only; the shared chains and isolation rules stay (as Go)
     ips = _ips(conf.prev_result)
     if conf.prev_result is None and args.netns:
         from cni.ip import container_addrs   # 0.3.x: DEL carries no prevResult
         ips = container_addrs(args.netns, args.ifname)
-    if not ips:
-        return
-    if conf.use_firewalld():
+    if ips and conf.use_firewalld():
         from cni.meta import firewalld
         firewalld.delete(ips, conf.zone)
-        return
-    from cni.fw import firewall
-    firewall.delete(ips, admin_chain=conf.admin_chain)
+    from cni.fw import firewall             # both rule backends, whichever is configured
+    firewall.teardown(ips, network=conf.name, container_id=args.container_id,
+                      ifname=args.ifname, admin_chain=conf.admin_chain)
 
 
 def check(args: skel.Args, conf: Config) -> None:
@@ -104,6 +116,12 @@ def check(args: skel.Args, conf: Config) -> None:
         firewalld.check(_ips(prev), conf.zone)
         return
     from cni.fw import firewall
+    if conf.rule_backend() == "nftables":
+        bridge = _bridge(prev) if conf.ingress_policy != "open" else ""
+        firewall.nft_check(_ips(prev), network=conf.name, container_id=args.container_id,
+                           ifname=args.ifname, admin_chain=conf.admin_chain,
+                           ingress_policy=conf.ingress_policy, bridge=bridge)
+        return
     firewall.check(_ips(prev), admin_chain=conf.admin_chain)
 
 

@@ -3,14 +3,20 @@
 FORWARD -> CNI-FORWARD (inserted first) -> admin chain (default CNI-ADMIN, first rule), then per
 container address `-d IP conntrack RELATED,ESTABLISHED ACCEPT` and `-s IP ACCEPT`.
 ingressPolicy same-bridge/isolated adds CNI-ISOLATION-STAGE-1/2 (never removed: shared).
-Every change is one iptables-save read and one iptables-restore write per family. The admin
-chain and the bridge name (prevResult) are checked by cni.fw.rules before anything is written.
+Every change is one iptables-save read and one iptables-restore write per family (over netlink
+on an iptables-nft host). The admin chain and the bridge name (prevResult) are checked by
+cni.fw.rules before anything is written.
+
+backend "nftables" (`nft_add`, `nft_check`, `nft_update`): table `inet cni_firewall` written over netlink,
+laid out in cni.fw.nft_firewall, the container's rules found by its instance comment.
+`teardown` (DEL) removes what either backend wrote for the container (the nftables part is
+skipped only when cni.fw.backend.NATIVE forces the tools, as the unit tests do).
 """
 from __future__ import annotations
 
 from cni.errors import InternalError, InvalidConfigError
 from cni.fw import backend as be
-from cni.fw import rules
+from cni.fw import masq, nft_firewall, rules
 
 PRIV_CHAIN = "CNI-FORWARD"
 ADMIN_CHAIN = "CNI-ADMIN"
@@ -140,6 +146,110 @@ def delete(ips, *, admin_chain: str = "") -> None:
                 for spec in ip_rules(ip):
                     b.delete(PRIV_CHAIN, spec)
         iptables.apply("filter", build, v6=ver == 6)
+
+
+# --- nftables backend ------------------------------------------------------------------------
+
+def _nft_instance(network: str, ifname: str, container_id: str) -> tuple:
+    """(comment, prefix) of the container's rules: the instance comment the masquerade rules
+    carry, found by its hash prefix."""
+    text = rules.nft_comment_text(masq.nft_comment(network, ifname, container_id),
+                                  "name/CNI_IFNAME/CNI_CONTAINERID")
+    return text, masq.hash_for_instance(network, ifname, container_id)
+
+
+def _nft_admin(admin_chain: str) -> str:
+    if not admin_chain:
+        return nft_firewall.ADMIN
+    rules.ipt_chain(admin_chain, "iptablesAdminChainName")
+    if admin_chain in (nft_firewall.FORWARD, nft_firewall.ALLOW, nft_firewall.STAGE1,
+                       nft_firewall.STAGE2):
+        raise InvalidConfigError(f"iptablesAdminChainName {admin_chain!r} is a chain of the "
+                                 f"nftables backend", f"table inet {nft_firewall.TABLE}")
+    return admin_chain
+
+
+def _packed(ips) -> list:
+    return [getattr(ip, "ip", ip).packed for ip in ips]
+
+
+def _nft(what: str, fn, *args, **kw):
+    """Run an nft_firewall call; a kernel refusal becomes a RuleError like a failed tool."""
+    try:
+        return fn(*args, **kw)
+    except OSError as exc:
+        raise be.RuleError(f"nf_tables firewall {what} failed", str(exc)) from None
+
+
+def nft_add(ips, *, network: str, container_id: str, ifname: str, admin_chain: str = "",
+            ingress_policy: str = "open", bridge: str = "") -> None:
+    """ADD with backend nftables: one transaction, whatever the number of addresses."""
+    policy = validate_ingress_policy(ingress_policy)
+    admin = _nft_admin(admin_chain)
+    comment, prefix = _nft_instance(network, ifname, container_id)
+    ips = list(ips)
+    if not ips:
+        return                              # as the iptables backend: nothing to allow
+    if policy != "open":
+        if not bridge:
+            raise InvalidConfigError(f"interface needs to be set for ingress policy {policy!r}, "
+                                     'make sure to chain "firewall" plugin with "bridge"')
+        rules.ifname(bridge, "prevResult.interfaces[0].name")
+    else:
+        bridge = ""
+    _nft("update", nft_firewall.add, _packed(ips), comment, prefix, admin=admin, bridge=bridge,
+         isolated=policy == "isolated")
+
+
+def nft_update(ips, *, network: str, container_id: str, ifname: str, admin_chain: str = "",
+               ingress_policy: str = "open", bridge: str = "") -> None:
+    """UPDATE with backend nftables, as `update` for iptables: the container's rules as ADD
+    makes them, the admin chain's jump first, the bridge's ingress policy switched to
+    `ingress_policy`; one transaction, so the old rules hold until the new ones are in."""
+    policy = validate_ingress_policy(ingress_policy)
+    admin = _nft_admin(admin_chain)
+    comment, prefix = _nft_instance(network, ifname, container_id)
+    ips = list(ips)
+    if policy != "open" and ips and not bridge:
+        raise InvalidConfigError(f"interface needs to be set for ingress policy {policy!r}, "
+                                 'make sure to chain "firewall" plugin with "bridge"')
+    if bridge:
+        rules.ifname(bridge, "prevResult.interfaces[0].name")
+    _nft("update", nft_firewall.update, _packed(ips), comment, prefix, admin=admin,
+         bridge=bridge, policy=policy)
+
+
+def nft_check(ips, *, network: str, container_id: str, ifname: str, admin_chain: str = "",
+              ingress_policy: str = "open", bridge: str = "") -> None:
+    """Raise FirewallCheckError unless the table, its jumps, the ingress policy's rules and
+    both rules of every address exist."""
+    policy = validate_ingress_policy(ingress_policy)
+    comment, _ = _nft_instance(network, ifname, container_id)
+    ips = list(ips)
+    if not ips:
+        return                              # ADD wrote nothing either
+    missing = _nft("read", nft_firewall.problems, _packed(ips), comment,
+                   admin=_nft_admin(admin_chain), bridge=bridge if policy != "open" else "",
+                   isolated=policy == "isolated")
+    if missing:
+        raise FirewallCheckError("expected nftables firewall rule not found", "; ".join(missing))
+
+
+def teardown(ips, *, network: str, container_id: str, ifname: str, admin_chain: str = "") -> None:
+    """DEL: what either backend wrote for the container (a host that switched backends
+    leaks nothing). iptables rules are found by address, nftables rules by instance comment."""
+    errors = []
+    try:
+        delete(ips, admin_chain=admin_chain)
+    except be.RuleError as exc:
+        errors.append(str(exc))
+    if be.nft_native() and be.nft_table_may_exist("inet", nft_firewall.TABLE):
+        try:
+            _nft("delete", nft_firewall.delete, masq.hash_for_instance(network, ifname, container_id))
+        except be.RuleError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise be.RuleError("firewall teardown failed", "; ".join(errors))
 
 
 def check(ips, *, admin_chain: str = "") -> None:
