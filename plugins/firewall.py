@@ -143,6 +143,11 @@ def update(args: skel.Args, conf: Config):
                 iptables.apply("filter", lambda b: firewall.set_policy(b, conf.ingress_policy, bridge),
                                v6=v6)
         return prev
+    if conf.rule_backend() == "nftables":
+        firewall.nft_update(ips, network=conf.name, container_id=args.container_id,
+                            ifname=args.ifname, admin_chain=conf.admin_chain,
+                            ingress_policy=conf.ingress_policy, bridge=bridge)
+        return prev
     firewall.update(ips, admin_chain=conf.admin_chain, ingress_policy=conf.ingress_policy,
                     bridge=bridge)
     return prev

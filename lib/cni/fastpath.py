@@ -117,12 +117,12 @@ def _decide(plugin: str, versions: tuple, cmd: str, raw: bytes):
     rc, caps = obj.get("runtimeConfig", {}), obj.get("capabilities", {})
     if not isinstance(rc, dict) or not isinstance(caps, dict):
         return None
-    if plugin == "tuning" and "mac" in rc:
+    rc_keys = {str(k).lower(): v for k, v in rc.items()}    # as Go (and cni.config) match keys
+    if plugin == "tuning" and "mac" in rc_keys:
         return None
-    if plugin == "portmap" and any(k.lower() == "portmappings" and v not in (None, [])
-                                   for k, v in rc.items()):
+    if plugin == "portmap" and rc_keys.get("portmappings") not in (None, []):
         return None
-    if plugin == "bandwidth" and "bandwidth" in rc:
+    if plugin == "bandwidth" and "bandwidth" in rc_keys:
         return None
     if plugin == "firewall" and obj.get("backend", "") not in ("", "iptables", "firewalld"):
         return None
@@ -140,7 +140,9 @@ def _decide(plugin: str, versions: tuple, cmd: str, raw: bytes):
             except OSError:
                 return None
         if plugin == "firewall":
-            return "" if result is None or not result.ips else None
+            # no prevResult: a 0.3.x DEL reads the addresses from the netns, and nftables rules
+            # are found by comment: only a result without addresses is nothing to do
+            return "" if result is not None and not result.ips else None
         return None
     if result is None:
         if plugin != "bandwidth":
