@@ -292,3 +292,23 @@ else:
     finally:
         server.kill()
         server.wait()
+
+
+def test_setup_writes_the_skeleton_only_when_it_is_not_in_place(make_netns):
+    """A second ADD adds its rule only (rewriting the chains costs an RCU grace period); a
+    skeleton someone damaged is rebuilt."""
+    ns = make_netns("nfts")
+    py(ns, "setup('n1', 'eth0', 'c1', '10.99.0.5/24')")
+    handles = [o["rule"]["handle"] for o in json.loads(ns.run("nft", "-j", "list", "ruleset").stdout)
+               ["nftables"] if "rule" in o and o["rule"]["chain"] == "postrouting"]
+    py(ns, "setup('n1', 'eth0', 'c2', '10.99.0.6/24')")
+    after = [o["rule"]["handle"] for o in json.loads(ns.run("nft", "-j", "list", "ruleset").stdout)
+             ["nftables"] if "rule" in o and o["rule"]["chain"] == "postrouting"]
+    assert after == handles and len(after) == 3               # not rewritten
+    ns.run("nft", "flush", "chain", "inet", "cni_plugins_masquerade", "postrouting")
+    py(ns, "setup('n1', 'eth0', 'c3', '10.99.0.7/24')")
+    text = ns.run("nft", "list", "chain", "inet", "cni_plugins_masquerade", "postrouting").stdout
+    assert "goto masq_checks" in text and "ip daddr 224.0.0.0/4 return" in text
+    r = py(ns, PM + "nn.portmap_add('cid-1', mappings(), [V4]); nn.portmap_add('cid-2', mappings(), [V4])")
+    rs = json.loads(ns.run("nft", "-j", "list", "table", "ip", "cni_hostport").stdout)["nftables"]
+    assert sum(1 for o in rs if "rule" in o and o["rule"]["chain"] == "hostports_all") == 2

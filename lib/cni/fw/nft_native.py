@@ -38,17 +38,24 @@ def find(nl: nft.NftSocket, prefix: str) -> list:
     return [r for r in nl.rules(FAMILY, TABLE, CHAIN) if r.comment and r.comment.startswith(prefix)]
 
 
-def setup_batch(ips, comment: str, stale: list) -> nft.Batch:
-    """The ADD transaction: table, chains, postrouting rebuilt, stale rules out, new rules in."""
+def _postrouting_rules() -> list:
+    return [nft.match_addr("daddr", packed, plen) + [nft.verdict(d.NFT_RETURN)]
+            for packed, plen in _MCAST] + [[nft.verdict(d.NFT_GOTO, CHAIN)]]
+
+
+def setup_batch(ips, comment: str, stale: list, *, skeleton: bool = True) -> nft.Batch:
+    """The ADD transaction: table, chains, postrouting rebuilt, stale rules out, new rules in.
+
+    With skeleton=False the table and its chains are known to be in place already and are not
+    written again (rewriting rules costs the kernel an RCU grace period: 10-20 ms)."""
     b = nft.Batch()
-    b.add_table(FAMILY, TABLE, comment=TABLE_COMMENT)
-    b.add_chain(FAMILY, TABLE, CHAIN, comment=CHAIN_COMMENT)
-    b.add_chain(FAMILY, TABLE, "postrouting", hook="postrouting", priority=100, type="nat")
-    b.flush_chain(FAMILY, TABLE, "postrouting")
-    for packed, plen in _MCAST:
-        b.add_rule(FAMILY, TABLE, "postrouting",
-                   nft.match_addr("daddr", packed, plen) + [nft.verdict(d.NFT_RETURN)])
-    b.add_rule(FAMILY, TABLE, "postrouting", [nft.verdict(d.NFT_GOTO, CHAIN)])
+    if skeleton:
+        b.add_table(FAMILY, TABLE, comment=TABLE_COMMENT)
+        b.add_chain(FAMILY, TABLE, CHAIN, comment=CHAIN_COMMENT)
+        b.add_chain(FAMILY, TABLE, "postrouting", hook="postrouting", priority=100, type="nat")
+        b.flush_chain(FAMILY, TABLE, "postrouting")
+        for exprs in _postrouting_rules():
+            b.add_rule(FAMILY, TABLE, "postrouting", exprs)
     for r in stale:
         b.delete_rule(FAMILY, TABLE, CHAIN, r.handle)
     for ipi in ips:
@@ -73,11 +80,54 @@ def _retry(build) -> None:
                     raise
 
 
+def _canon(exprs) -> list:
+    """Expressions compared as values: attribute order and the kernel's own additions
+    (NFTA_BITWISE_OP, padding) do not count."""
+    out = []
+    for e in exprs:
+        data = e.get("NFTA_EXPR_DATA")
+        items = sorted((k, _flat(v)) for k, v in (data or ()) if k not in _KERNEL_ADDED)
+        out.append((e.get("NFTA_EXPR_NAME"), items))
+    return out
+
+
+_KERNEL_ADDED = ("NFTA_BITWISE_OP", "NFTA_COUNTER_PAD", "NFTA_COUNTER_BYTES", "NFTA_COUNTER_PACKETS")
+
+
+def _flat(v):
+    return tuple((k, _flat(x)) for k, x in v) if isinstance(v, list) else v
+
+
+def in_place(nl: nft.NftSocket, fam: str, table: str, chains: dict, rebuilt: dict) -> bool:
+    """True when `table` holds every chain of `chains` ({name: (hook, priority) or None}) and
+    each chain of `rebuilt` ({name: [exprs, ...]}) holds exactly those rules, in order."""
+    have = {c.name: c for c in nl.chains(fam, table)}
+    for name, hook in chains.items():
+        c = have.get(name)
+        if c is None:
+            return False
+        if hook is not None:
+            h = c.hook or ()
+            if (h.get("NFTA_HOOK_HOOKNUM"), h.get("NFTA_HOOK_PRIORITY")) != (d.HOOKS[hook[0]], hook[1]):
+                return False
+    for name, want in rebuilt.items():
+        rules = nl.rules(fam, table, name)
+        if [_canon(r.exprs) for r in rules] != [_canon(w) for w in want]:
+            return False
+    return True
+
+
 def setup(ips, comment: str, instance_prefix: str) -> None:
     """Masquerade each address leaving its subnet; replaces this instance's earlier rules."""
     ips = list(ips)
-    if ips:
-        _retry(lambda nl: setup_batch(ips, comment, find(nl, instance_prefix)))
+    if not ips:
+        return
+
+    def build(nl):
+        ready = in_place(nl, FAMILY, TABLE, {CHAIN: None, "postrouting": ("postrouting", 100)},
+                         {"postrouting": _postrouting_rules()})
+        return setup_batch(ips, comment, find(nl, instance_prefix), skeleton=not ready)
+    _retry(build)
 
 
 def teardown(instance_prefix: str) -> None:
@@ -149,24 +199,43 @@ def _local_jump(chain: str) -> list:
             nft.verdict(d.NFT_JUMP, chain)]
 
 
+def _pm_rebuilt() -> dict:
+    """The chains portmap rebuilds on every ADD (as Go's), with their rules."""
+    return {"hostports_all": [[nft.verdict(d.NFT_JUMP, "hostip_hostports")],
+                              [nft.verdict(d.NFT_JUMP, "hostports")]],
+            "prerouting": [_local_jump("hostports_all")], "output": [_local_jump("hostports_all")]}
+
+
+def portmap_ready(nl: nft.NftSocket, fam: str, snat: bool) -> bool:
+    """The table's chains and its rebuilt rules are already what portmap_batch would write."""
+    chains = {"hostports": None, "hostip_hostports": None, "hostports_all": None,
+              "prerouting": ("prerouting", -100), "output": ("output", -100)}
+    if snat:
+        chains["masquerading"] = ("postrouting", 100)
+    return in_place(nl, fam, PM_TABLE, chains, _pm_rebuilt())
+
+
 def portmap_batch(container_id: str, mappings: list, container_ip: bytes, *, stale: list = (),
-                  snat: bool = True, masq_all: bool = False) -> nft.Batch:
-    """The ADD transaction for one container address (one family)."""
+                  snat: bool = True, masq_all: bool = False, skeleton: bool = True) -> nft.Batch:
+    """The ADD transaction for one container address (one family); skeleton=False: the table
+    and its chains are in place already (portmap_ready) and are not rewritten."""
     fam, nfproto = _pm_family(container_ip)
     t = PM_TABLE
     b = nft.Batch()
-    b.add_table(fam, t, comment="CNI portmap plugin")
-    for c in ("hostports", "hostip_hostports", "hostports_all"):
-        b.add_chain(fam, t, c)
-    b.flush_chain(fam, t, "hostports_all")
-    b.add_rule(fam, t, "hostports_all", [nft.verdict(d.NFT_JUMP, "hostip_hostports")])
-    b.add_rule(fam, t, "hostports_all", [nft.verdict(d.NFT_JUMP, "hostports")])
-    for hook in ("prerouting", "output"):
-        b.add_chain(fam, t, hook, hook=hook, priority=-100, type="nat")
-        b.flush_chain(fam, t, hook)
-        b.add_rule(fam, t, hook, _local_jump("hostports_all"))
-    if snat:
-        b.add_chain(fam, t, "masquerading", hook="postrouting", priority=100, type="nat")
+    if skeleton:
+        b.add_table(fam, t, comment="CNI portmap plugin")
+        for c in ("hostports", "hostip_hostports", "hostports_all"):
+            b.add_chain(fam, t, c)
+        b.flush_chain(fam, t, "hostports_all")
+        rebuilt = _pm_rebuilt()
+        for exprs in rebuilt["hostports_all"]:
+            b.add_rule(fam, t, "hostports_all", exprs)
+        for hook in ("prerouting", "output"):
+            b.add_chain(fam, t, hook, hook=hook, priority=-100, type="nat")
+            b.flush_chain(fam, t, hook)
+            b.add_rule(fam, t, hook, rebuilt[hook][0])
+        if snat:
+            b.add_chain(fam, t, "masquerading", hook="postrouting", priority=100, type="nat")
     for r in stale:
         b.delete_rule(fam, t, r.chain, r.handle)
     for m in mappings:
@@ -209,8 +278,11 @@ def portmap_add(container_id: str, mappings: list, container_ips, **kw) -> None:
     def build(nl):
         b = nft.Batch()
         for ip in ips:
-            stale = portmap_owned(nl, _pm_family(ip)[0], container_id)
-            b.ops += portmap_batch(container_id, mappings, ip, stale=stale, **kw).ops
+            fam = _pm_family(ip)[0]
+            stale = portmap_owned(nl, fam, container_id)
+            ready = portmap_ready(nl, fam, kw.get("snat", True))
+            b.ops += portmap_batch(container_id, mappings, ip, stale=stale, skeleton=not ready,
+                                   **kw).ops
         return b
     _retry(build)
 
