@@ -25,7 +25,7 @@ TABLE_COMMENT = "Masquerading for plugins from github.com/containernetworking/pl
 CHAIN_COMMENT = "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"
 _MCAST = ((b"\xe0\0\0\0", 4), (b"\xff" + bytes(15), 8))
 RETRIES = 3
-_ENOENT, _EBUSY = 2, 16
+_ENOENT, _EBUSY, _ERESTART = 2, 16, 85
 
 
 def _addr(ipi) -> tuple:
@@ -67,16 +67,18 @@ def setup_batch(ips, comment: str, stale: list, *, skeleton: bool = True) -> nft
     return b
 
 
-def _retry(build) -> None:
-    """Run build(nl) -> Batch and commit it; a batch that lost a race is recomputed."""
+def _retry(build, genid=(None,)) -> None:
+    """Run build(nl) -> Batch and commit it; a batch that lost a race is recomputed. A build
+    that stores the generation it read in genid[0] gets a batch refused (ERESTART) when any
+    other write came in between."""
     with nft.NftSocket() as nl:
         for attempt in range(RETRIES):
             batch = build(nl)
             try:
-                batch.commit(nl)
+                batch.commit(nl, genid=genid[0])
                 return
             except NetlinkError as exc:
-                if exc.errno not in (_ENOENT, _EBUSY) or attempt == RETRIES - 1:
+                if exc.errno not in (_ENOENT, _EBUSY, _ERESTART) or attempt == RETRIES - 1:
                     raise
 
 
@@ -266,7 +268,8 @@ def portmap_batch(container_id: str, mappings: list, container_ip: bytes, *, sta
 
 def portmap_owned(nl: nft.NftSocket, fam: str, container_id: str) -> list:
     """This container's rules in the portmap table of `fam` ([] when the table is absent)."""
-    return [r for r in nl.rules(fam, PM_TABLE) if r.chain in PM_CHAINS and r.comment == container_id]
+    return [r for r in nl.rules(fam, PM_TABLE, exprs=False)
+            if r.chain in PM_CHAINS and r.comment == container_id]
 
 
 def portmap_add(container_id: str, mappings: list, container_ips, **kw) -> None:
@@ -290,12 +293,20 @@ def portmap_add(container_id: str, mappings: list, container_ips, **kw) -> None:
 def portmap_delete(container_id: str) -> None:
     """Remove the container's rules in both families, in one transaction; none is fine."""
     def build(nl):
+        genid[0] = nl.genid()
         b = nft.Batch()
         for fam in ("ip", "ip6"):
-            for r in portmap_owned(nl, fam, container_id):
-                b.delete_rule(fam, PM_TABLE, r.chain, r.handle)
+            every = [r for r in nl.rules(fam, PM_TABLE, exprs=False) if r.chain in PM_CHAINS]
+            for chain in PM_CHAINS:
+                mine = [r for r in every if r.chain == chain and r.comment == container_id]
+                if mine and len(mine) == sum(1 for r in every if r.chain == chain):
+                    b.flush_chain(fam, PM_TABLE, chain)   # one op, not n handle walks
+                else:
+                    for r in mine:
+                        b.delete_rule(fam, PM_TABLE, chain, r.handle)
         return b
-    _retry(build)
+    genid = [None]
+    _retry(build, genid)
 
 
 def portmap_count(fam: str, container_id: str) -> dict:

@@ -374,7 +374,7 @@ def add(network: str, container_id: str, mappings: list, container_ips, *,
             for tool in iptables.tools(ver == 6):
                 be.require(tool)
             iptables.apply("nat", lambda b, ipi=ipi: _ipt_build(b, network, container_id, mappings, ipi, o),
-                           v6=ver == 6)
+                           v6=ver == 6, rules=3 * len(mappings))
 
 
 def delete(network: str, container_id: str, backend: str | None = None) -> None:
@@ -421,7 +421,8 @@ def check(network: str, container_id: str, mappings: list, container_ips, *,
                 raise PortmapCheckError('missing hostport rules in "masquerading" chain')
         else:
             from cni.fw import iptables
-            _ipt_check(iptables.save("nat", v6=ver == 6), network, container_id, mappings, ipi, o)
+            _ipt_check(iptables.save("nat", v6=ver == 6, rules=3 * len(mappings)), network, container_id,
+                       mappings, ipi, o)
 
 
 def gc(network: str, valid_container_ids, backend: str | None = None) -> None:
