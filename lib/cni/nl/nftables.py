@@ -449,9 +449,11 @@ class Rule:
         return f"Rule({self.family} {self.table} {self.chain} #{self.handle} {self.comment!r})"
 
 
-# GETRULE replies with the expressions kept as raw bytes (NftSocket.rules(exprs=False))
-_NO_EXPRS = {**d.MESSAGES, d.msg_type(d.NFT_MSG_GETRULE): (
-    d.NFGENMSG, Attrs("NFTA_RULE", {**d.NFTA_RULE.by_id, 4: ("NFTA_RULE_EXPRESSIONS", BYTES)}))}
+# rule dumps (replies are NEWRULE messages) with the expressions kept as raw bytes
+_RULE_NO_EXPRS = (d.NFGENMSG, Attrs("NFTA_RULE", {**d.NFTA_RULE.by_id,
+                                                  4: ("NFTA_RULE_EXPRESSIONS", BYTES)}))
+_NO_EXPRS = {**d.MESSAGES, d.msg_type(d.NFT_MSG_GETRULE): _RULE_NO_EXPRS,
+             d.msg_type(d.NFT_MSG_NEWRULE): _RULE_NO_EXPRS}
 
 
 def decode_batch(data: bytes) -> list:
