@@ -144,13 +144,14 @@ def _netlink(v6: bool, rules: int) -> bool:
     return rules <= BULK_RULES or backend.NATIVE is True or not backend.have_iptables(v6)
 
 
-def save(table: str, *, v6: bool = False, rules: int = 0) -> Table:
+def save(table: str, *, v6: bool = False, rules: int = 0, only=None) -> Table:
     """The table as iptables-save shows it: over netlink on an iptables-nft host, else by exec.
-    `rules`: how many rules the caller expects to read (see _netlink)."""
+    `rules`: how many rules the caller expects to read (see _netlink); `only`: the chains whose
+    rules the caller looks at (over netlink the others are listed empty, unread)."""
     if _netlink(v6, rules):
         try:
             with NftSocket() as nl:
-                return Table(table, iptables_nft.read(nl, table, v6).chains)
+                return Table(table, iptables_nft.read(nl, table, v6, only).chains)
         except OSError as exc:
             raise backend.RuleError(f"reading table {table} failed", str(exc)) from None
     prog = backend.require(tools(v6)[0])
@@ -249,7 +250,7 @@ def restore(text: str, *, v6: bool = False) -> None:
                       what=f"{tools(v6)[1]} failed")
 
 
-def apply(table: str, build, *, v6: bool = False, rules: int = 0) -> Batch:
+def apply(table: str, build, *, v6: bool = False, rules: int = 0, only=None) -> Batch:
     """Read the table once, let build(batch) compute the edits, write them in one restore.
 
     A restore that fails (e.g. a concurrent edit made a -D stale) is recomputed from a fresh
@@ -257,10 +258,13 @@ def apply(table: str, build, *, v6: bool = False, rules: int = 0) -> Batch:
     nf_tables batch, encoded as iptables-nft encodes them (cni.fw.iptables_nft), and no tool
     runs; an edit beyond that translator (free-form user conditions) falls back to the tools,
     and so does a bulk edit (`rules`: how many rules build() may write or read; see _netlink).
+    `only`: the chains build() reads; over netlink no other chain's rules are read, so build()
+    must not delete a chain (a jump to it could sit in a chain it did not see).
     """
     if _netlink(v6, rules):
         try:
-            return iptables_nft.apply(table, build, lambda chains: Batch(Table(table, chains)), v6=v6)
+            return iptables_nft.apply(table, build, lambda chains: Batch(Table(table, chains)), v6=v6,
+                                      only=only)
         except iptables_nft.Unsupported:
             pass
         except OSError as exc:

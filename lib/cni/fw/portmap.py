@@ -20,6 +20,8 @@ DNAT_CHAIN = "CNI-HOSTPORT-DNAT"
 SETMARK_CHAIN = "CNI-HOSTPORT-SETMARK"
 MASQ_CHAIN = "CNI-HOSTPORT-MASQ"
 OLD_SNAT_CHAIN = "CNI-HOSTPORT-SNAT"
+# the chains whose rules _ipt_build looks at, besides the container's own CNI-DN chain
+_ADD_READS = ("PREROUTING", "OUTPUT", "POSTROUTING", DNAT_CHAIN, SETMARK_CHAIN, MASQ_CHAIN)
 DEFAULT_MARK_BIT = 13
 NFT_TABLE = "cni_hostport"
 NFT_CHAINS = ("hostports", "hostip_hostports", "masquerading")
@@ -374,7 +376,8 @@ def add(network: str, container_id: str, mappings: list, container_ips, *,
             for tool in iptables.tools(ver == 6):
                 be.require(tool)
             iptables.apply("nat", lambda b, ipi=ipi: _ipt_build(b, network, container_id, mappings, ipi, o),
-                           v6=ver == 6, rules=3 * len(mappings))
+                           v6=ver == 6, rules=3 * len(mappings),
+                           only=_ADD_READS + (dn_chain(network, container_id),))
 
 
 def delete(network: str, container_id: str, backend: str | None = None) -> None:
@@ -421,8 +424,9 @@ def check(network: str, container_id: str, mappings: list, container_ips, *,
                 raise PortmapCheckError('missing hostport rules in "masquerading" chain')
         else:
             from cni.fw import iptables
-            _ipt_check(iptables.save("nat", v6=ver == 6, rules=3 * len(mappings)), network, container_id,
-                       mappings, ipi, o)
+            t = iptables.save("nat", v6=ver == 6, rules=3 * len(mappings),
+                              only=(DNAT_CHAIN, dn_chain(network, container_id)))
+            _ipt_check(t, network, container_id, mappings, ipi, o)
 
 
 def gc(network: str, valid_container_ids, backend: str | None = None) -> None:
@@ -432,9 +436,9 @@ def gc(network: str, valid_container_ids, backend: str | None = None) -> None:
     valid = set(valid_container_ids)
     prefix = rules.quote(f'dnat name: "{network}" id: "')[:-1]
 
-    def build(b):
+    def stale_chains(t) -> list:
         stale: dict = {}
-        for spec in b.t.chains.get(DNAT_CHAIN, ()):
+        for spec in t.chains.get(DNAT_CHAIN, ()):
             at = spec.find("--comment " + prefix)
             if at < 0:
                 continue
@@ -442,10 +446,15 @@ def gc(network: str, valid_container_ids, backend: str | None = None) -> None:
             target = spec.rsplit("-j ", 1)[-1]
             if cid not in valid and cid not in stale and target == dn_chain(network, cid):
                 stale[cid] = _ipt_chains(network, cid)
-        b.delete_chains([c for pair in stale.values() for c in pair])   # one pass for them all
+        return [c for pair in stale.values() for c in pair]
     for v6 in (False, True):
-        if be.have_iptables(v6):
-            iptables.apply("nat", build, v6=v6)
+        if not be.have_iptables(v6):
+            continue
+        if be.iptables_nft(v6):      # read CNI-HOSTPORT-DNAT alone; drop the chains unread
+            doomed = stale_chains(iptables.save("nat", v6=v6, only=(DNAT_CHAIN,)))
+            if not doomed or iptables.drop_chains_nft("nat", doomed, (DNAT_CHAIN, OLD_SNAT_CHAIN), v6=v6):
+                continue
+        iptables.apply("nat", lambda b: b.delete_chains(stale_chains(b.t)), v6=v6)   # one pass
 
 
 __all__ = ["normalize_mappings", "resolve_backend", "add", "delete", "check", "gc",
