@@ -4,6 +4,7 @@ kept in step with the rule lists through every edit.
 """
 from __future__ import annotations
 
+import gc
 import ipaddress
 import time
 
@@ -17,6 +18,15 @@ from test_fw_masq import fake  # noqa: F401  (fixture)
 
 V4 = ipaddress.ip_interface("10.88.0.2/24")
 OPTS = dict(portmap._OPTS)
+
+
+@pytest.fixture(autouse=True)
+def _no_gc():
+    """As in the plugin process (plugins/portmap.py): the cyclic collector's passes over
+    millions of live objects would make every size here superlinear."""
+    gc.disable()
+    yield
+    gc.enable()
 
 
 def elapsed(fn, *args) -> float:
