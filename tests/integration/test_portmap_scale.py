@@ -3,8 +3,11 @@ entries (~4 MB of JSON on stdin). ADD, CHECK and DEL run through bin/portmap wit
 the rule counts are read back from the kernel, nothing is left after DEL, and the time must grow
 linearly with the mappings (a quadratic step makes 6x the mappings cost ~36x, not ~6x).
 
-Times are the CPU seconds of the plugin process (user + sys, children included), which a loaded
-machine disturbs far less than wall time; both are printed.
+Times are the CPU seconds of the plugin process (children included), which a loaded machine
+disturbs far less than wall time; user, sys and wall are printed. The user time (our work, and
+the tools') must be linear for every verb, the total for ADD and DEL. CHECK must read every rule
+back, and the kernel restarts a rule dump at the head of the chain for each 32 KB of output, so
+its system time grows as n^2 (nftables 60k: ~1.4 s of ~1.8 s; iptables-save of 180k rules: ~7 s).
 """
 from __future__ import annotations
 
@@ -58,8 +61,7 @@ def timed(cmd: str, data: bytes, host, cont) -> tuple:
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert r.rc == 0, f"{cmd}: rc={r.rc} {r.stdout[:500]} {r.stderr[-2000:]}"
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return cpu, wall
+    return after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, wall
 
 
 def ipt_counts(host, dn: str) -> tuple:
@@ -104,8 +106,19 @@ def run_scale(backend: str, n: int, host, cont, capsys) -> dict:
     TIMES[(backend, n)] = t
     with capsys.disabled():
         print(f"\nportmap {backend} {n} mappings ({len(data) / 1e6:.1f} MB stdin): " + ", ".join(
-            f"{k} cpu {c:.2f}s wall {w:.2f}s" for k, (c, w) in t.items()))
+            f"{k} cpu {u + y:.2f}s (user {u:.2f} sys {y:.2f}) wall {w:.2f}s" for k, (u, y, w) in t.items()))
     return t
+
+
+def assert_linear(small: dict, big: dict, bound: float, what: str) -> None:
+    """User time linear for every verb; user + sys for ADD and DEL (see the module docstring)."""
+    for verb, (u, y, _) in big.items():
+        su, sy, _ = small[verb]
+        ratios = {"user": u / max(su, 0.05)}
+        if verb != "CHECK":
+            ratios["total"] = (u + y) / max(su + sy, 0.05)
+        for kind, r in ratios.items():
+            assert r < bound, f"{verb} {kind}: {what} cost {r:.1f}x"
 
 
 BACKENDS = ["iptables", pytest.param("nftables", marks=pytest.mark.tool("nft"))]
@@ -113,13 +126,11 @@ BACKENDS = ["iptables", pytest.param("nftables", marks=pytest.mark.tool("nft"))]
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_portmap_20k_linear(pair, capsys, backend):
-    """2k and 20k mappings: ten times the mappings may cost at most ~20x (quadratic: ~100x)."""
+    """2k and 20k mappings: ten times the mappings may cost at most 20x (quadratic: ~100x)."""
     host, cont = pair
     small = run_scale(backend, 2000, host, cont, capsys)
     big = run_scale(backend, 20000, host, cont, capsys)
-    for verb in ("ADD", "DEL") if backend == "iptables" else ("ADD", "CHECK", "DEL"):
-        ratio = big[verb][0] / max(small[verb][0], 0.05)
-        assert ratio < 20, f"{verb}: 20k mappings cost {ratio:.1f}x 2k"
+    assert_linear(small, big, 20, "20k mappings against 2k")
 
 
 @pytest.mark.slow
@@ -130,9 +141,7 @@ def test_portmap_60k_linear(pair, capsys, backend):
     host, cont = pair
     ten = run_scale(backend, 10000, host, cont, capsys)
     sixty = run_scale(backend, 60000, host, cont, capsys)
-    for verb in ("ADD", "DEL") if backend == "iptables" else ("ADD", "CHECK", "DEL"):
-        ratio = sixty[verb][0] / max(ten[verb][0], 0.05)
-        assert ratio < 12, f"{verb}: 60k mappings cost {ratio:.1f}x 10k"
+    assert_linear(ten, sixty, 12, "60k mappings against 10k")
 
 
 def small_conf(backend: str, cont, version: str = "1.0.0") -> dict:
