@@ -5,9 +5,10 @@ linearly with the mappings (a quadratic step makes 6x the mappings cost ~36x, no
 
 Times are the CPU seconds of the plugin process (children included), which a loaded machine
 disturbs far less than wall time; user, sys and wall are printed. The user time (our work, and
-the tools') must be linear for every verb, the total for ADD and DEL. CHECK must read every rule
-back, and the kernel restarts a rule dump at the head of the chain for each 32 KB of output, so
-its system time grows as n^2 (nftables 60k: ~1.4 s of ~1.8 s; iptables-save of 180k rules: ~7 s).
+the tools') must be linear for every verb, the total for every verb that does not list the
+container's rules: a listing is a kernel rule dump, which restarts at the head of the chain for
+each 32 KB of output, so its system time grows as n^2 (60k: nftables CHECK/DEL ~1.2 s of
+~1.7 s; iptables CHECK, iptables-save of 180k rules, ~8 s). iptables DEL drops the chains unread.
 """
 from __future__ import annotations
 
@@ -110,12 +111,15 @@ def run_scale(backend: str, n: int, host, cont, capsys) -> dict:
     return t
 
 
-def assert_linear(small: dict, big: dict, bound: float, what: str) -> None:
-    """User time linear for every verb; user + sys for ADD and DEL (see the module docstring)."""
+UNLISTED = {"iptables": ("ADD", "DEL"), "nftables": ("ADD",)}    # verbs with no rule dump
+
+
+def assert_linear(backend: str, small: dict, big: dict, bound: float, what: str) -> None:
+    """User time linear for every verb; user + sys where no rule dump (module docstring)."""
     for verb, (u, y, _) in big.items():
         su, sy, _ = small[verb]
         ratios = {"user": u / max(su, 0.05)}
-        if verb != "CHECK":
+        if verb in UNLISTED[backend]:
             ratios["total"] = (u + y) / max(su + sy, 0.05)
         for kind, r in ratios.items():
             assert r < bound, f"{verb} {kind}: {what} cost {r:.1f}x"
@@ -130,7 +134,7 @@ def test_portmap_20k_linear(pair, capsys, backend):
     host, cont = pair
     small = run_scale(backend, 2000, host, cont, capsys)
     big = run_scale(backend, 20000, host, cont, capsys)
-    assert_linear(small, big, 20, "20k mappings against 2k")
+    assert_linear(backend, small, big, 20, "20k mappings against 2k")
 
 
 @pytest.mark.slow
@@ -141,7 +145,7 @@ def test_portmap_60k_linear(pair, capsys, backend):
     host, cont = pair
     ten = run_scale(backend, 10000, host, cont, capsys)
     sixty = run_scale(backend, 60000, host, cont, capsys)
-    assert_linear(ten, sixty, 12, "60k mappings against 10k")
+    assert_linear(backend, ten, sixty, 12, "60k mappings against 10k")
 
 
 def small_conf(backend: str, cont, version: str = "1.0.0") -> dict:
