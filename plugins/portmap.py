@@ -10,6 +10,8 @@ replaces the container's mappings in one transaction per family.
 """
 from __future__ import annotations
 
+import gc as _gc
+
 from cni import skel
 from cni.config import NetConf
 from cni.errors import InvalidConfigError
@@ -134,6 +136,10 @@ PLUGIN = skel.Plugin("portmap", Config, add=add, delete=delete, check=check, gc=
 
 
 def main() -> None:
+    # A short-lived process: no cyclic GC. With 60k mappings (a podman port range) the config,
+    # the rules and the netlink dumps are millions of live objects, and the collector's
+    # passes over them made ADD/CHECK/DEL grow faster than the mappings (3x slower at 30k).
+    _gc.disable()
     skel.main(PLUGIN)
 
 

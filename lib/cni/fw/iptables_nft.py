@@ -624,15 +624,24 @@ class Snapshot:
         self.existing: set = set()   # chains present in the kernel
 
 
-def read(nl: nft.NftSocket, table: str, v6: bool) -> Snapshot:
-    """The table `ip|ip6 <table>` as iptables-nft would list it (empty when absent)."""
+def read(nl: nft.NftSocket, table: str, v6: bool, only=None) -> Snapshot:
+    """The table `ip|ip6 <table>` as iptables-nft would list it (empty when absent).
+
+    only: read the rules of these chains alone (every chain is still listed, the others as
+    empty): the kernel skips the other chains whole, so a caller that edits a few chains does
+    not pay for a 100k-rule chain it never looks at. A -D in a chain not read is Unsupported.
+    """
     snap = Snapshot()
     fam = family(v6)
     for c in nl.chains(fam, table):
         snap.chains[c.name] = []
         snap.handles[c.name] = []
         snap.existing.add(c.name)
-    for r in nl.rules(fam, table):
+    if only is None:
+        dumped = nl.rules(fam, table)
+    else:
+        dumped = [r for c in dict.fromkeys(only) if c in snap.existing for r in nl.rules(fam, table, c)]
+    for r in dumped:
         rule = decode(r.exprs, v6)
         text = rule.text(v6) if rule is not None else f"\0unreadable rule #{r.handle}"
         snap.chains.setdefault(r.chain, []).append(text)
@@ -696,17 +705,18 @@ def translate(lines: list, snap: Snapshot, table: str, v6: bool) -> nft.Batch:
     return b
 
 
-def apply(table: str, build, make_batch, *, v6: bool = False):
+def apply(table: str, build, make_batch, *, v6: bool = False, only=None):
     """Read the table, let build(batch) write its restore lines, commit them as one batch.
 
     `make_batch(chains)` makes the caller's batch model over the snapshot's chains. A batch
     that lost a race (ruleset generation changed, rule gone) is recomputed from a fresh read.
     Raises Unsupported when a rule or line is beyond this translator (nothing was written).
+    `only`: read just these chains' rules (see read()).
     """
     with nft.NftSocket() as nl:
         for attempt in range(RETRIES):
             genid = nl.genid()
-            snap = read(nl, table, v6)
+            snap = read(nl, table, v6, only)
             batch = make_batch({c: list(specs) for c, specs in snap.chains.items()})
             build(batch)
             if not batch.lines:

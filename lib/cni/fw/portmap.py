@@ -20,6 +20,8 @@ DNAT_CHAIN = "CNI-HOSTPORT-DNAT"
 SETMARK_CHAIN = "CNI-HOSTPORT-SETMARK"
 MASQ_CHAIN = "CNI-HOSTPORT-MASQ"
 OLD_SNAT_CHAIN = "CNI-HOSTPORT-SNAT"
+# the chains whose rules _ipt_build looks at, besides the container's own CNI-DN chain
+_ADD_READS = ("PREROUTING", "OUTPUT", "POSTROUTING", DNAT_CHAIN, SETMARK_CHAIN, MASQ_CHAIN)
 DEFAULT_MARK_BIT = 13
 NFT_TABLE = "cni_hostport"
 NFT_CHAINS = ("hostports", "hostip_hostports", "masquerading")
@@ -192,13 +194,29 @@ def _entry_key(spec: str):
         return None
 
 
-def _has_entry(rules, spec: str, chain: str, lenient: bool) -> bool:
-    """Is the jump present? With user conditions iptables-save reorders them, so match the
-    jump by target, protocol and port list instead of the exact text."""
-    if f"{spec} -j {chain}" in rules:
-        return True
-    key = _entry_key(spec)
-    return lenient and any(r.endswith(" -j " + chain) and _entry_key(r) == key for r in rules)
+class _Entries:
+    """The jumps into one CNI-DN chain that CNI-HOSTPORT-DNAT holds, for O(1) lookups.
+
+    With user conditions iptables-save reorders them, so a jump also matches by target,
+    protocol and port list instead of its exact text (keys built once, not per lookup).
+    """
+
+    __slots__ = ("t", "chain", "keys")
+
+    def __init__(self, t, chain: str, lenient: bool):
+        self.t, self.chain = t, chain
+        tail = " -j " + chain
+        self.keys = ({_entry_key(r) for r in t.chains.get(DNAT_CHAIN, ()) if r.endswith(tail)}
+                     if lenient else None)
+
+    def has(self, spec: str) -> bool:
+        if self.t.has(DNAT_CHAIN, f"{spec} -j {self.chain}"):
+            return True
+        return self.keys is not None and _entry_key(spec) in self.keys
+
+    def added(self, spec: str) -> None:
+        if self.keys is not None:
+            self.keys.add(_entry_key(spec))
 
 
 def _ipt_build(b, network, container_id, mappings, ipi, o) -> None:
@@ -220,14 +238,19 @@ def _ipt_build(b, network, container_id, mappings, ipi, o) -> None:
     for spec in ipt_chain_rules(mappings, ipi, snat=o["snat"], masq_all=o["masq_all"], setmark=setmark):
         b.append_unique(chain, spec)
     cond = o["conditions_v6"] if ipi.version == 6 else o["conditions_v4"]
+    have = _Entries(b.t, chain, bool(cond))
     for spec in ipt_entry_rules(network, container_id, mappings, cond):
-        if not _has_entry(b.t.chains[DNAT_CHAIN], spec, chain, bool(cond)):
+        if not have.has(spec):
             b.append(DNAT_CHAIN, f"{spec} -j {chain}")
+            have.added(spec)
+
+
+def _ipt_chains(network: str, container_id: str) -> tuple:
+    return dn_chain(network, container_id), be.chain_name(network, container_id, "SN-")  # SN: pre-0.8
 
 
 def _ipt_delete(b, network: str, container_id: str) -> None:
-    b.delete_chain(dn_chain(network, container_id))
-    b.delete_chain(be.chain_name(network, container_id, "SN-"))  # pre-0.8 layout
+    b.delete_chains(_ipt_chains(network, container_id))
 
 
 def _ipt_check(t, network, container_id, mappings, ipi, o) -> None:
@@ -236,11 +259,12 @@ def _ipt_check(t, network, container_id, mappings, ipi, o) -> None:
         raise PortmapCheckError(f"chain {chain} not found in iptables table nat")
     setmark = o["external_setmark_chain"] or SETMARK_CHAIN
     for spec in ipt_chain_rules(mappings, ipi, snat=o["snat"], masq_all=o["masq_all"], setmark=setmark):
-        if spec not in t.chains[chain]:
+        if not t.has(chain, spec):
             raise PortmapCheckError(f"rule not found in chain {chain}", spec)
     cond = o["conditions_v6"] if ipi.version == 6 else o["conditions_v4"]
+    have = _Entries(t, chain, bool(cond))
     for spec in ipt_entry_rules(network, container_id, mappings, cond):
-        if not _has_entry(t.chains.get(DNAT_CHAIN, ()), spec, chain, bool(cond)):
+        if not have.has(spec):
             raise PortmapCheckError(f"rule not found in chain {DNAT_CHAIN}", spec)
 
 
@@ -352,7 +376,8 @@ def add(network: str, container_id: str, mappings: list, container_ips, *,
             for tool in iptables.tools(ver == 6):
                 be.require(tool)
             iptables.apply("nat", lambda b, ipi=ipi: _ipt_build(b, network, container_id, mappings, ipi, o),
-                           v6=ver == 6)
+                           v6=ver == 6, rules=3 * len(mappings),
+                           only=_ADD_READS + (dn_chain(network, container_id),))
 
 
 def delete(network: str, container_id: str, backend: str | None = None) -> None:
@@ -370,7 +395,9 @@ def delete(network: str, container_id: str, backend: str | None = None) -> None:
     from cni.fw import iptables
     for v6 in (False, True):
         if be.have_iptables(v6) and be.ipt_table_may_exist("nat", v6):
-            iptables.apply("nat", lambda b: _ipt_delete(b, network, container_id), v6=v6)
+            if not iptables.drop_chains_nft("nat", _ipt_chains(network, container_id),
+                                            (DNAT_CHAIN, OLD_SNAT_CHAIN), v6=v6):
+                iptables.apply("nat", lambda b: _ipt_delete(b, network, container_id), v6=v6)
 
 
 def check(network: str, container_id: str, mappings: list, container_ips, *,
@@ -397,7 +424,9 @@ def check(network: str, container_id: str, mappings: list, container_ips, *,
                 raise PortmapCheckError('missing hostport rules in "masquerading" chain')
         else:
             from cni.fw import iptables
-            _ipt_check(iptables.save("nat", v6=ver == 6), network, container_id, mappings, ipi, o)
+            t = iptables.save("nat", v6=ver == 6, rules=3 * len(mappings),
+                              only=(DNAT_CHAIN, dn_chain(network, container_id)))
+            _ipt_check(t, network, container_id, mappings, ipi, o)
 
 
 def gc(network: str, valid_container_ids, backend: str | None = None) -> None:
@@ -407,18 +436,25 @@ def gc(network: str, valid_container_ids, backend: str | None = None) -> None:
     valid = set(valid_container_ids)
     prefix = rules.quote(f'dnat name: "{network}" id: "')[:-1]
 
-    def build(b):
-        for spec in list(b.t.chains.get(DNAT_CHAIN, ())):
+    def stale_chains(t) -> list:
+        stale: dict = {}
+        for spec in t.chains.get(DNAT_CHAIN, ()):
             at = spec.find("--comment " + prefix)
             if at < 0:
                 continue
             cid = spec[at + len("--comment ") + len(prefix):].split('\\"', 1)[0]
             target = spec.rsplit("-j ", 1)[-1]
-            if cid not in valid and target == dn_chain(network, cid):
-                _ipt_delete(b, network, cid)
+            if cid not in valid and cid not in stale and target == dn_chain(network, cid):
+                stale[cid] = _ipt_chains(network, cid)
+        return [c for pair in stale.values() for c in pair]
     for v6 in (False, True):
-        if be.have_iptables(v6):
-            iptables.apply("nat", build, v6=v6)
+        if not be.have_iptables(v6):
+            continue
+        if be.iptables_nft(v6):      # read CNI-HOSTPORT-DNAT alone; drop the chains unread
+            doomed = stale_chains(iptables.save("nat", v6=v6, only=(DNAT_CHAIN,)))
+            if not doomed or iptables.drop_chains_nft("nat", doomed, (DNAT_CHAIN, OLD_SNAT_CHAIN), v6=v6):
+                continue
+        iptables.apply("nat", lambda b: b.delete_chains(stale_chains(b.t)), v6=v6)   # one pass
 
 
 __all__ = ["normalize_mappings", "resolve_backend", "add", "delete", "check", "gc",
