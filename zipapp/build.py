@@ -108,7 +108,8 @@ case $s in *'"cniVersion"'*)
     case $t in *:*'"'*'"'*) t=${{t#*:}}; t=${{t#*'"'}}; c=${{t%%'"'*}} ;; esac ;;
 esac
 case $c in ''|*[!0-9.]*|????????????????*) ;; *) v=$c ;; esac
-printf '%s' '{{"cniVersion":"'"$v"'","supportedVersions":{versions}}}'
+printf '%s' '{{"cniVersion":"'"$v"'","supportedVersions":{versions}}}' 2>/dev/null ||
+    {{ printf 'cannot write to stdout\n' >&2; exit 1; }}
 exit 0 ;;"""
 
 

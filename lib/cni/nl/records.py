@@ -136,7 +136,7 @@ _RTA_GATEWAY = 5
 def _nexthops(buf) -> list:
     """RTA_MULTIPATH: [(gateway address or None, ifindex)] from its struct rtnexthop list."""
     import struct
-    ipm = _ipmod()
+    ipm = _addr
     out, off, end = [], 0, len(buf)
     while off + 8 <= end:
         ln, _flags, _hops, ifindex = struct.unpack_from("=HBBi", buf, off)
