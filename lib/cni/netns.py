@@ -13,7 +13,7 @@ import struct
 import sys
 import time
 
-from . import proc
+from .std import process as proc
 from .errors import InternalError, InvalidEnvError
 
 CLONE_NEWNET = 0x40000000

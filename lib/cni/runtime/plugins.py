@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import time
 
-from cni import invoke, jsonx, proc
+from cni import invoke, jsonx
+from cni.std import process as proc
 from cni import version as _v
 from cni.errors import CNIError, InternalError, InvalidConfigError
 

@@ -1,0 +1,16 @@
+"""Stand-ins for standard-library modules, gathered in one place.
+
+Each module here replaces a stdlib module that a plugin cannot use, for one of two reasons:
+Debian's python3-minimal does not ship it (`json`, `ctypes`), or importing it costs a
+measurable part of a plugin's ~15 ms start-up budget (`json` pulls in `re`, ~5 ms;
+`subprocess` ~12 ms; `ctypes` ~6 ms; `socket` ~3 ms over the bare `_socket`).
+
+- `cni.std.json`     loads/dumps over the C scanner `_json` with a pure-Python fallback;
+                     one encoder with a Go mode (encoding/json.Marshal's bytes, for the cache)
+- `cni.std.process`  run/spawn/which: posix_spawn + poll instead of `subprocess`
+- `cni.std.setns`    setns(2) through os.setns (3.12+) or the bare `_ctypes`, and the
+                     nsenter helper process for interpreters that have neither
+
+Each is tested against its stdlib twin (tests/unit/test_std_*.py). The rest of the tree
+uses `_socket` directly where it needs a socket (nl/socket.py, nl/garp.py, this package).
+"""
