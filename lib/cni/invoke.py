@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.errors import CNIError, InternalError, InvalidConfigError, from_dict
 
 DEFAULT_TIMEOUT = 60.0

@@ -56,7 +56,7 @@ def test_imports_without_minimal_missing_modules(mod):
 
 def test_jsonx_works_without_json_modules():
     code = BLOCKER % (MINIMAL_MISSING, MINIMAL_MISSING, LIB, PLUGINS) + (
-        "from cni import jsonx\n"
+        "from cni.std import json as jsonx\n"
         "assert jsonx._json is None\n"
         "d = jsonx.loads('{\"a\": [1, 2.5, \"\\\\u00e9\", null, true]}')\n"
         "assert d == {'a': [1, 2.5, '\\u00e9', None, True]}, d\n"
