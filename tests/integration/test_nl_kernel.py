@@ -394,7 +394,7 @@ def test_netns_enter_restores_even_on_exception(host_ns):
 
 
 def test_netns_restore_failure_is_internal_error(host_ns, monkeypatch):
-    import cni.netns as netns_mod
+    import cni.std.setns as netns_mod
     home = NetNS.current()
     real = netns_mod.setns
     calls = []

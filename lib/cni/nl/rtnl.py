@@ -11,6 +11,11 @@ neighbours in `rtnl_ip.py`, tc in `tc.py`, GARP/NA in `garp.py`.
 """
 from __future__ import annotations
 
+import _socket
+import errno
+import os
+
+from ..std import setns as _std
 from .codec import NLM_F_CREATE, NLM_F_EXCL
 from .records import Link
 from .rtnl_defs import (AF_BRIDGE, BRIDGE_FLAGS_SELF, BRIDGE_VLAN_INFO_PVID,
@@ -21,10 +26,6 @@ from .rtnl_ip import IpMixin, _ip
 from .schema import NoNul
 from .socket import LinkNotFoundError, NetlinkError, NetlinkSocket
 from .tc import TcMixin
-
-AF_NETLINK, SOCK_RAW = 16, 3
-
-ENODEV, ENOENT = 19, 2
 
 
 def _fd(ns) -> int:
@@ -106,30 +107,31 @@ def _link_common(name=None, *, link=0, mtu=0, mac=None, txqlen=None, netns=None)
 class Rtnl(IpMixin, TcMixin):
     """An rtnetlink socket; `netns` (NetNS, path or None) is where it is created and stays bound."""
 
-    __slots__ = ("_nl", "netns", "_own_ns")
+    __slots__ = ("_nl", "ns_fd", "_own_fd")
 
     def __init__(self, netns=None):
-        self._own_ns = False
-        if isinstance(netns, str):
-            from ..netns import NetNS
-            netns, self._own_ns = NetNS.open(netns), True
-        self.netns = netns
+        # ns_fd: the namespace's fd (-1: ours); a path is opened here and owned, any other
+        # namespace (a NetNS, an fd) stays the caller's to close
+        self._own_fd = isinstance(netns, str)
+        self.ns_fd = -1 if netns is None else _std.open_netns(netns) if self._own_fd else _fd(netns)
         try:
             if netns is None:
                 self._nl = NetlinkSocket(NETLINK_ROUTE, MESSAGES)
             else:
-                sock = netns.socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE)
+                sock = _std.socket_in(self.ns_fd, _socket.AF_NETLINK, _socket.SOCK_RAW, NETLINK_ROUTE)
                 self._nl = NetlinkSocket(NETLINK_ROUTE, MESSAGES, sock=sock)
         except BaseException:
-            if self._own_ns:
-                netns.close()
+            self._close_fd()
             raise
+
+    def _close_fd(self) -> None:
+        if self._own_fd:
+            os.close(self.ns_fd)
+            self._own_fd = False
 
     def close(self) -> None:
         self._nl.close()
-        if self._own_ns:
-            self.netns.close()
-            self._own_ns = False
+        self._close_fd()
 
     def __enter__(self) -> Rtnl:
         return self
@@ -149,8 +151,8 @@ class Rtnl(IpMixin, TcMixin):
         try:
             msgs = self._nl.request(RTM_GETLINK, hdr, attrs)
         except NetlinkError as e:
-            if e.errno in (ENODEV, ENOENT):
-                raise LinkNotFoundError(ENODEV, f"link {ref!r} not found") from None
+            if e.errno in (errno.ENODEV, errno.ENOENT):
+                raise LinkNotFoundError(errno.ENODEV, f"link {ref!r} not found") from None
             raise
         return Link(msgs[0])
 
@@ -183,8 +185,8 @@ class Rtnl(IpMixin, TcMixin):
         try:
             self._nl.request(RTM_DELLINK, hdr, attrs)
         except NetlinkError as e:
-            if e.errno == ENODEV:
-                raise LinkNotFoundError(ENODEV, e.extack or f"link {ref!r} not found") from None
+            if e.errno == errno.ENODEV:
+                raise LinkNotFoundError(errno.ENODEV, e.extack or f"link {ref!r} not found") from None
             raise
 
     def _ref(self, ref) -> tuple[dict, list]:
@@ -250,8 +252,7 @@ class Rtnl(IpMixin, TcMixin):
     def _reread(self, name: str, netns) -> Link:
         if netns is None:
             return self.link_get(name)
-        from ..netns import NetNS
-        with Rtnl(NetNS(_fd(netns))) as other:   # not owned: the caller's fd stays open
+        with Rtnl(_fd(netns)) as other:   # not owned: the caller's fd stays open
             return other.link_get(name)
 
     def veth_add(self, name: str, peer_name: str, *, peer_netns=None, mtu: int = 0,

@@ -1,9 +1,12 @@
 """Rtnl, part two: addresses, routes, rules, neighbours and GARP/NA (mixed into Rtnl)."""
 from __future__ import annotations
 
+import errno
 import time
 
 from .. import addr as _addr
+from ..std.setns import Entered
+from . import garp
 from .codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
 from .records import Addr, Neigh, Route, Rule
 from .rtnl_defs import (AF_INET, AF_INET6, FIB_RULE_INVERT, FR_ACT_TO_TBL, IFA_F_DADFAILED,
@@ -15,7 +18,6 @@ from .rtnl_defs import (AF_INET, AF_INET6, FIB_RULE_INVERT, FR_ACT_TO_TBL, IFA_F
                         RTPROT_BOOT)
 from .socket import NetlinkError
 
-ENODEV, ENOENT, EADDRNOTAVAIL = 19, 2, 99
 
 
 def _ipm():
@@ -38,7 +40,7 @@ def _ip(v):
 
 
 class IpMixin:
-    """Methods of Rtnl that deal with layer 3; they use self._nl, self.index, self.netns."""
+    """Methods of Rtnl that deal with layer 3; they use self._nl, self.index, self.ns_fd."""
 
     __slots__ = ()
 
@@ -89,7 +91,7 @@ class IpMixin:
     def addr_wait_dad(self, ref, *, timeout: float = 5.0, interval: float = 0.05) -> None:
         """Wait until no IPv6 address on the link is tentative (Go's SettleAddresses).
 
-        DADFAILED raises NetlinkError(EADDRNOTAVAIL); still tentative at the deadline raises
+        DADFAILED raises NetlinkError(errno.EADDRNOTAVAIL); still tentative at the deadline raises
         TimeoutError only when the link is operationally up (a down link never finishes DAD).
         """
         idx = self.index(ref)
@@ -98,7 +100,7 @@ class IpMixin:
             tentative = []
             for a in self.addr_list(idx, family=AF_INET6):
                 if a.flags & IFA_F_DADFAILED:
-                    raise NetlinkError(EADDRNOTAVAIL, f"{a.ip}: duplicate address detected")
+                    raise NetlinkError(errno.EADDRNOTAVAIL, f"{a.ip}: duplicate address detected")
                 if a.flags & IFA_F_TENTATIVE:
                     tentative.append(a)
             if not tentative:
@@ -252,11 +254,10 @@ class IpMixin:
     # ---- gratuitous ARP / unsolicited neighbour advertisement
     def send_garp(self, ref, address, *, count: int = 1) -> None:
         """Announce `address` on the link: gratuitous ARP (v4) or unsolicited NA (v6)."""
-        from . import garp
         link = self.link_get(ref)
-        if self.netns is None:
+        if self.ns_fd < 0:
             garp.announce(link.index, link.mac, _ip(address), count)
         else:
-            with self.netns.enter():
+            with Entered(self.ns_fd):
                 garp.announce(link.index, link.mac, _ip(address), count)
 
