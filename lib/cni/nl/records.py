@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import addr as _addr
-from .rtnl_defs import (IFF_ALLMULTI, IFF_LOWER_UP, IFF_PROMISC, IFF_UP, OPERSTATES)
+from .rtnl_defs import (IFF_ALLMULTI, IFF_PROMISC, IFF_UP, OPERSTATES)
 
 
 class _Rec:
@@ -60,10 +60,6 @@ class Link(_Rec):
     @property
     def up(self) -> bool:
         return bool(self.flags & IFF_UP)
-
-    @property
-    def lower_up(self) -> bool:
-        return bool(self.flags & IFF_LOWER_UP)
 
     @property
     def promisc(self) -> bool:

@@ -91,9 +91,6 @@ class NetlinkSocket:
                 return out
         raise NetlinkError(4, f"dump interrupted {DUMP_RETRIES + 1} times")  # EINTR
 
-    def send_raw(self, data: bytes) -> None:
-        self._sock.send(data)
-
     def _collect(self, seq: int, dump: bool) -> tuple[list[Msg], bool]:
         out: list[Msg] = []
         intr = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .codec import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
 from .records import Tc
-from .rtnl_defs import (ETH_P_ALL, RTM_DELQDISC, RTM_DELTCLASS, RTM_DELTFILTER, RTM_GETQDISC,
+from .rtnl_defs import (ETH_P_ALL, RTM_DELQDISC, RTM_DELTFILTER, RTM_GETQDISC,
                         RTM_GETTCLASS, RTM_GETTFILTER, RTM_NEWQDISC, RTM_NEWTCLASS, RTM_NEWTFILTER,
                         TC_ACT_STOLEN, TC_H_CLSACT, TC_H_INGRESS, TC_H_ROOT, TC_U32_TERMINAL,
                         TCA_EGRESS_REDIR)
@@ -151,9 +151,6 @@ class TcMixin:
         return [Tc(m) for m in self._nl.dump(RTM_GETTCLASS, {"ifindex": self.index(ref),
                                                               "parent": parent})]
 
-    def class_del(self, ref, classid: int) -> None:
-        self._tc(RTM_DELTCLASS, ref, {"handle": classid})
-
     def filter_add_u32_redirect(self, ref, target, *, parent: int = 0xFFFF0000, prio: int = 1,
                                 protocol: int = ETH_P_ALL, classid: int | None = None,
                                 handle: int = 0) -> None:
@@ -164,12 +161,6 @@ class TcMixin:
         opts.append(("TCA_U32_ACT", [_mirred(self.index(target))]))
         opts.append(("TCA_U32_SEL", {"flags": TC_U32_TERMINAL, "keys": [(0, 0, 0, 0)]}))
         self._filter_add(ref, "u32", opts, parent, prio, protocol, handle)
-
-    def filter_add_matchall_redirect(self, ref, target, *, parent: int = 0xFFFF0000, prio: int = 1,
-                                     protocol: int = ETH_P_ALL, classid: int | None = None) -> None:
-        opts = [("TCA_MATCHALL_CLASSID", classid)] if classid is not None else []
-        opts.append(("TCA_MATCHALL_ACT", [_mirred(self.index(target))]))
-        self._filter_add(ref, "matchall", opts, parent, prio, protocol, 0)
 
     def _filter_add(self, ref, kind, opts, parent, prio, protocol, handle_) -> None:
         info = (prio << 16) | (((protocol & 0xFF) << 8) | ((protocol >> 8) & 0xFF))
