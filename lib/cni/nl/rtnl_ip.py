@@ -39,8 +39,8 @@ def _ip(v):
 
 
 
-class IpMixin:
-    """Methods of Rtnl that deal with layer 3; they use self._nl, self.index, self.ns_fd."""
+class IpOps:
+    """Layer-3 methods of Rtnl; they use self._nl, self.ns_fd and self.index/link_get (LinkOps)."""
 
     __slots__ = ()
 
