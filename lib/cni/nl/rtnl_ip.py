@@ -70,12 +70,21 @@ class IpOps:
 
     def addr_add(self, ref, address, *, peer=None, scope: int | None = None, nodad: bool = False,
                  noprefixroute: bool = False, broadcast=True, label: str | None = None,
-                 replace: bool = False) -> None:
-        """Add 'ip/prefix' to a link; v4 gets the subnet broadcast like Go's netlink.AddrAdd."""
+                 replace: bool = False, exist_ok: bool = False) -> None:
+        """Add 'ip/prefix' to a link; v4 gets the subnet broadcast like Go's netlink.AddrAdd.
+
+        `exist_ok`: the address already being there (EEXIST) is success."""
         flags = (IFA_F_NODAD if nodad else 0) | (IFA_F_NOPREFIXROUTE if noprefixroute else 0)
         hdr, a = self._addr_msg(ref, address, peer, scope, flags, broadcast, label)
-        self._nl.request(RTM_NEWADDR, hdr, a,
-                         flags=NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL))
+        self._request_new(RTM_NEWADDR, hdr, a,
+                          NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL), exist_ok)
+
+    def _request_new(self, mtype: int, hdr: dict, attrs: list, flags: int, exist_ok: bool) -> None:
+        try:
+            self._nl.request(mtype, hdr, attrs, flags=flags)
+        except NetlinkError as e:
+            if not (exist_ok and e.errno == errno.EEXIST):
+                raise
 
     def addr_del(self, ref, address) -> None:
         ifc = _iface(address)
@@ -150,19 +159,19 @@ class IpOps:
     def route_add(self, dst, *, gw=None, dev=None, table: int | None = None, scope: int | None = None,
                   src=None, metric: int = 0, onlink: bool = False, type="unicast",
                   proto: int = RTPROT_BOOT, mtu: int = 0, advmss: int = 0, replace: bool = False,
-                  append: bool = False, ecmp: bool = False) -> None:
+                  append: bool = False, ecmp: bool = False, exist_ok: bool = False) -> None:
         """Add a route (`replace` like `ip route replace`, `append` adds an ECMP sibling).
 
         `ecmp`: NLM_F_CREATE alone, as Go's netlink.RouteAddEcmp and `ip route prepend`: a
         route to the same dst and metric through another gateway is kept beside the existing
         one (IPv6 merges it into a multipath route, IPv4 adds another route); only an
-        identical route fails (EEXIST).
+        identical route fails (EEXIST), which `exist_ok` turns into success.
         """
         hdr, a = self._route_msg(dst, gw, dev, table, scope, src, metric, onlink, type, proto, mtu,
                                  advmss)
         f = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_APPEND if append else
                             0 if ecmp else NLM_F_EXCL)
-        self._nl.request(RTM_NEWROUTE, hdr, a, flags=f)
+        self._request_new(RTM_NEWROUTE, hdr, a, f, exist_ok)
 
     def route_replace(self, dst, **kw) -> None:
         self.route_add(dst, replace=True, **kw)
