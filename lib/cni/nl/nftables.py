@@ -234,39 +234,44 @@ def _describe(batch: Batch, index: int) -> str:
     return f"{names.get(msg, 'operation')} {where}".strip()
 
 
-class _Table:
-    __slots__ = ("family", "name", "handle", "comment")
+class _Dumped:
+    """What every dumped table, chain and rule has: family, handle and comment."""
+
+    __slots__ = ("family", "handle", "comment")
+
+    def __init__(self, m: Msg, kind: str):
+        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
+        self.handle = m.attrs.get(f"NFTA_{kind}_HANDLE")
+        self.comment = comment_of(m.attrs.get(f"NFTA_{kind}_USERDATA"))
+
+
+class _Table(_Dumped):
+    __slots__ = ("name",)
 
     def __init__(self, m: Msg):
-        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
+        super().__init__(m, "TABLE")
         self.name = m.attrs.get("NFTA_TABLE_NAME")
-        self.handle = m.attrs.get("NFTA_TABLE_HANDLE")
-        self.comment = comment_of(m.attrs.get("NFTA_TABLE_USERDATA"))
 
 
-class _Chain:
-    __slots__ = ("family", "table", "name", "handle", "comment", "hook")
+class _Chain(_Dumped):
+    __slots__ = ("table", "name", "hook")
 
     def __init__(self, m: Msg):
+        super().__init__(m, "CHAIN")
         a = m.attrs
-        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
         self.table, self.name = a.get("NFTA_CHAIN_TABLE"), a.get("NFTA_CHAIN_NAME")
-        self.handle = a.get("NFTA_CHAIN_HANDLE")
-        self.comment = comment_of(a.get("NFTA_CHAIN_USERDATA"))
         self.hook = a.get("NFTA_CHAIN_HOOK")
 
 
-class Rule:
+class Rule(_Dumped):
     """A dumped rule: where it is, its handle, comment and expressions (AttrLists)."""
 
-    __slots__ = ("family", "table", "chain", "handle", "comment", "exprs")
+    __slots__ = ("table", "chain", "exprs")
 
     def __init__(self, m: Msg):
+        super().__init__(m, "RULE")
         a = m.attrs
-        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
         self.table, self.chain = a.get("NFTA_RULE_TABLE"), a.get("NFTA_RULE_CHAIN")
-        self.handle = a.get("NFTA_RULE_HANDLE")
-        self.comment = comment_of(a.get("NFTA_RULE_USERDATA"))
         self.exprs = [e for _, e in a.get("NFTA_RULE_EXPRESSIONS") or ()]
 
     def __repr__(self) -> str:

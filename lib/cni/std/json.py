@@ -145,25 +145,25 @@ class _Parser:
             self._fail(i)
         is_float = False
         if j < len(s) and s[j] == ".":
-            j += 1
-            k = j
-            while j < len(s) and s[j] in "0123456789":
-                j += 1
-            if j == k:
-                self._fail(i)
+            j = self._digits(j + 1, i)
             is_float = True
         if j < len(s) and s[j] in "eE":
             j += 1
             if j < len(s) and s[j] in "+-":
                 j += 1
-            k = j
-            while j < len(s) and s[j] in "0123456789":
-                j += 1
-            if j == k:
-                self._fail(i)
+            j = self._digits(j, i)
             is_float = True
         text = s[i:j]
         return (float(text) if is_float else int(text)), j
+
+    def _digits(self, j: int, start: int) -> int:
+        """The end of the run of ASCII digits at `j` (a fraction or exponent); none fails at `start`."""
+        s, k = self.s, j
+        while j < len(s) and s[j] in "0123456789":
+            j += 1
+        if j == k:
+            self._fail(start)
+        return j
 
     def string(self, i: int):
         s, out, q = self.s, [], -1
