@@ -146,15 +146,3 @@ class _Pinned(NetNS):
             del _pinned[self.path]
         super().close()
 
-
-def create(name: str, *, rundir: str = "/run/netns") -> str:
-    """Create a named netns like `ip netns add` (for scripts and tests); returns its path."""
-    import subprocess
-    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
-    return os.path.join(rundir, name)
-
-
-def remove(name: str) -> None:
-    """Remove a named netns like `ip netns del`; a missing one is fine."""
-    import subprocess
-    subprocess.run(["ip", "netns", "del", name], capture_output=True)

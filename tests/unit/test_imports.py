@@ -94,7 +94,6 @@ FORBIDDEN = ("ipaddress", "functools", "collections", "enum", "re", "json", "sub
              "datetime", "string", "textwrap", "copy", "zipfile", "selectors", "signal", "uuid")
 # (module, import) pairs allowed at a real edge, each with its reason
 EDGES = {
-    ("cni.netns", "subprocess"): "nsenter helper, only without os.setns and _ctypes",
     ("cni.meta.tuning", "re"): "regexes of /etc/cni/tuning/allowlist.conf, only when it exists",
     ("cni.skel", "traceback"): "CNI_DEBUG=1 only",
 }
