@@ -1,4 +1,4 @@
-"""Run a child process with stdin/stdout/stderr pipes and a timeout (stands in for subprocess).
+"""Run a child process with stdin/stdout/stderr pipes and a timeout: stands in for subprocess.
 
 A light stand-in for subprocess.run (whose import costs ~12 ms): posix_spawn
 plus poll. Retries a few times on ETXTBSY (a plugin binary being replaced).
