@@ -42,8 +42,9 @@ def same_as_current(path: str) -> bool:
     return _std.same_inode(os.stat(path), os.stat(_CURRENT))
 
 
-# CNI_NETNS opened once per plugin call (skel): NetNS.open of the same path reuses it.
-_pinned: dict = {}
+# CNI_NETNS opened once per plugin call (skel): NetNS.open of the same path, and Rtnl(path),
+# reuse it (the table lives in cni.std.setns, which cni.nl uses too).
+_pinned = _std.PINNED
 
 
 def pin(path: str) -> NetNS:
@@ -90,8 +91,9 @@ class NetNS:
 
         FileNotFoundError if missing, InvalidEnvError if not a netns.
         """
-        fd = _pinned.get(path)
-        return cls(os.dup(fd) if fd is not None else _open_nsfs(path), path)
+        if path in _pinned:
+            return cls(_std.open_pinned(path), path)
+        return cls(_open_nsfs(path), path)
 
     @classmethod
     def current(cls) -> NetNS:

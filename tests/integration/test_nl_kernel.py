@@ -480,3 +480,18 @@ def test_exist_ok_makes_a_second_add_a_no_op(host_ns, rtnl):
     assert [a["local"] for a in host_ns.ipj("addr", "show", "dev", "cnit-x0")[0]["addr_info"]
             if a["family"] == "inet"] == ["10.7.0.5"]
     assert len(host_ns.ipj("route", "show", "10.8.0.0/16")) == 1
+
+
+def test_rtnl_by_path_uses_the_pinned_namespace(host_ns, cont_ns, tmp_path):
+    """Rtnl(path) sees the namespace skel pinned for that path, even once the path moves."""
+    from cni import netns as netns_mod
+    host_ns.ip("link", "add", "cnit-pin0", "type", "veth", "peer", "name", "cnit-pin1")
+    link = tmp_path / "ns"
+    link.symlink_to(host_ns.path)
+    with netns_mod.pin(str(link)):
+        link.unlink()
+        link.symlink_to(cont_ns.path)                 # the path now names another netns
+        with Rtnl(str(link)) as h:
+            assert h.link_lookup("cnit-pin0") is not None
+    with Rtnl(str(link)) as h:                        # unpinned: the path as it is now
+        assert h.link_lookup("cnit-pin0") is None

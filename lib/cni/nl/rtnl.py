@@ -33,10 +33,10 @@ class Rtnl(LinkOps, IpOps, TcOps):
     __slots__ = ("_nl", "ns_fd", "_own_fd")
 
     def __init__(self, netns=None):
-        # ns_fd: the namespace's fd (-1: ours); a path is opened here and owned, any other
-        # namespace (a NetNS, an fd) stays the caller's to close
+        # ns_fd: the namespace's fd (-1: ours); a path is opened here (the pinned fd duplicated,
+        # if the call pinned it) and owned; any other namespace (a NetNS, an fd) stays the caller's
         self._own_fd = isinstance(netns, str)
-        self.ns_fd = -1 if netns is None else _std.open_netns(netns) if self._own_fd else _fd(netns)
+        self.ns_fd = -1 if netns is None else _std.open_pinned(netns) if self._own_fd else _fd(netns)
         try:
             if netns is None:
                 self._nl = NetlinkSocket(NETLINK_ROUTE, MESSAGES)

@@ -149,6 +149,18 @@ def open_netns(path: str) -> int:
     return fd
 
 
+# Paths held open for the rest of a plugin call (cni.netns.pin fills this): open_pinned(path)
+# duplicates the held fd, so every later open sees that one namespace even if the path is
+# re-bound (or a /proc/PID reused) in between.
+PINNED: dict = {}
+
+
+def open_pinned(path: str) -> int:
+    """open_netns(path), or a duplicate of the fd pinned for `path`."""
+    fd = PINNED.get(path)
+    return os.dup(fd) if fd is not None else open_netns(path)
+
+
 def socket_in(fd: int, family: int, type: int, proto: int = 0):
     """A `_socket.socket` created inside the netns `fd` (it stays there): setns, or the helper."""
     if can_setns():
