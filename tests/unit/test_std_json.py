@@ -1,4 +1,5 @@
-"""cni.std.json agrees with the stdlib json module (on both the _json and pure paths), and its Go mode writes Marshal's bytes."""
+"""cni.std.json agrees with the stdlib json module (on both the _json and pure paths);
+its Go mode writes the bytes of Go's encoding/json.Marshal."""
 from __future__ import annotations
 
 import json
