@@ -11,6 +11,9 @@ measurable part of a plugin's ~15 ms start-up budget (`json` pulls in `re`, ~5 m
 - `cni.std.setns`    setns(2) through os.setns (3.12+) or the bare `_ctypes`, and the
                      nsenter helper process for interpreters that have neither
 
-Each is tested against its stdlib twin (tests/unit/test_std_*.py). The rest of the tree
-uses `_socket` directly where it needs a socket (nl/socket.py, nl/garp.py, this package).
+Each is tested against its stdlib twin (tests/unit/test_std_*.py). Two stand-ins live
+elsewhere on purpose: `_socket` (the C module under `socket`) is used directly where a socket
+is needed (nl/socket.py, nl/garp.py, std/setns.py): it needs no wrapper; and
+zipapp/_pycni_boot.py, the in-memory importer that stands in for zipimport, runs before any
+`cni` module can be imported and reads an index the builder writes, so it stays with the builder.
 """
