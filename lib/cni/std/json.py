@@ -324,32 +324,24 @@ def _utf8_key(k) -> bytes:
     return str(k).encode("utf-8", "surrogatepass")
 
 
-class _Style:
-    """How one dumps() call writes strings, numbers and key order."""
-    __slots__ = ("quote", "number", "sort")
-
-    def __init__(self, quote_fn, number_fn, sort: bool):
-        self.quote, self.number, self.sort = quote_fn, number_fn, sort
-
-
 def dumps(obj, indent: int | None = None, *, go: bool = False, sort_keys: bool | None = None) -> str:
     """Encode obj; `indent` gives Go-style pretty output (as MarshalIndent).
 
     `go=True` writes Go's Marshal bytes (see the module doc); its keys are sorted
     unless sort_keys=False. The default style keeps dict order unless sort_keys=True.
     """
-    if go:
-        style = _Style(_quote_go, _number_go, sort_keys is not False)
-    else:
-        style = _Style(_quote, _number, bool(sort_keys))
     out: list = []
-    _enc(obj, out, indent, 0, style)
+    if go:
+        _enc(obj, out, indent, 0, _quote_go, _number_go, sort_keys is not False)
+    else:
+        _enc(obj, out, indent, 0, _quote, _number, bool(sort_keys))
     return "".join(out)
 
 
-def _enc(o, out: list, indent, level: int, style: _Style) -> None:
+def _enc(o, out: list, indent, level: int, quote, number, sort: bool) -> None:
+    """Append the encoding of `o`: `quote` writes strings, `number` numbers; `sort` orders dict keys."""
     if isinstance(o, str):
-        out.append(style.quote(o))
+        out.append(quote(o))
     elif o is None:
         out.append("null")
     elif o is True:
@@ -357,7 +349,7 @@ def _enc(o, out: list, indent, level: int, style: _Style) -> None:
     elif o is False:
         out.append("false")
     elif isinstance(o, (int, float)):
-        out.append(style.number(o))
+        out.append(number(o))
     elif isinstance(o, (dict, list, tuple)):
         if not o:
             out.append("{}" if isinstance(o, dict) else "[]")
@@ -368,21 +360,21 @@ def _enc(o, out: list, indent, level: int, style: _Style) -> None:
             first = "\n" + " " * (indent * (level + 1))
             sep, colon, close = "," + first, ": ", "\n" + " " * (indent * level)
         if isinstance(o, dict):
-            keys = sorted(o, key=_utf8_key) if style.sort else o
+            keys = sorted(o, key=_utf8_key) if sort else o
             out.append("{" + first)
             for n, k in enumerate(keys):
                 if n:
                     out.append(sep)
-                out.append(style.quote(str(k)))
+                out.append(quote(str(k)))
                 out.append(colon)
-                _enc(o[k], out, indent, level + 1, style)
+                _enc(o[k], out, indent, level + 1, quote, number, sort)
             out.append(close + "}")
         else:
             out.append("[" + first)
             for n, v in enumerate(o):
                 if n:
                     out.append(sep)
-                _enc(v, out, indent, level + 1, style)
+                _enc(v, out, indent, level + 1, quote, number, sort)
             out.append(close + "]")
     else:
         raise TypeError(f"cannot encode {type(o).__name__} as JSON")
