@@ -20,23 +20,18 @@ from .socket import NetlinkError
 
 
 
-def _ipm():
-    return _addr
-
-
 def _iface(v):
     """'10.0.0.1/24' | ip_interface | ip_address -> ip_interface."""
-    return v if hasattr(v, "network") and hasattr(v, "ip") else _ipm().ip_interface(v)
+    return v if hasattr(v, "network") and hasattr(v, "ip") else _addr.ip_interface(v)
 
 
 def _net(v):
     return v if hasattr(v, "prefixlen") and hasattr(v, "network_address") else \
-        _ipm().ip_network(v, strict=False)
+        _addr.ip_network(v, strict=False)
 
 
 def _ip(v):
-    return _ipm().ip_address(v) if isinstance(v, str) else v
-
+    return _addr.ip_address(v) if isinstance(v, str) else v
 
 
 class IpOps:
