@@ -38,7 +38,7 @@ def _record(args: skel.Args, conf: Config) -> None:
     if conf.debug_stderr:
         sys.stderr.write(conf.debug_stderr + "\n")
     if conf.cni_output:
-        from cni import jsonx
+        from cni.std import json as jsonx
         env = {k: v for k, v in args.environ.items() if k.startswith("CNI_")}
         line = jsonx.dumps({"command": args.command, "env": env,
                             "stdin": args.stdin.decode("utf-8", "replace")}) + "\n"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import posix
 import sys
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.config import load_cni_args, parse_cni_args, valid_id
 from cni.errors import CNIError
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.errors import CNIError, InternalError, InvalidConfigError, from_dict
 
 DEFAULT_TIMEOUT = 60.0
@@ -46,7 +46,7 @@ def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TI
 
     `cancel` (see proc.run) kills the plugin when set; proc.Cancelled is raised then.
     """
-    from cni import proc
+    from cni.std import process as proc
     try:
         rc, out, err = proc.run([path], stdin, env, timeout, cancel=cancel)
     except TimeoutError:

@@ -9,7 +9,7 @@ import errno
 import os
 import sys
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni import netns as _netns
 from cni import version as _v
 from cni.errors import (CNIError, DecodingError, IncompatibleVersionError, InternalError,

@@ -1,6 +1,6 @@
 """Read and write /proc/sys keys, in our network namespace or (ns=) in another one.
 
-In another netns the file is opened there (setns, or the nsenter helper of cni.netns) and
+In another netns the file is opened there (setns, or the nsenter helper of cni.std.setns) and
 read or written from here: /proc/sys/net files address the netns that opened them.
 
 Names follow Go's rule: 'net.ipv4.ip_forward' and 'net/ipv4/ip_forward' are the same key; when

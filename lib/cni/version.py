@@ -41,10 +41,6 @@ def ge(a: str, b: str) -> bool:
     return parse(a) >= parse(b)
 
 
-def gt(a: str, b: str) -> bool:
-    return parse(a) > parse(b)
-
-
 def starting_from(v: str) -> tuple:
     """The versions in ALL that are >= v."""
     p = parse(v)

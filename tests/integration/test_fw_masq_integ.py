@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from cni import proc
+from cni.std import process as proc
 from cni.fw import backend, masq
 
 pytestmark = pytest.mark.root

@@ -21,7 +21,7 @@ import subprocess
 
 import pytest
 
-from cni import proc
+from cni.std import process as proc
 from cni.fw import backend, masq, portmap
 from test_fw_masq_integ import CH, cni_rules, go_plugin, masq_nft_rules
 from test_fw_portmap_integ import RAW, V4, V6, go_conf, nat, per_container

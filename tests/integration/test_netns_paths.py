@@ -15,17 +15,17 @@ pytestmark = [pytest.mark.root]
 
 FORCE = {
     # Python < 3.12 has no os.setns: stand one in, built on libc, to exercise that branch
-    "os.setns": "from cni import netns\n"
+    "os.setns": "from cni.std import setns as netns\n"
                 "if not hasattr(os, 'setns'):\n"
                 "    os.setns = netns._libc_setns()\n"
                 "netns._load_setns()\n"
                 "assert netns._setns is os.setns\n",
-    "ctypes": "from cni import netns\n"
+    "ctypes": "from cni.std import setns as netns\n"
               "if hasattr(os, 'setns'):\n"
               "    del os.setns\n"
               "netns._load_setns()\n"
               "assert netns._setns.__name__ == 'libc_setns'\n",
-    "nsenter": "from cni import netns\n"
+    "nsenter": "from cni.std import setns as netns\n"
                "netns._setns = netns._no_setns\n"
                "assert not netns.can_setns()\n",
 }
@@ -66,7 +66,7 @@ def test_nsenter_fallback_runs_a_plugin(make_netns, built_bins):
     ns.ip("link", "set", "lo", "down")
     code = (f"import sys\nsys.argv = [{os.path.join(built_bins, 'loopback')!r}]\n"
             f"sys.path[:0] = sys.argv[:1]\n"
-            "from cni import netns\nnetns._setns = netns._no_setns\nimport _pycni_main\n")
+            "from cni.std import setns as netns\nnetns._setns = netns._no_setns\nimport _pycni_main\n")
     env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": ns.path, "CNI_IFNAME": "lo",
            "PATH": os.environ["PATH"]}
     r = subprocess.run(["/usr/bin/python3", "-IS", "-c", code], capture_output=True, text=True,

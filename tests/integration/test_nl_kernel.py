@@ -394,7 +394,7 @@ def test_netns_enter_restores_even_on_exception(host_ns):
 
 
 def test_netns_restore_failure_is_internal_error(host_ns, monkeypatch):
-    import cni.netns as netns_mod
+    import cni.std.setns as netns_mod
     home = NetNS.current()
     real = netns_mod.setns
     calls = []
@@ -459,3 +459,39 @@ def test_large_dump_is_complete(host_ns, rtnl):
         rtnl.veth_add(f"cnit-x{i}", f"cnit-y{i}")
     assert len(rtnl.link_list(kind="veth")) == 120
     assert len(host_ns.ipj("link", "show")) == len(rtnl.link_list())
+
+
+def test_exist_ok_makes_a_second_add_a_no_op(host_ns, rtnl):
+    rtnl.veth_add("cnit-x0", "cnit-x1")
+    rtnl.link_set("cnit-x0", up=True)
+    rtnl.addr_add("cnit-x0", "10.7.0.5/24")
+    with pytest.raises(NetlinkError) as ei:
+        rtnl.addr_add("cnit-x0", "10.7.0.5/24")
+    assert ei.value.errno == errno.EEXIST
+    rtnl.addr_add("cnit-x0", "10.7.0.5/24", exist_ok=True)
+    rtnl.route_add("10.8.0.0/16", gw="10.7.0.1", dev="cnit-x0")
+    with pytest.raises(NetlinkError) as ei:
+        rtnl.route_add("10.8.0.0/16", gw="10.7.0.1", dev="cnit-x0")
+    assert ei.value.errno == errno.EEXIST
+    rtnl.route_add("10.8.0.0/16", gw="10.7.0.1", dev="cnit-x0", exist_ok=True)
+    with pytest.raises(NetlinkError) as ei:                      # other errors still raise
+        rtnl.route_add("10.9.0.0/16", gw="10.99.0.1", dev="cnit-x0", exist_ok=True)
+    assert ei.value.errno == errno.ENETUNREACH
+    assert [a["local"] for a in host_ns.ipj("addr", "show", "dev", "cnit-x0")[0]["addr_info"]
+            if a["family"] == "inet"] == ["10.7.0.5"]
+    assert len(host_ns.ipj("route", "show", "10.8.0.0/16")) == 1
+
+
+def test_rtnl_by_path_uses_the_pinned_namespace(host_ns, cont_ns, tmp_path):
+    """Rtnl(path) sees the namespace skel pinned for that path, even once the path moves."""
+    from cni import netns as netns_mod
+    host_ns.ip("link", "add", "cnit-pin0", "type", "veth", "peer", "name", "cnit-pin1")
+    link = tmp_path / "ns"
+    link.symlink_to(host_ns.path)
+    with netns_mod.pin(str(link)):
+        link.unlink()
+        link.symlink_to(cont_ns.path)                 # the path now names another netns
+        with Rtnl(str(link)) as h:
+            assert h.link_lookup("cnit-pin0") is not None
+    with Rtnl(str(link)) as h:                        # unpinned: the path as it is now
+        assert h.link_lookup("cnit-pin0") is None

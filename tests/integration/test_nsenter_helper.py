@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from cni import netns
+from cni.std import setns as netns
 from cni.netns import NetNS
 from cni.nl.rtnl import Rtnl
 
@@ -53,7 +53,7 @@ def test_helper_works_and_proves_its_netns(make_netns, no_setns, capfd):
 def test_helper_in_the_wrong_netns_is_refused(make_netns, no_setns, monkeypatch):
     """nsenter pointed at another netns (a stale or swapped path): the proof fd differs."""
     ns_a, ns_b = make_netns("nsha"), make_netns("nshb")
-    monkeypatch.setattr(NetNS, "_proc_path", lambda self: ns_b.path)
+    monkeypatch.setattr(netns, "proc_path", lambda fd: ns_b.path)
     before = _fds()
     with NetNS.open(ns_a.path) as ns:
         with pytest.raises(OSError) as ei:
@@ -67,7 +67,7 @@ def test_helper_in_the_wrong_netns_is_refused(make_netns, no_setns, monkeypatch)
 def test_hung_helper_is_killed_at_its_deadline(make_netns, no_setns, monkeypatch):
     ns_a = make_netns("nsha")
     marker = "cnit-hung-" + uuid.uuid4().hex[:8]
-    monkeypatch.setattr(netns, "_HELPER", f"import time  # {marker}\ntime.sleep(60)\n")
+    monkeypatch.setattr(netns, "HELPER", f"import time  # {marker}\ntime.sleep(60)\n")
     monkeypatch.setattr(netns, "HELPER_TIMEOUT", 0.5)
     before = _fds()
     t0 = time.monotonic()
@@ -86,7 +86,7 @@ def test_helper_that_sends_then_hangs_is_killed(make_netns, no_setns, monkeypatc
     for past the deadline (it is killed)."""
     ns_a = make_netns("nsha")
     marker = "cnit-linger-" + uuid.uuid4().hex[:8]
-    monkeypatch.setattr(netns, "_HELPER", netns._HELPER + f"import time  # {marker}\ntime.sleep(60)\n")
+    monkeypatch.setattr(netns, "HELPER", netns.HELPER + f"import time  # {marker}\ntime.sleep(60)\n")
     monkeypatch.setattr(netns, "HELPER_TIMEOUT", 0.5)
     t0 = time.monotonic()
     with NetNS.open(ns_a.path) as ns:
@@ -98,7 +98,7 @@ def test_helper_that_sends_then_hangs_is_killed(make_netns, no_setns, monkeypatc
 
 def test_helper_that_dies_fails_fast(make_netns, no_setns, monkeypatch):
     ns_a = make_netns("nsha")
-    monkeypatch.setattr(netns, "_HELPER", "import sys\nsys.exit(3)\n")
+    monkeypatch.setattr(netns, "HELPER", "import sys\nsys.exit(3)\n")
     t0 = time.monotonic()
     with NetNS.open(ns_a.path) as ns:
         with pytest.raises(OSError) as ei:

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from cni import invoke, jsonx, skel
+from cni import invoke, skel
+from cni.std import json as jsonx
 from cni import errors as E
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

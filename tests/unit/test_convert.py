@@ -5,7 +5,8 @@ import itertools
 
 import pytest
 
-from cni import convert, jsonx
+from cni import convert
+from cni.std import json as jsonx
 from cni.errors import DecodingError, IncompatibleVersionError
 from cni.version import ALL
 

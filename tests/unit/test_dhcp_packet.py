@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.dhcp import client as C
 from cni.dhcp import daemon as D
 from cni.dhcp import flags as F

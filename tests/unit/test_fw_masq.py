@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from cni import proc
+from cni.std import process as proc
 from cni.fw import backend, masq
 
 V4 = ipaddress.ip_interface("10.88.0.2/24")

@@ -176,7 +176,7 @@ def rule_msg() -> bytes:
 def test_rules_without_expressions_decode():
     data = rule_msg()
     full = nft.Rule(decode_one(data, 0, len(data), d.MESSAGES)[1])
-    light = nft.Rule(decode_one(data, 0, len(data), nft._NO_EXPRS)[1])
+    light = nft.Rule(decode_one(data, 0, len(data), nft._no_exprs())[1])
     assert (light.chain, light.handle, light.comment) == ("hostports", 7, "cid-1") and light.exprs is None
     assert (full.chain, full.handle, full.comment) == ("hostports", 7, "cid-1") and len(full.exprs) == 1
 

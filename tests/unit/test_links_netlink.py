@@ -41,7 +41,7 @@ class CaptureNl:
 
 def ours(call) -> bytes:
     h = Rtnl.__new__(Rtnl)
-    h._nl, h.netns, h._own_ns = CaptureNl(), None, False
+    h._nl, h.ns_fd, h._own_fd = CaptureNl(), -1, False
     with pytest.raises(_Sent):
         call(h)
     return h._nl.sent[0]

@@ -81,7 +81,7 @@ class Recorder:
 
 def recorded(call):
     h = Rtnl.__new__(Rtnl)
-    h._nl, h.netns, h._own_ns = Recorder(), None, False
+    h._nl, h.ns_fd, h._own_fd = Recorder(), -1, False
     call(h)
     reqs = [r for r in h._nl.sent if r[0] != RTM_GETLINK]
     assert len(reqs) == 1, reqs
@@ -552,7 +552,7 @@ def test_socket_dump_intr_retries_then_raises():
 def test_link_not_found_is_netlink_error():
     assert issubclass(LinkNotFoundError, NetlinkError) and issubclass(NetlinkError, OSError)
     h = Rtnl.__new__(Rtnl)
-    h._nl, h.netns, h._own_ns = fake_nl([ack(1, err=19)]), None, False
+    h._nl, h.ns_fd, h._own_fd = fake_nl([ack(1, err=19)]), -1, False
     with pytest.raises(LinkNotFoundError) as ei:
         h.link_get("nope")
     assert ei.value.errno == 19

@@ -8,7 +8,8 @@ import stat
 
 import pytest
 
-from cni.runtime import cache, gojson
+from cni.runtime import cache
+from cni.std import json as jsonx
 
 # What Go's json.Marshal(&cachedInfo{...}) writes for this attachment (struct field
 # order; map keys sorted; []byte as base64; HTML characters escaped).
@@ -77,8 +78,8 @@ def test_encode_omits_empty_optionals():
 
 
 def test_go_string_escaping():
-    assert gojson.quote("\u00e9\u2028<\x01\n\"\\") == '"\u00e9\\u2028\\u003c\\u0001\\n\\"\\\\"'
-    assert gojson.dumps({"b": 1.0, "a": [True, None, 2.5, 10**6]}) == \
+    assert jsonx.quote("\u00e9\u2028<\x01\n\"\\", go=True) == '"\u00e9\\u2028\\u003c\\u0001\\n\\"\\\\"'
+    assert jsonx.dumps({"b": 1.0, "a": [True, None, 2.5, 10**6]}, go=True) == \
         '{"a":[true,null,2.5,1000000],"b":1}'
 
 

@@ -5,7 +5,8 @@ import io
 
 import pytest
 
-from cni import jsonx, skel
+from cni import skel
+from cni.std import json as jsonx
 from cni.config import NetConf
 from cni.errors import CNIError
 from cni.types import IPConfig, Result

@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from cni import invoke, proc
+from cni import invoke
+from cni.std import process as proc
 from cni.errors import CNIError
 from cni.fw import backend
 

@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from cni import jsonx, skel
+from cni import skel
+from cni.std import json as jsonx
 from cni.config import NetConf
 from cni.errors import CNIError
 from cni.runtime import RuntimeConf, list_from_bytes

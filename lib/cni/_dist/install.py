@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-from cni import proc
+from cni.std import process as proc
 
 DEFAULT_DEST = "/opt/cni/bin"
 DEFAULT_PYTHON = "/usr/bin/python3"

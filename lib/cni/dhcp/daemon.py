@@ -23,7 +23,7 @@ import stat
 import sys
 import threading
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.config import valid_id
 from cni.dhcp import client as C
 from cni.dhcp import packet as P

@@ -5,7 +5,7 @@ import _socket  # not `socket`: its import (enum, selectors) costs ~10 ms per pl
 import errno
 import os
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.errors import CNIError, DecodingError, PluginNotAvailableError, from_dict
 
 PROTOCOL_VERSION = 1

@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.errors import CNIError, DecodingError, InvalidEnvError, TryAgainLaterError
 
 PROTOCOL_VERSION = 1

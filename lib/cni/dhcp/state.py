@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.dhcp import client as C
 from cni.dhcp import packet as P
 

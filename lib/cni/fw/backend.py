@@ -31,7 +31,7 @@ def which(name: str) -> str | None:
         return _which_cache[name]
     except KeyError:
         pass
-    from cni import proc
+    from cni.std import process as proc
     found = _which_cache[name] = proc.which(name)
     return found
 
@@ -103,7 +103,7 @@ def select(explicit: str | None = None, field: str = "backend") -> str:
 
 def run(argv: list, input: bytes = b"") -> tuple:
     """Run a tool through cni.proc.run; returns (rc, stdout, stderr). Missing tool -> ToolMissingError."""
-    from cni import proc
+    from cni.std import process as proc
     try:
         return proc.run(argv, input=input)
     except FileNotFoundError:

@@ -33,7 +33,7 @@ class Ruleset:
 
     @classmethod
     def parse(cls, data: bytes | str) -> Ruleset:
-        from cni import jsonx
+        from cni.std import json as jsonx
         rs = cls()
         for obj in jsonx.loads(data or "{}").get("nftables", ()):
             if "table" in obj:

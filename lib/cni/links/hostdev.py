@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.errors import CNIError, InvalidConfigError
 
 SYS_PCI = "/sys/bus/pci/devices"

@@ -148,7 +148,7 @@ def snapshot(link, want: dict) -> dict:
 
 def write_backup(path: str, data: dict) -> None:
     """Atomically (tmp + fsync + rename) write the backup JSON."""
-    from cni import jsonx
+    from cni.std import json as jsonx
     d = os.path.dirname(path)
     os.makedirs(d, mode=0o700, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
@@ -162,7 +162,7 @@ def write_backup(path: str, data: dict) -> None:
 
 
 def read_backup(path: str) -> dict | None:
-    from cni import jsonx
+    from cni.std import json as jsonx
     try:
         with open(path, "rb") as f:
             data = jsonx.loads(f.read())

@@ -8,16 +8,19 @@ import _socket
 import struct
 
 ETH_P_ARP = 0x0806
-IPPROTO_ICMPV6 = 58
-SO_BINDTODEVICE = 25
-IPV6_MULTICAST_IF, IPV6_MULTICAST_HOPS = 17, 18
+ETH_P_IP = 0x0800
+ARPHRD_ETHER, ARPOP_REQUEST = 1, 1
+ND_NEIGHBOR_ADVERT = 136
+ND_NA_FLAG_OVERRIDE = 0x20000000
+ND_OPT_TARGET_LL_ADDR = 2
+HOP_LIMIT_ND = 255       # RFC 4861: neighbour discovery packets carry hop limit 255
 ALL_NODES = "ff02::1"
 
 
 def arp_packet(mac: bytes, ip4: bytes) -> bytes:
     """Ethernet broadcast frame carrying an ARP request for our own address (sender == target)."""
     eth = b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
-    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + ip4 + b"\0" * 6 + ip4
+    arp = struct.pack("!HHBBH", ARPHRD_ETHER, ETH_P_IP, 6, 4, ARPOP_REQUEST) + mac + ip4 + b"\0" * 6 + ip4
     return eth + arp
 
 
@@ -26,7 +29,8 @@ def na_packet(mac: bytes, ip6: bytes) -> bytes:
 
     The kernel fills in the checksum for raw ICMPv6 sockets.
     """
-    return struct.pack("!BBHI", 136, 0, 0, 0x20000000) + ip6 + struct.pack("!BB", 2, 1) + mac
+    return (struct.pack("!BBHI", ND_NEIGHBOR_ADVERT, 0, 0, ND_NA_FLAG_OVERRIDE) + ip6
+            + struct.pack("!BB", ND_OPT_TARGET_LL_ADDR, 1) + mac)  # option length in units of 8 bytes
 
 
 def announce(ifindex: int, mac: str, ip, count: int = 1) -> None:
@@ -41,10 +45,10 @@ def announce(ifindex: int, mac: str, ip, count: int = 1) -> None:
         finally:
             s.close()
         return
-    s = _socket.socket(_socket.AF_INET6, _socket.SOCK_RAW, IPPROTO_ICMPV6)
+    s = _socket.socket(_socket.AF_INET6, _socket.SOCK_RAW, _socket.IPPROTO_ICMPV6)
     try:
-        s.setsockopt(_socket.IPPROTO_IPV6, IPV6_MULTICAST_IF, ifindex)
-        s.setsockopt(_socket.IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 255)
+        s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_IF, ifindex)
+        s.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_MULTICAST_HOPS, HOP_LIMIT_ND)
         try:
             s.bind((str(ip), 0, 0, ifindex))
         except OSError:             # tentative address: let the kernel pick the source

@@ -5,172 +5,27 @@ NFNL_MSG_BATCH_BEGIN/END: the kernel applies all of them or none (a SIGKILL can 
 before or after the single syscall). Messages are encoded as `nft -f` encodes them (same
 flags and attribute order); each also asks for an ACK so success is confirmed, not inferred.
 
-Expressions are built by the small functions below (`meta`, `payload`, `cmp`, ...), each
-returning one NFTA_LIST_ELEM value; `match_addr` and friends produce the exact sequences `nft`
-generates for `ip saddr 10.0.0.0/8` and the like, so a dump reads the same as nft's.
+Expressions are built by the functions of nft_expr.py (`meta`, `payload`, `cmp`, `match_addr`,
+...), re-exported here: a caller builds batches and rules from this one namespace.
 """
 from __future__ import annotations
+
+import _socket
+import errno
 
 from . import nft_defs as d
 from .codec import (NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR, NLMSGHDR,
                     AttrList, Msg, decode, encode, parse_error)
+from .nft_expr import (bitwise, cmp, comment_of, counter, ct, fib, immediate, lookup,  # re-exported
+                       masq, match_addr, match_nfproto, meta, nat, payload, udata_comment, verdict)
 from .rtnl_defs import NETLINK_NETFILTER
 from .schema import BYTES, Attrs
 from .socket import NetlinkError, NetlinkSocket
 
 FAMILIES = d.FAMILIES
-_MSG_DONTWAIT = 0x40
-_SOL_SOCKET, _SO_SNDBUF, _SO_RCVBUF, _SO_SNDBUFFORCE, _SO_RCVBUFFORCE = 1, 7, 8, 32, 33
+_SO_SNDBUFFORCE, _SO_RCVBUFFORCE = 32, 33   # asm-generic/socket.h (not in the socket module)
 _ACK_TRUESIZE = 1024         # receive-buffer bytes one queued ACK skb takes (CAP_ACK: no echo)
 _SMALL_BUF = 1 << 17         # below this the default buffers (208 KiB) are enough
-_ENOENT = 2
-
-
-# --- comments (libnftnl user data TLVs) ------------------------------------------------------
-
-def udata_comment(text: str) -> bytes:
-    """A comment as nft stores it: TLV (type 0, len, NUL-terminated UTF-8)."""
-    raw = text.encode() + b"\0"
-    if len(raw) > 255 or "\0" in text:
-        raise ValueError("nft comment too long or holds a NUL")
-    return bytes((d.NFTNL_UDATA_COMMENT, len(raw))) + raw
-
-
-def comment_of(udata) -> str | None:
-    """The comment inside a user data blob, or None."""
-    if not udata:
-        return None
-    b = bytes(udata)
-    i = 0
-    while i + 2 <= len(b):
-        t, ln = b[i], b[i + 1]
-        v = b[i + 2:i + 2 + ln]
-        if t == d.NFTNL_UDATA_COMMENT:
-            return v.split(b"\0", 1)[0].decode("utf-8", "replace")
-        i += 2 + ln
-    return None
-
-
-# --- expressions -----------------------------------------------------------------------------
-
-def _expr(name: str, attrs: list) -> AttrList:
-    return AttrList([("NFTA_EXPR_NAME", name), ("NFTA_EXPR_DATA", AttrList(attrs))])
-
-
-def _value(data: bytes) -> AttrList:
-    return AttrList([("NFTA_DATA_VALUE", bytes(data))])
-
-
-def meta(key: int, dreg: int = d.NFT_REG_1) -> AttrList:
-    return _expr("meta", [("NFTA_META_KEY", key), ("NFTA_META_DREG", dreg)])
-
-
-def payload(base: int, offset: int, length: int, dreg: int = d.NFT_REG_1) -> AttrList:
-    return _expr("payload", [("NFTA_PAYLOAD_DREG", dreg), ("NFTA_PAYLOAD_BASE", base),
-                             ("NFTA_PAYLOAD_OFFSET", offset), ("NFTA_PAYLOAD_LEN", length)])
-
-
-def cmp(op: int, data: bytes, sreg: int = d.NFT_REG_1) -> AttrList:
-    return _expr("cmp", [("NFTA_CMP_SREG", sreg), ("NFTA_CMP_OP", op),
-                         ("NFTA_CMP_DATA", _value(data))])
-
-
-def bitwise(mask: bytes, xor: bytes, sreg: int = d.NFT_REG_1, dreg: int = d.NFT_REG_1) -> AttrList:
-    return _expr("bitwise", [("NFTA_BITWISE_SREG", sreg), ("NFTA_BITWISE_DREG", dreg),
-                             ("NFTA_BITWISE_LEN", len(mask)), ("NFTA_BITWISE_MASK", _value(mask)),
-                             ("NFTA_BITWISE_XOR", _value(xor))])
-
-
-def immediate(data: bytes, dreg: int) -> AttrList:
-    return _expr("immediate", [("NFTA_IMMEDIATE_DREG", dreg), ("NFTA_IMMEDIATE_DATA", _value(data))])
-
-
-def verdict(code: int, chain: str | None = None) -> AttrList:
-    v = [("NFTA_VERDICT_CODE", code)]
-    if chain is not None:
-        v.append(("NFTA_VERDICT_CHAIN", chain))
-    return _expr("immediate", [("NFTA_IMMEDIATE_DREG", d.NFT_REG_VERDICT),
-                               ("NFTA_IMMEDIATE_DATA",
-                                AttrList([("NFTA_DATA_VERDICT", AttrList(v))]))])
-
-
-def counter() -> AttrList:
-    return _expr("counter", [])
-
-
-def masq(flags: int = 0) -> AttrList:
-    return _expr("masq", [("NFTA_MASQ_FLAGS", flags)] if flags else [])
-
-
-def nat(kind: int, family: int, *, addr_reg: int = 0, proto_reg: int = 0, flags: int = 0) -> AttrList:
-    attrs = [("NFTA_NAT_TYPE", kind), ("NFTA_NAT_FAMILY", family)]
-    if addr_reg:
-        attrs.append(("NFTA_NAT_REG_ADDR_MIN", addr_reg))
-    if proto_reg:
-        attrs.append(("NFTA_NAT_REG_PROTO_MIN", proto_reg))
-    if flags:
-        attrs.append(("NFTA_NAT_FLAGS", flags))
-    return _expr("nat", attrs)
-
-
-def ct(key: int, dreg: int = d.NFT_REG_1) -> AttrList:
-    return _expr("ct", [("NFTA_CT_KEY", key), ("NFTA_CT_DREG", dreg)])
-
-
-def fib(result: int, flags: int, dreg: int = d.NFT_REG_1) -> AttrList:
-    return _expr("fib", [("NFTA_FIB_FLAGS", flags), ("NFTA_FIB_RESULT", result),
-                         ("NFTA_FIB_DREG", dreg)])
-
-
-def lookup(set_name: str, sreg: int = d.NFT_REG_1, *, dreg: int | None = None,
-           set_id: int | None = None, invert: bool = False) -> AttrList:
-    attrs = [("NFTA_LOOKUP_SET", set_name), ("NFTA_LOOKUP_SREG", sreg)]
-    if dreg is not None:
-        attrs.append(("NFTA_LOOKUP_DREG", dreg))
-    if set_id is not None:
-        attrs.append(("NFTA_LOOKUP_SET_ID", set_id))
-    if invert:
-        attrs.append(("NFTA_LOOKUP_FLAGS", d.NFT_LOOKUP_F_INV))
-    return _expr("lookup", attrs)
-
-
-# --- matches as nft compiles them ---------------------------------------------------------------
-
-_ADDR = {4: (4, 12, 16), 6: (16, 8, 24)}   # version -> (length, saddr offset, daddr offset)
-
-
-def match_nfproto(version: int) -> list:
-    """`meta nfproto ipv4|ipv6`: the implicit guard nft puts before an ip/ip6 match in inet."""
-    return [meta(d.NFT_META_NFPROTO), cmp(d.NFT_CMP_EQ, bytes((d.NFPROTO_IPV4 if version == 4
-                                                              else d.NFPROTO_IPV6,)))]
-
-
-def match_addr(field: str, packed: bytes, prefixlen: int | None = None, *,
-               negate: bool = False, inet: bool = True) -> list:
-    """`ip|ip6 saddr|daddr [!=] ADDR[/LEN]` as nft emits it (with the nfproto guard in inet).
-
-    A byte-aligned prefix loads only its bytes; any other prefix (/0 included) loads the whole
-    address and masks it. `packed` is the address (4 or 16 bytes); host bits are cleared here.
-    """
-    version = 4 if len(packed) == 4 else 6
-    alen, soff, doff = _ADDR[version]
-    if len(packed) != alen:
-        raise ValueError("address must be 4 or 16 bytes")
-    off = soff if field == "saddr" else doff
-    plen = alen * 8 if prefixlen is None else prefixlen
-    if not 0 <= plen <= alen * 8:
-        raise ValueError(f"prefix length {plen} out of range")
-    mask = ((1 << (alen * 8)) - 1) ^ ((1 << (alen * 8 - plen)) - 1)
-    net = (int.from_bytes(packed, "big") & mask).to_bytes(alen, "big")
-    op = d.NFT_CMP_NEQ if negate else d.NFT_CMP_EQ
-    out = match_nfproto(version) if inet else []
-    if plen and plen % 8 == 0:
-        n = plen // 8
-        out += [payload(d.NFT_PAYLOAD_NETWORK_HEADER, off, n), cmp(op, net[:n])]
-    else:
-        out += [payload(d.NFT_PAYLOAD_NETWORK_HEADER, off, alen),
-                bitwise(mask.to_bytes(alen, "big"), bytes(alen)), cmp(op, net)]
-    return out
 
 
 # --- batches -----------------------------------------------------------------------------------
@@ -317,7 +172,7 @@ class NftSocket(NetlinkSocket):
         buf = self._buf
         while want:
             try:
-                ln = self._sock.recv_into(buf, 0, _MSG_DONTWAIT if first_err else 0)
+                ln = self._sock.recv_into(buf, 0, _socket.MSG_DONTWAIT if first_err else 0)
             except BlockingIOError:
                 break
             off = 0
@@ -339,15 +194,15 @@ class NftSocket(NetlinkSocket):
         """Grow the socket buffers for one batch: the whole batch is one sendmsg (EMSGSIZE past
         the send buffer), and the kernel queues one ACK per operation inside that call, so a
         receive buffer too small for them all loses ACKs (ENOBUFS, after the batch applied)."""
-        want = ((_SO_SNDBUFFORCE, _SO_SNDBUF, nbytes + 65536),
-                (_SO_RCVBUFFORCE, _SO_RCVBUF, (nops + 2) * _ACK_TRUESIZE))
+        want = ((_SO_SNDBUFFORCE, _socket.SO_SNDBUF, nbytes + 65536),
+                (_SO_RCVBUFFORCE, _socket.SO_RCVBUF, (nops + 2) * _ACK_TRUESIZE))
         for force, plain, size in want:
             if size <= _SMALL_BUF:
                 continue
             try:
-                self._sock.setsockopt(_SOL_SOCKET, force, size)
+                self._sock.setsockopt(_socket.SOL_SOCKET, force, size)
             except PermissionError:        # not CAP_NET_ADMIN: as far as [rw]mem_max allows
-                self._sock.setsockopt(_SOL_SOCKET, plain, size)
+                self._sock.setsockopt(_socket.SOL_SOCKET, plain, size)
 
     def _dump(self, msg: int, family: str, attrs=()) -> list:
         return self.dump(d.msg_type(msg), {"family": FAMILIES.get(family, 0), "version": 0,
@@ -370,11 +225,11 @@ class NftSocket(NetlinkSocket):
         attrs = [("NFTA_RULE_TABLE", table)] + ([("NFTA_RULE_CHAIN", chain)] if chain else [])
         schemas = self.schemas
         if not exprs:
-            self.schemas = _NO_EXPRS
+            self.schemas = _no_exprs()
         try:
             return [Rule(m) for m in self._dump(d.NFT_MSG_GETRULE, family, attrs)]
         except NetlinkError as exc:
-            if exc.errno == _ENOENT:
+            if exc.errno == errno.ENOENT:
                 return []
             raise
         finally:
@@ -391,7 +246,7 @@ class NftSocket(NetlinkSocket):
                          [("NFTA_TABLE_NAME", name)])
             return True
         except NetlinkError as exc:
-            if exc.errno == _ENOENT:
+            if exc.errno == errno.ENOENT:
                 return False
             raise
 
@@ -409,39 +264,44 @@ def _describe(batch: Batch, index: int) -> str:
     return f"{names.get(msg, 'operation')} {where}".strip()
 
 
-class _Table:
-    __slots__ = ("family", "name", "handle", "comment")
+class _Dumped:
+    """What every dumped table, chain and rule has: family, handle and comment."""
+
+    __slots__ = ("family", "handle", "comment")
+
+    def __init__(self, m: Msg, kind: str):
+        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
+        self.handle = m.attrs.get(f"NFTA_{kind}_HANDLE")
+        self.comment = comment_of(m.attrs.get(f"NFTA_{kind}_USERDATA"))
+
+
+class _Table(_Dumped):
+    __slots__ = ("name",)
 
     def __init__(self, m: Msg):
-        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
+        super().__init__(m, "TABLE")
         self.name = m.attrs.get("NFTA_TABLE_NAME")
-        self.handle = m.attrs.get("NFTA_TABLE_HANDLE")
-        self.comment = comment_of(m.attrs.get("NFTA_TABLE_USERDATA"))
 
 
-class _Chain:
-    __slots__ = ("family", "table", "name", "handle", "comment", "hook")
+class _Chain(_Dumped):
+    __slots__ = ("table", "name", "hook")
 
     def __init__(self, m: Msg):
+        super().__init__(m, "CHAIN")
         a = m.attrs
-        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
         self.table, self.name = a.get("NFTA_CHAIN_TABLE"), a.get("NFTA_CHAIN_NAME")
-        self.handle = a.get("NFTA_CHAIN_HANDLE")
-        self.comment = comment_of(a.get("NFTA_CHAIN_USERDATA"))
         self.hook = a.get("NFTA_CHAIN_HOOK")
 
 
-class Rule:
+class Rule(_Dumped):
     """A dumped rule: where it is, its handle, comment and expressions (AttrLists)."""
 
-    __slots__ = ("family", "table", "chain", "handle", "comment", "exprs")
+    __slots__ = ("table", "chain", "exprs")
 
     def __init__(self, m: Msg):
+        super().__init__(m, "RULE")
         a = m.attrs
-        self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
         self.table, self.chain = a.get("NFTA_RULE_TABLE"), a.get("NFTA_RULE_CHAIN")
-        self.handle = a.get("NFTA_RULE_HANDLE")
-        self.comment = comment_of(a.get("NFTA_RULE_USERDATA"))
         ex = a.get("NFTA_RULE_EXPRESSIONS")
         self.exprs = None if isinstance(ex, bytes) else [e for _, e in ex or ()]
 
@@ -449,11 +309,17 @@ class Rule:
         return f"Rule({self.family} {self.table} {self.chain} #{self.handle} {self.comment!r})"
 
 
-# rule dumps (replies are NEWRULE messages) with the expressions kept as raw bytes
-_RULE_NO_EXPRS = (d.NFGENMSG, Attrs("NFTA_RULE", {**d.NFTA_RULE.by_id,
-                                                  4: ("NFTA_RULE_EXPRESSIONS", BYTES)}))
-_NO_EXPRS = {**d.MESSAGES, d.msg_type(d.NFT_MSG_GETRULE): _RULE_NO_EXPRS,
-             d.msg_type(d.NFT_MSG_NEWRULE): _RULE_NO_EXPRS}
+_NO_EXPRS: dict = {}
+
+
+def _no_exprs() -> dict:
+    """Message schemas for rule dumps that keep the expressions as raw bytes (built once)."""
+    if not _NO_EXPRS:
+        rule = (d.NFGENMSG, Attrs("NFTA_RULE", {**d.NFTA_RULE.by_id,
+                                                4: ("NFTA_RULE_EXPRESSIONS", BYTES)}))
+        _NO_EXPRS.update(d.MESSAGES)
+        _NO_EXPRS[d.msg_type(d.NFT_MSG_GETRULE)] = _NO_EXPRS[d.msg_type(d.NFT_MSG_NEWRULE)] = rule
+    return _NO_EXPRS
 
 
 def decode_batch(data: bytes) -> list:

@@ -1,8 +1,10 @@
 """Slotted records decoded from rtnetlink messages (links, addresses, routes, rules, neighbours, tc)."""
 from __future__ import annotations
 
+import struct
+
 from .. import addr as _addr
-from .rtnl_defs import (IFF_ALLMULTI, IFF_LOWER_UP, IFF_PROMISC, IFF_UP, OPERSTATES)
+from .rtnl_defs import (IFF_ALLMULTI, IFF_PROMISC, IFF_UP, OPERSTATES)
 
 
 class _Rec:
@@ -60,10 +62,6 @@ class Link(_Rec):
     @property
     def up(self) -> bool:
         return bool(self.flags & IFF_UP)
-
-    @property
-    def lower_up(self) -> bool:
-        return bool(self.flags & IFF_LOWER_UP)
 
     @property
     def promisc(self) -> bool:
@@ -135,8 +133,6 @@ _RTA_GATEWAY = 5
 
 def _nexthops(buf) -> list:
     """RTA_MULTIPATH: [(gateway address or None, ifindex)] from its struct rtnexthop list."""
-    import struct
-    ipm = _addr
     out, off, end = [], 0, len(buf)
     while off + 8 <= end:
         ln, _flags, _hops, ifindex = struct.unpack_from("=HBBi", buf, off)
@@ -148,7 +144,7 @@ def _nexthops(buf) -> list:
             if alen < 4:
                 break
             if atype & 0x3FFF == _RTA_GATEWAY and alen in (8, 20):
-                gw = ipm.ip_address(bytes(buf[a + 4:a + alen]))
+                gw = _addr.ip_address(bytes(buf[a + 4:a + alen]))
             a += (alen + 3) & ~3
         out.append((gw, ifindex))
         off += (ln + 3) & ~3

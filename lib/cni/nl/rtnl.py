@@ -5,338 +5,59 @@
         h.addr_add("eth0", "10.1.0.5/24")
         h.route_add("0.0.0.0/0", gw="10.1.0.1", dev="eth0")
 
-Links are referenced by name, index or Link record. Creating a link returns the kernel's view of
-it (re-read from the namespace it landed in). addresses, routes, rules and
-neighbours in `rtnl_ip.py`, tc in `tc.py`, GARP/NA in `garp.py`.
+One handle, one socket, one namespace; its methods come in three parts, one file each:
+
+    rtnl_link.py  LinkOps  links (lookup, per-kind create, set, delete), bridge ports and VLANs
+    rtnl_ip.py    IpOps    addresses (and DAD), routes, rules, neighbours, GARP/NA
+    tc.py         TcOps    qdiscs, htb classes, filters (and the TBF arithmetic)
+
+Each part uses only self._nl (the NetlinkSocket), self.ns_fd and what LinkOps provides
+(index, link_get). Links are referenced by name, index or Link record.
 """
 from __future__ import annotations
 
-from .codec import NLM_F_CREATE, NLM_F_EXCL
-from .records import Link
-from .rtnl_defs import (AF_BRIDGE, BRIDGE_FLAGS_SELF, BRIDGE_VLAN_INFO_PVID,
-                        BRIDGE_VLAN_INFO_UNTAGGED, IFF_ALLMULTI, IFF_PROMISC, IFF_UP, IPVLAN_FLAGS,
-                        IPVLAN_MODES, MACVLAN_MODES, MESSAGES, NETLINK_ROUTE, RTEXT_FILTER_BRVLAN,
-                        RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, RTM_SETLINK, VLAN_PROTOCOLS)
-from .rtnl_ip import IpMixin, _ip
-from .schema import NoNul
-from .socket import LinkNotFoundError, NetlinkError, NetlinkSocket
-from .tc import TcMixin
+import _socket
+import os
 
-AF_NETLINK, SOCK_RAW = 16, 3
-
-ENODEV, ENOENT = 19, 2
+from ..std import setns as _std
+from .rtnl_defs import MESSAGES, NETLINK_ROUTE
+from .rtnl_ip import IpOps
+from .rtnl_link import LinkOps, _fd
+from .socket import NetlinkSocket
+from .tc import TcOps
 
 
-def _fd(ns) -> int:
-    return ns if isinstance(ns, int) else ns.fileno()
-
-
-# ---- per-kind IFLA_INFO_DATA encoders: keyword options -> attribute list
-def _bridge_data(vlan_filtering=None, vlan_default_pvid=None, stp_state=None, ageing_time=None,
-                 mcast_snooping=None):
-    return [(n, v) for n, v in (("IFLA_BR_AGEING_TIME", ageing_time), ("IFLA_BR_STP_STATE", stp_state),
-                                ("IFLA_BR_VLAN_FILTERING", vlan_filtering),
-                                ("IFLA_BR_VLAN_DEFAULT_PVID", vlan_default_pvid),
-                                ("IFLA_BR_MCAST_SNOOPING", mcast_snooping)) if v is not None]
-
-
-def _macvlan_data(mode="bridge", flags=None, bcqueuelen=None):
-    out = [("IFLA_MACVLAN_MODE", MACVLAN_MODES[mode] if isinstance(mode, str) else mode)]
-    if flags is not None:
-        out.append(("IFLA_MACVLAN_FLAGS", flags))
-    if bcqueuelen is not None:
-        out.append(("IFLA_MACVLAN_BC_QUEUE_LEN", bcqueuelen))
-    return out
-
-
-def _ipvlan_data(mode="l2", flags="bridge"):
-    return [("IFLA_IPVLAN_MODE", IPVLAN_MODES[mode] if isinstance(mode, str) else mode),
-            ("IFLA_IPVLAN_FLAGS", IPVLAN_FLAGS[flags] if isinstance(flags, str) else flags)]
-
-
-def _vlan_data(vlan_id=0, protocol=None):
-    out = [("IFLA_VLAN_ID", vlan_id)]
-    if protocol is not None:
-        out.append(("IFLA_VLAN_PROTOCOL", VLAN_PROTOCOLS[protocol.lower()]
-                    if isinstance(protocol, str) else protocol))
-    return out
-
-
-def _vxlan_data(vni=0, link=None, local=None, group=None, ttl=None, learning=None, port=None):
-    out = []
-    if link is not None:
-        out.append(("IFLA_VXLAN_LINK", link))
-    out.append(("IFLA_VXLAN_ID", vni))
-    for name4, name6, v in (("IFLA_VXLAN_GROUP", "IFLA_VXLAN_GROUP6", group),
-                            ("IFLA_VXLAN_LOCAL", "IFLA_VXLAN_LOCAL6", local)):
-        if v is not None:
-            v = _ip(v)
-            out.append((name4 if v.version == 4 else name6, v))
-    if ttl is not None:
-        out.append(("IFLA_VXLAN_TTL", ttl))
-    if learning is not None:
-        out.append(("IFLA_VXLAN_LEARNING", int(learning)))
-    if port is not None:
-        out.append(("IFLA_VXLAN_PORT", port))
-    return out
-
-
-KIND_DATA = {"bridge": _bridge_data, "macvlan": _macvlan_data, "macvtap": _macvlan_data,
-             "ipvlan": _ipvlan_data, "ipvtap": _ipvlan_data, "vlan": _vlan_data,
-             "vrf": lambda table=0: [("IFLA_VRF_TABLE", table)], "vxlan": _vxlan_data}
-
-
-def _link_common(name=None, *, link=0, mtu=0, mac=None, txqlen=None, netns=None) -> list:
-    a = []
-    if link:
-        a.append(("IFLA_LINK", link))
-    if mtu:
-        a.append(("IFLA_MTU", mtu))
-    if mac:
-        a.append(("IFLA_ADDRESS", mac))
-    if txqlen is not None:
-        a.append(("IFLA_TXQLEN", txqlen))
-    if netns is not None:
-        a.append(("IFLA_NET_NS_FD", _fd(netns)))
-    if name:
-        a.append(("IFLA_IFNAME", name))
-    return a
-
-
-class Rtnl(IpMixin, TcMixin):
+class Rtnl(LinkOps, IpOps, TcOps):
     """An rtnetlink socket; `netns` (NetNS, path or None) is where it is created and stays bound."""
 
-    __slots__ = ("_nl", "netns", "_own_ns")
+    __slots__ = ("_nl", "ns_fd", "_own_fd")
 
     def __init__(self, netns=None):
-        self._own_ns = False
-        if isinstance(netns, str):
-            from ..netns import NetNS
-            netns, self._own_ns = NetNS.open(netns), True
-        self.netns = netns
+        # ns_fd: the namespace's fd (-1: ours); a path is opened here (the pinned fd duplicated,
+        # if the call pinned it) and owned; any other namespace (a NetNS, an fd) stays the caller's
+        self._own_fd = isinstance(netns, str)
+        self.ns_fd = -1 if netns is None else _std.open_pinned(netns) if self._own_fd else _fd(netns)
         try:
             if netns is None:
                 self._nl = NetlinkSocket(NETLINK_ROUTE, MESSAGES)
             else:
-                sock = netns.socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE)
+                sock = _std.socket_in(self.ns_fd, _socket.AF_NETLINK, _socket.SOCK_RAW, NETLINK_ROUTE)
                 self._nl = NetlinkSocket(NETLINK_ROUTE, MESSAGES, sock=sock)
         except BaseException:
-            if self._own_ns:
-                netns.close()
+            self._close_fd()
             raise
+
+    def _close_fd(self) -> None:
+        if self._own_fd:
+            os.close(self.ns_fd)
+            self._own_fd = False
 
     def close(self) -> None:
         self._nl.close()
-        if self._own_ns:
-            self.netns.close()
-            self._own_ns = False
+        self._close_fd()
 
     def __enter__(self) -> Rtnl:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    # ---- links
-    def link_get(self, ref) -> Link:
-        """The link named/indexed `ref`; LinkNotFoundError if there is none."""
-        if isinstance(ref, Link):
-            ref = ref.index
-        if isinstance(ref, int):
-            hdr, attrs = {"index": ref}, []
-        else:
-            hdr, attrs = {}, [("IFLA_IFNAME", ref)]
-        try:
-            msgs = self._nl.request(RTM_GETLINK, hdr, attrs)
-        except NetlinkError as e:
-            if e.errno in (ENODEV, ENOENT):
-                raise LinkNotFoundError(ENODEV, f"link {ref!r} not found") from None
-            raise
-        return Link(msgs[0])
-
-    def link_lookup(self, ref) -> Link | None:
-        """Like link_get, but None when the link does not exist."""
-        try:
-            return self.link_get(ref)
-        except LinkNotFoundError:
-            return None
-
-    def link_list(self, *, kind: str | None = None, master=None) -> list[Link]:
-        attrs = []
-        if master is not None:
-            attrs.append(("IFLA_MASTER", self.index(master)))
-        if kind is not None:
-            attrs.append(("IFLA_LINKINFO", [("IFLA_INFO_KIND", kind)]))
-        links = [Link(m) for m in self._nl.dump(RTM_GETLINK, {}, attrs)]
-        return [lk for lk in links if kind is None or lk.kind == kind]
-
-    def index(self, ref) -> int:
-        if isinstance(ref, int):
-            return ref
-        if isinstance(ref, Link):
-            return ref.index
-        return self.link_get(ref).index
-
-    def link_del(self, ref) -> None:
-        """Delete a link; LinkNotFoundError if it does not exist."""
-        hdr, attrs = self._ref(ref)
-        try:
-            self._nl.request(RTM_DELLINK, hdr, attrs)
-        except NetlinkError as e:
-            if e.errno == ENODEV:
-                raise LinkNotFoundError(ENODEV, e.extack or f"link {ref!r} not found") from None
-            raise
-
-    def _ref(self, ref) -> tuple[dict, list]:
-        if isinstance(ref, Link):
-            ref = ref.index
-        return ({"index": ref}, []) if isinstance(ref, int) else ({}, [("IFLA_IFNAME", ref)])
-
-    def link_set(self, ref, *, up: bool | None = None, mtu: int | None = None, mac: str | None = None,
-                 txqlen: int | None = None, promisc: bool | None = None,
-                 allmulti: bool | None = None, alias: str | None = None, name: str | None = None,
-                 master=None, nomaster: bool = False, netns=None) -> None:
-        """Change link attributes in one RTM_NEWLINK; `netns` (NetNS or fd) moves the link."""
-        hdr = {"index": self.index(ref)}
-        flags = change = 0
-        for on, bit in ((up, IFF_UP), (promisc, IFF_PROMISC), (allmulti, IFF_ALLMULTI)):
-            if on is not None:
-                change |= bit
-                flags |= bit if on else 0
-        if change:
-            hdr["flags"], hdr["change"] = flags, change
-        a = []
-        if mtu is not None:
-            a.append(("IFLA_MTU", mtu))
-        if mac is not None:
-            a.append(("IFLA_ADDRESS", mac))
-        if txqlen is not None:
-            a.append(("IFLA_TXQLEN", txqlen))
-        if alias is not None:
-            a.append(("IFLA_IFALIAS", NoNul(alias)))
-        if name is not None:
-            a.append(("IFLA_IFNAME", name))
-        if master is not None or nomaster:
-            a.append(("IFLA_MASTER", 0 if nomaster else self.index(master)))
-        if netns is not None:
-            a.append(("IFLA_NET_NS_FD", _fd(netns)))
-        self._nl.request(RTM_NEWLINK, hdr, a)
-
-    def link_up(self, ref) -> None:
-        self.link_set(ref, up=True)
-
-    def link_down(self, ref) -> None:
-        self.link_set(ref, up=False)
-
-    def link_add(self, name: str, kind: str, *, parent=None, mtu: int = 0, mac: str | None = None,
-                 txqlen: int | None = None, netns=None, data=None, **opts) -> Link:
-        """Create a link of `kind`; kind options go through KIND_DATA[kind] (or raw `data`).
-
-        With `netns` (NetNS or fd) the link is created directly in that namespace.
-        """
-        if data is None and kind in KIND_DATA:
-            data = KIND_DATA[kind](**opts)
-        elif opts:
-            raise TypeError(f"{kind}: unexpected options {sorted(opts)}")
-        info = [("IFLA_INFO_KIND", NoNul(kind))]           # unterminated, as iproute2 and Go send it
-        if data:
-            info.append(("IFLA_INFO_DATA", data))
-        link = self.index(parent) if parent is not None else 0
-        attrs = _link_common(name, link=link, mtu=mtu, mac=mac, txqlen=txqlen, netns=netns)
-        attrs.append(("IFLA_LINKINFO", info))
-        self._nl.request(RTM_NEWLINK, {}, attrs, flags=NLM_F_CREATE | NLM_F_EXCL)
-        return self._reread(name, netns)
-
-    def _reread(self, name: str, netns) -> Link:
-        if netns is None:
-            return self.link_get(name)
-        from ..netns import NetNS
-        with Rtnl(NetNS(_fd(netns))) as other:   # not owned: the caller's fd stays open
-            return other.link_get(name)
-
-    def veth_add(self, name: str, peer_name: str, *, peer_netns=None, mtu: int = 0,
-                 mac: str | None = None, peer_mac: str | None = None, peer_mtu: int | None = None,
-                 netns=None, txqlen: int | None = None) -> Link:
-        """Create a veth pair; the peer is created directly in `peer_netns` under its final name."""
-        peer = _link_common(peer_name, mtu=mtu if peer_mtu is None else peer_mtu, mac=peer_mac,
-                            netns=peer_netns)
-        attrs = _link_common(name, mtu=mtu, mac=mac, txqlen=txqlen, netns=netns)
-        attrs.append(("IFLA_LINKINFO", [("IFLA_INFO_KIND", NoNul("veth")),
-                                        ("IFLA_INFO_DATA", [("VETH_INFO_PEER", ({}, peer))])]))
-        self._nl.request(RTM_NEWLINK, {}, attrs, flags=NLM_F_CREATE | NLM_F_EXCL)
-        return self._reread(name, netns)
-
-    def bridge_add(self, name: str, *, mtu: int = 0, mac: str | None = None, **opts) -> Link:
-        return self.link_add(name, "bridge", mtu=mtu, mac=mac, **opts)
-
-    def macvlan_add(self, name: str, parent, *, mode="bridge", kind: str = "macvlan", **kw) -> Link:
-        """macvlan or macvtap (kind=) in any mode (private|vepa|bridge|passthru|source)."""
-        return self.link_add(name, kind, parent=parent, mode=mode, **kw)
-
-    def ipvlan_add(self, name: str, parent, *, mode="l2", flags="bridge", kind: str = "ipvlan",
-                   **kw) -> Link:
-        return self.link_add(name, kind, parent=parent, mode=mode, flags=flags, **kw)
-
-    def vlan_add(self, name: str, parent, vlan_id: int, *, protocol=None, **kw) -> Link:
-        return self.link_add(name, "vlan", parent=parent, vlan_id=vlan_id, protocol=protocol, **kw)
-
-    def vrf_add(self, name: str, table: int, **kw) -> Link:
-        return self.link_add(name, "vrf", table=table, **kw)
-
-    def vxlan_add(self, name: str, vni: int, *, dev=None, **kw) -> Link:
-        """vxlan; `dev` is the underlay link, `local`/`group` v4 or v6, `port` the UDP port."""
-        if dev is not None:
-            kw["link"] = self.index(dev)
-        return self.link_add(name, "vxlan", vni=vni, **kw)
-
-    def dummy_add(self, name: str, **kw) -> Link:
-        return self.link_add(name, "dummy", **kw)
-
-    def ifb_add(self, name: str, **kw) -> Link:
-        return self.link_add(name, "ifb", **kw)
-
-    # ---- bridge ports and VLANs
-    def bridge_port_set(self, ref, *, hairpin: bool | None = None, learning: bool | None = None,
-                        isolated: bool | None = None, flood: bool | None = None) -> None:
-        """Set bridge-port options through IFLA_PROTINFO (AF_BRIDGE RTM_SETLINK)."""
-        opts = []
-        for n, v in (("IFLA_BRPORT_MODE", hairpin), ("IFLA_BRPORT_LEARNING", learning),
-                     ("IFLA_BRPORT_UNICAST_FLOOD", flood), ("IFLA_BRPORT_ISOLATED", isolated)):
-            if v is not None:
-                opts.append((n, int(v)))
-        if opts:
-            self._nl.request(RTM_SETLINK, {"family": AF_BRIDGE, "index": self.index(ref)},
-                             [("IFLA_PROTINFO", opts)])
-
-    def bridge_port_get(self, ref):
-        """The IFLA_BRPORT_* attributes of a bridge port (from its bridge_slave link info)."""
-        return self.link_get(ref).slave_info
-
-    def bridge_vlan_add(self, ref, vid: int, *, pvid: bool = False, untagged: bool = False,
-                        self_: bool = False) -> None:
-        self._bridge_vlan(RTM_SETLINK, ref, vid, pvid, untagged, self_)
-
-    def bridge_vlan_del(self, ref, vid: int, *, self_: bool = False) -> None:
-        self._bridge_vlan(RTM_DELLINK, ref, vid, False, False, self_)
-
-    def _bridge_vlan(self, mtype, ref, vid, pvid, untagged, self_) -> None:
-        spec = []
-        if self_:
-            spec.append(("IFLA_BRIDGE_FLAGS", BRIDGE_FLAGS_SELF))
-        flags = (BRIDGE_VLAN_INFO_PVID if pvid else 0) | (BRIDGE_VLAN_INFO_UNTAGGED if untagged else 0)
-        spec.append(("IFLA_BRIDGE_VLAN_INFO", {"flags": flags, "vid": vid}))
-        self._nl.request(mtype, {"family": AF_BRIDGE, "index": self.index(ref)},
-                         [("IFLA_AF_SPEC", spec)])
-
-    def bridge_vlan_list(self, ref=None) -> dict[int, list[tuple[int, int]]]:
-        """{ifindex: [(vid, BRIDGE_VLAN_INFO_* flags), ...]} for bridges and ports."""
-        msgs = self._nl.dump(RTM_GETLINK, {"family": AF_BRIDGE},
-                             [("IFLA_EXT_MASK", RTEXT_FILTER_BRVLAN)])
-        want = None if ref is None else self.index(ref)
-        out: dict[int, list] = {}
-        for m in msgs:
-            spec = m.attrs.get("IFLA_AF_SPEC")
-            if (want is not None and m.hdr["index"] != want) or not spec:
-                continue
-            out[m.hdr["index"]] = [(v["vid"], v["flags"]) for v in spec.get_all("IFLA_BRIDGE_VLAN_INFO")]
-        return out

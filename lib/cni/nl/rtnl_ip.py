@@ -1,9 +1,12 @@
 """Rtnl, part two: addresses, routes, rules, neighbours and GARP/NA (mixed into Rtnl)."""
 from __future__ import annotations
 
+import errno
 import time
 
 from .. import addr as _addr
+from ..std.setns import Entered
+from . import garp
 from .codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
 from .records import Addr, Neigh, Route, Rule
 from .rtnl_defs import (AF_INET, AF_INET6, FIB_RULE_INVERT, FR_ACT_TO_TBL, IFA_F_DADFAILED,
@@ -15,30 +18,24 @@ from .rtnl_defs import (AF_INET, AF_INET6, FIB_RULE_INVERT, FR_ACT_TO_TBL, IFA_F
                         RTPROT_BOOT)
 from .socket import NetlinkError
 
-ENODEV, ENOENT, EADDRNOTAVAIL = 19, 2, 99
-
-
-def _ipm():
-    return _addr
 
 
 def _iface(v):
     """'10.0.0.1/24' | ip_interface | ip_address -> ip_interface."""
-    return v if hasattr(v, "network") and hasattr(v, "ip") else _ipm().ip_interface(v)
+    return v if hasattr(v, "network") and hasattr(v, "ip") else _addr.ip_interface(v)
 
 
 def _net(v):
     return v if hasattr(v, "prefixlen") and hasattr(v, "network_address") else \
-        _ipm().ip_network(v, strict=False)
+        _addr.ip_network(v, strict=False)
 
 
 def _ip(v):
-    return _ipm().ip_address(v) if isinstance(v, str) else v
+    return _addr.ip_address(v) if isinstance(v, str) else v
 
 
-
-class IpMixin:
-    """Methods of Rtnl that deal with layer 3; they use self._nl, self.index, self.netns."""
+class IpOps:
+    """Layer-3 methods of Rtnl; they use self._nl, self.ns_fd and self.index/link_get (LinkOps)."""
 
     __slots__ = ()
 
@@ -68,12 +65,21 @@ class IpMixin:
 
     def addr_add(self, ref, address, *, peer=None, scope: int | None = None, nodad: bool = False,
                  noprefixroute: bool = False, broadcast=True, label: str | None = None,
-                 replace: bool = False) -> None:
-        """Add 'ip/prefix' to a link; v4 gets the subnet broadcast like Go's netlink.AddrAdd."""
+                 replace: bool = False, exist_ok: bool = False) -> None:
+        """Add 'ip/prefix' to a link; v4 gets the subnet broadcast like Go's netlink.AddrAdd.
+
+        `exist_ok`: the address already being there (EEXIST) is success."""
         flags = (IFA_F_NODAD if nodad else 0) | (IFA_F_NOPREFIXROUTE if noprefixroute else 0)
         hdr, a = self._addr_msg(ref, address, peer, scope, flags, broadcast, label)
-        self._nl.request(RTM_NEWADDR, hdr, a,
-                         flags=NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL))
+        self._request_new(RTM_NEWADDR, hdr, a,
+                          NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL), exist_ok)
+
+    def _request_new(self, mtype: int, hdr: dict, attrs: list, flags: int, exist_ok: bool) -> None:
+        try:
+            self._nl.request(mtype, hdr, attrs, flags=flags)
+        except NetlinkError as e:
+            if not (exist_ok and e.errno == errno.EEXIST):
+                raise
 
     def addr_del(self, ref, address) -> None:
         ifc = _iface(address)
@@ -89,7 +95,7 @@ class IpMixin:
     def addr_wait_dad(self, ref, *, timeout: float = 5.0, interval: float = 0.05) -> None:
         """Wait until no IPv6 address on the link is tentative (Go's SettleAddresses).
 
-        DADFAILED raises NetlinkError(EADDRNOTAVAIL); still tentative at the deadline raises
+        DADFAILED raises NetlinkError(errno.EADDRNOTAVAIL); still tentative at the deadline raises
         TimeoutError only when the link is operationally up (a down link never finishes DAD).
         """
         idx = self.index(ref)
@@ -98,7 +104,7 @@ class IpMixin:
             tentative = []
             for a in self.addr_list(idx, family=AF_INET6):
                 if a.flags & IFA_F_DADFAILED:
-                    raise NetlinkError(EADDRNOTAVAIL, f"{a.ip}: duplicate address detected")
+                    raise NetlinkError(errno.EADDRNOTAVAIL, f"{a.ip}: duplicate address detected")
                 if a.flags & IFA_F_TENTATIVE:
                     tentative.append(a)
             if not tentative:
@@ -148,19 +154,19 @@ class IpMixin:
     def route_add(self, dst, *, gw=None, dev=None, table: int | None = None, scope: int | None = None,
                   src=None, metric: int = 0, onlink: bool = False, type="unicast",
                   proto: int = RTPROT_BOOT, mtu: int = 0, advmss: int = 0, replace: bool = False,
-                  append: bool = False, ecmp: bool = False) -> None:
+                  append: bool = False, ecmp: bool = False, exist_ok: bool = False) -> None:
         """Add a route (`replace` like `ip route replace`, `append` adds an ECMP sibling).
 
         `ecmp`: NLM_F_CREATE alone, as Go's netlink.RouteAddEcmp and `ip route prepend`: a
         route to the same dst and metric through another gateway is kept beside the existing
         one (IPv6 merges it into a multipath route, IPv4 adds another route); only an
-        identical route fails (EEXIST).
+        identical route fails (EEXIST), which `exist_ok` turns into success.
         """
         hdr, a = self._route_msg(dst, gw, dev, table, scope, src, metric, onlink, type, proto, mtu,
                                  advmss)
         f = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_APPEND if append else
                             0 if ecmp else NLM_F_EXCL)
-        self._nl.request(RTM_NEWROUTE, hdr, a, flags=f)
+        self._request_new(RTM_NEWROUTE, hdr, a, f, exist_ok)
 
     def route_replace(self, dst, **kw) -> None:
         self.route_add(dst, replace=True, **kw)
@@ -252,11 +258,10 @@ class IpMixin:
     # ---- gratuitous ARP / unsolicited neighbour advertisement
     def send_garp(self, ref, address, *, count: int = 1) -> None:
         """Announce `address` on the link: gratuitous ARP (v4) or unsolicited NA (v6)."""
-        from . import garp
         link = self.link_get(ref)
-        if self.netns is None:
+        if self.ns_fd < 0:
             garp.announce(link.index, link.mac, _ip(address), count)
         else:
-            with self.netns.enter():
+            with Entered(self.ns_fd):
                 garp.announce(link.index, link.mac, _ip(address), count)
 

@@ -5,6 +5,7 @@ Uses `_socket` directly: the `socket` module's enum set-up costs ~20 ms of start
 from __future__ import annotations
 
 import _socket
+import errno
 import os
 
 from .codec import (NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
@@ -13,7 +14,6 @@ from .codec import (NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG
 
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK = 1, 10, 11, 12
-_MSG_TRUNC = 0x20
 _BUFSIZE = 1 << 16
 DUMP_RETRIES = 3
 
@@ -89,10 +89,7 @@ class NetlinkSocket:
             out, intr = self._collect(seq, True)
             if not intr:
                 return out
-        raise NetlinkError(4, f"dump interrupted {DUMP_RETRIES + 1} times")  # EINTR
-
-    def send_raw(self, data: bytes) -> None:
-        self._sock.send(data)
+        raise NetlinkError(errno.EINTR, f"dump interrupted {DUMP_RETRIES + 1} times")
 
     def _collect(self, seq: int, dump: bool) -> tuple[list[Msg], bool]:
         out: list[Msg] = []
@@ -100,7 +97,7 @@ class NetlinkSocket:
         buf, sock, pid, schemas = self._buf, self._sock, self.pid, self.schemas
         hunpack = NLMSGHDR.unpack_from
         while True:
-            n = sock.recv_into(buf, 0, _MSG_TRUNC)
+            n = sock.recv_into(buf, 0, _socket.MSG_TRUNC)
             if n > len(buf):
                 raise NetlinkDecodeError(f"netlink message of {n} bytes truncated")
             off = 0
@@ -126,7 +123,7 @@ class NetlinkSocket:
                         raise NetlinkError(-err, text)
                     return out, intr
                 elif mtype == NLMSG_OVERRUN:
-                    raise NetlinkError(105, "netlink overrun")                  # ENOBUFS
+                    raise NetlinkError(errno.ENOBUFS, "netlink overrun")
                 elif mtype != NLMSG_NOOP:
                     out.append(decode_one(buf, off, n, schemas)[1])
                 off = nxt

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from .codec import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
 from .records import Tc
-from .rtnl_defs import (ETH_P_ALL, RTM_DELQDISC, RTM_DELTCLASS, RTM_DELTFILTER, RTM_GETQDISC,
+from .rtnl_defs import (ETH_P_ALL, RTM_DELQDISC, RTM_DELTFILTER, RTM_GETQDISC,
                         RTM_GETTCLASS, RTM_GETTFILTER, RTM_NEWQDISC, RTM_NEWTCLASS, RTM_NEWTFILTER,
                         TC_ACT_STOLEN, TC_H_CLSACT, TC_H_INGRESS, TC_H_ROOT, TC_U32_TERMINAL,
                         TCA_EGRESS_REDIR)
 
 TIME_UNITS_PER_SEC = 1000000
+HANDLE_1 = 0x10000            # handle(1): '1:'
+INGRESS_PARENT = 0xFFFF0000   # handle(0xFFFF): 'ffff:', where ingress/clsact filters hang
 LATENCY_MS = 25.0
 _tick_in_usec = None
 
@@ -75,7 +77,9 @@ def _tbf_options(rate: int, buffer: int, limit: int, peakrate: int, mtu: int) ->
     return opts
 
 
-class TcMixin:
+class TcOps:
+    """Traffic-control methods of Rtnl; they use self._nl and self.index (LinkOps)."""
+
     __slots__ = ()
 
     def _tc(self, mtype, ref, hdr, attrs=(), flags=0) -> None:
@@ -100,14 +104,14 @@ class TcMixin:
         self._tc(RTM_NEWQDISC, ref, {"handle": handle, "parent": parent}, a, 0)
 
     def tbf_add(self, ref, *, rate: int, buffer: int, limit: int, parent: int = TC_H_ROOT,
-                handle: int = 0x10000, peakrate: int = 0, mtu: int = 0,
+                handle: int = HANDLE_1, peakrate: int = 0, mtu: int = 0,
                 replace: bool = False) -> None:
         """TBF like Go's netlink.Tbf: rate in bytes/s, buffer in ticks, limit in bytes (no rtab)."""
         opts = _tbf_options(rate, buffer, limit, peakrate, mtu)
         self.qdisc_add(ref, "tbf", parent=parent, handle=handle, options=opts, replace=replace)
 
     def tbf_change(self, ref, *, rate: int, buffer: int, limit: int, parent: int = TC_H_ROOT,
-                   handle: int = 0x10000, peakrate: int = 0, mtu: int = 0) -> None:
+                   handle: int = HANDLE_1, peakrate: int = 0, mtu: int = 0) -> None:
         """`tc qdisc change ... tbf`: the TBF `handle` gets new numbers (as tbf_add) in place."""
         self.qdisc_change(ref, "tbf", parent=parent, handle=handle,
                           options=_tbf_options(rate, buffer, limit, peakrate, mtu))
@@ -118,7 +122,7 @@ class TcMixin:
     def clsact_add(self, ref) -> None:
         self.qdisc_add(ref, "clsact", parent=TC_H_CLSACT, handle=0xFFFF0000)
 
-    def htb_add(self, ref, *, handle: int = 0x10000, parent: int = TC_H_ROOT, default: int = 0,
+    def htb_add(self, ref, *, handle: int = HANDLE_1, parent: int = TC_H_ROOT, default: int = 0,
                 r2q: int = 10) -> None:
         self.qdisc_add(ref, "htb", parent=parent, handle=handle, options=[
             ("TCA_HTB_INIT", {"version": 3, "rate2quantum": r2q, "defcls": default})])
@@ -151,10 +155,7 @@ class TcMixin:
         return [Tc(m) for m in self._nl.dump(RTM_GETTCLASS, {"ifindex": self.index(ref),
                                                               "parent": parent})]
 
-    def class_del(self, ref, classid: int) -> None:
-        self._tc(RTM_DELTCLASS, ref, {"handle": classid})
-
-    def filter_add_u32_redirect(self, ref, target, *, parent: int = 0xFFFF0000, prio: int = 1,
+    def filter_add_u32_redirect(self, ref, target, *, parent: int = INGRESS_PARENT, prio: int = 1,
                                 protocol: int = ETH_P_ALL, classid: int | None = None,
                                 handle: int = 0) -> None:
         """`u32 match u32 0 0 [classid X] action mirred egress redirect dev TARGET`."""
@@ -165,22 +166,16 @@ class TcMixin:
         opts.append(("TCA_U32_SEL", {"flags": TC_U32_TERMINAL, "keys": [(0, 0, 0, 0)]}))
         self._filter_add(ref, "u32", opts, parent, prio, protocol, handle)
 
-    def filter_add_matchall_redirect(self, ref, target, *, parent: int = 0xFFFF0000, prio: int = 1,
-                                     protocol: int = ETH_P_ALL, classid: int | None = None) -> None:
-        opts = [("TCA_MATCHALL_CLASSID", classid)] if classid is not None else []
-        opts.append(("TCA_MATCHALL_ACT", [_mirred(self.index(target))]))
-        self._filter_add(ref, "matchall", opts, parent, prio, protocol, 0)
-
     def _filter_add(self, ref, kind, opts, parent, prio, protocol, handle_) -> None:
         info = (prio << 16) | (((protocol & 0xFF) << 8) | ((protocol >> 8) & 0xFF))
         self._tc(RTM_NEWTFILTER, ref, {"handle": handle_, "parent": parent, "info": info},
                  [("TCA_KIND", kind), ("TCA_OPTIONS", opts)], NLM_F_CREATE | NLM_F_EXCL)
 
-    def filter_list(self, ref, *, parent: int = 0xFFFF0000) -> list[Tc]:
+    def filter_list(self, ref, *, parent: int = INGRESS_PARENT) -> list[Tc]:
         return [Tc(m) for m in self._nl.dump(RTM_GETTFILTER, {"ifindex": self.index(ref),
                                                                "parent": parent})]
 
-    def filter_del(self, ref, *, parent: int = 0xFFFF0000, prio: int = 0,
+    def filter_del(self, ref, *, parent: int = INGRESS_PARENT, prio: int = 0,
                    protocol: int = 0) -> None:
         info = (prio << 16) | (((protocol & 0xFF) << 8) | ((protocol >> 8) & 0xFF))
         self._tc(RTM_DELTFILTER, ref, {"parent": parent, "info": info})

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import os
 
-from cni import jsonx
-from cni.runtime import gojson
+from cni.std import json as jsonx
 
 KIND = "cniCacheV1"
 DEFAULT_DIR = "/var/lib/cni"
@@ -61,24 +60,24 @@ def encode(network: str, container_id: str, ifname: str, config: bytes, *, netns
     """The file content libcni's cacheAdd writes (byte-compatible)."""
     import binascii
     parts = [
-        '{"kind":' + gojson.quote(KIND),
-        '"containerId":' + gojson.quote(container_id),
-        '"config":' + gojson.quote(binascii.b2a_base64(bytes(config), newline=False).decode()),
-        '"ifName":' + gojson.quote(ifname),
-        '"networkName":' + gojson.quote(network),
+        '{"kind":' + jsonx.quote(KIND, go=True),
+        '"containerId":' + jsonx.quote(container_id, go=True),
+        '"config":' + jsonx.quote(binascii.b2a_base64(bytes(config), newline=False).decode(), go=True),
+        '"ifName":' + jsonx.quote(ifname, go=True),
+        '"networkName":' + jsonx.quote(network, go=True),
     ]
     if netns:
-        parts.append('"netns":' + gojson.quote(netns))
+        parts.append('"netns":' + jsonx.quote(netns, go=True))
     if cni_args:
-        parts.append('"cniArgs":' + gojson.dumps([[str(k), str(v)] for k, v in cni_args]))
+        parts.append('"cniArgs":' + jsonx.dumps([[str(k), str(v)] for k, v in cni_args], go=True))
     if capability_args:
         # a Go map (keys sorted) of values whose own order is the runtime's: podman passes
         # typed structs (field order), so nested objects keep the order they come in
         parts.append('"capabilityArgs":{' + ",".join(
-            gojson.quote(str(k)) + ":" + gojson.dumps(capability_args[k], sort_keys=False)
+            jsonx.quote(str(k), go=True) + ":" + jsonx.dumps(capability_args[k], go=True, sort_keys=False)
             for k in sorted(capability_args, key=lambda k: str(k).encode())) + "}")
     if result:
-        parts.append('"result":' + gojson.dumps(result))
+        parts.append('"result":' + jsonx.dumps(result, go=True))
     return (",".join(parts) + "}").encode("utf-8", "surrogatepass")
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import sys
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
 
 VERBS = ("add", "check", "del", "update", "gc", "status", "list", "version", "help")

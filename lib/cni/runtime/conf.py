@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni import version as _v
 from cni.config import check_name
 from cni.errors import CNIError, DecodingError, InvalidConfigError
@@ -202,7 +202,6 @@ def list_from_bytes(data: bytes, source: str = "") -> NetworkConfigList:
 
 def list_from_conf(data: bytes, source: str = "") -> NetworkConfigList:
     """A single-plugin conf wrapped as a list (libcni's ConfListFromConf)."""
-    from cni.runtime import gojson
     obj = _decode(data, f"network config {source}".strip())
     plugin = plugin_from_dict(obj, source)
     name = obj.get("name")
@@ -214,7 +213,7 @@ def list_from_conf(data: bytes, source: str = "") -> NetworkConfigList:
         raise InvalidConfigError("invalid network config", "cniVersion must be a string")
     if ver:
         _v.parse(ver)
-    wrapped = gojson.dumps({"name": name, "cniVersion": ver, "plugins": [obj]}).encode()
+    wrapped = jsonx.dumps({"name": name, "cniVersion": ver, "plugins": [obj]}, go=True).encode()
     return NetworkConfigList(name, ver, [plugin], bytes_=wrapped, source=source,
                              raw={"name": name, "cniVersion": ver, "plugins": [obj]})
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import time
 
-from cni import invoke, jsonx, proc
+from cni import invoke
+from cni.std import json as jsonx
+from cni.std import process as proc
 from cni import version as _v
 from cni.errors import CNIError, InternalError, InvalidConfigError
 

@@ -3,7 +3,7 @@ the checks made before ADD, the environment and the stdin (spec section 3,
 "Deriving request configuration")."""
 from __future__ import annotations
 
-from cni import jsonx
+from cni.std import json as jsonx
 from cni.config import check_name, valid_id
 from cni.errors import InvalidEnvError, UnknownContainerError
 from cni.runtime.conf import PluginConf

@@ -1,8 +1,15 @@
-"""Small JSON codec that avoids importing `json` (which pulls in `re`).
+"""JSON codec standing in for `json` (which pulls in `re`; python3-minimal lacks it).
 
 Decoding uses the C scanner in `_json` when the interpreter has it, and a
 pure-Python parser otherwise (Debian's python3-minimal lacks both `json` and
-`_json`). Encoding is pure Python: CNI documents are small.
+`_json`). Encoding is pure Python (CNI documents are small) and has two styles:
+
+- default: what `json.dumps(obj, ensure_ascii=True, separators=(",", ":"))` writes,
+  or Go's MarshalIndent layout with `indent`;
+- `go=True`: byte-for-byte what Go's encoding/json.Marshal writes, for the result cache
+  shared with Go runtimes (podman, containerd, cnitool): compact, map keys sorted by
+  UTF-8 bytes, `<`, `>`, `&`, U+2028 and U+2029 escaped, other non-ASCII kept as UTF-8,
+  numbers printed as Go prints the float64 a decoded interface{} holds.
 """
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ try:
 except ImportError:  # python3-minimal
     _json = None
 
-__all__ = ["loads", "dumps"]
+__all__ = ["loads", "dumps", "quote"]
 
 _WS = " \t\n\r"
 
@@ -138,25 +145,25 @@ class _Parser:
             self._fail(i)
         is_float = False
         if j < len(s) and s[j] == ".":
-            j += 1
-            k = j
-            while j < len(s) and s[j] in "0123456789":
-                j += 1
-            if j == k:
-                self._fail(i)
+            j = self._digits(j + 1, i)
             is_float = True
         if j < len(s) and s[j] in "eE":
             j += 1
             if j < len(s) and s[j] in "+-":
                 j += 1
-            k = j
-            while j < len(s) and s[j] in "0123456789":
-                j += 1
-            if j == k:
-                self._fail(i)
+            j = self._digits(j, i)
             is_float = True
         text = s[i:j]
         return (float(text) if is_float else int(text)), j
+
+    def _digits(self, j: int, start: int) -> int:
+        """The end of the run of ASCII digits at `j` (a fraction or exponent); none fails at `start`."""
+        s, k = self.s, j
+        while j < len(s) and s[j] in "0123456789":
+            j += 1
+        if j == k:
+            self._fail(start)
+        return j
 
     def string(self, i: int):
         s, out, q = self.s, [], -1
@@ -262,29 +269,87 @@ def _quote_py(s: str) -> str:
 
 _quote = _json.encode_basestring_ascii if _json is not None else _quote_py
 
+_GO_ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
+           "\f": "\\f", "<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+           "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
-def dumps(obj, indent: int | None = None) -> str:
-    """Encode obj; `indent` gives Go-style pretty output (as MarshalIndent)."""
-    out: list = []
-    _enc(obj, out, indent, 0)
+
+def _quote_go(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        e = _GO_ESC.get(ch)
+        if e is not None:
+            out.append(e)
+        elif ch < " ":
+            out.append("\\u%04x" % ord(ch))
+        elif "\ud800" <= ch <= "\udfff":  # lone surrogate: Go writes U+FFFD
+            out.append("\ufffd")
+        else:
+            out.append(ch)
+    out.append('"')
     return "".join(out)
 
 
-def _enc(o, out: list, indent, level: int) -> None:
+def quote(s: str, *, go: bool = False) -> str:
+    """One JSON string literal, in the default or the Go style."""
+    return _quote_go(s) if go else _quote(s)
+
+
+def _number(o) -> str:
+    if isinstance(o, int):
+        return int.__repr__(o)
+    if o != o or o in (float("inf"), float("-inf")):
+        raise ValueError("cannot encode non-finite float")
+    return float.__repr__(o)
+
+
+def _number_go(n) -> str:
+    """A JSON number as Go prints a float64 (what a decoded interface{} holds)."""
+    f = float(n)
+    if f != f or f in (float("inf"), float("-inf")):
+        raise ValueError("cannot encode non-finite float")
+    if f.is_integer() and abs(f) < 1e21:
+        return str(int(f))
+    a = abs(f)
+    if a < 1e-6 or a >= 1e21:
+        mant, _, exp = repr(f).partition("e")
+        if not exp:
+            mant, _, exp = ("%r" % f).partition("e")
+        e = int(exp)
+        return f"{mant}e{'-' if e < 0 else '+'}{abs(e):02d}"
+    return repr(f)
+
+
+def _utf8_key(k) -> bytes:
+    return str(k).encode("utf-8", "surrogatepass")
+
+
+def dumps(obj, indent: int | None = None, *, go: bool = False, sort_keys: bool | None = None) -> str:
+    """Encode obj; `indent` gives Go-style pretty output (as MarshalIndent).
+
+    `go=True` writes Go's Marshal bytes (see the module doc); its keys are sorted
+    unless sort_keys=False. The default style keeps dict order unless sort_keys=True.
+    """
+    out: list = []
+    if go:
+        _enc(obj, out, indent, 0, _quote_go, _number_go, sort_keys is not False)
+    else:
+        _enc(obj, out, indent, 0, _quote, _number, bool(sort_keys))
+    return "".join(out)
+
+
+def _enc(o, out: list, indent, level: int, quote, number, sort: bool) -> None:
+    """Append the encoding of `o`: `quote` writes strings, `number` numbers; `sort` orders dict keys."""
     if isinstance(o, str):
-        out.append(_quote(o))
+        out.append(quote(o))
     elif o is None:
         out.append("null")
     elif o is True:
         out.append("true")
     elif o is False:
         out.append("false")
-    elif isinstance(o, int):
-        out.append(int.__repr__(o))
-    elif isinstance(o, float):
-        if o != o or o in (float("inf"), float("-inf")):
-            raise ValueError("cannot encode non-finite float")
-        out.append(float.__repr__(o))
+    elif isinstance(o, (int, float)):
+        out.append(number(o))
     elif isinstance(o, (dict, list, tuple)):
         if not o:
             out.append("{}" if isinstance(o, dict) else "[]")
@@ -295,20 +360,21 @@ def _enc(o, out: list, indent, level: int) -> None:
             first = "\n" + " " * (indent * (level + 1))
             sep, colon, close = "," + first, ": ", "\n" + " " * (indent * level)
         if isinstance(o, dict):
+            keys = sorted(o, key=_utf8_key) if sort else o
             out.append("{" + first)
-            for n, (k, v) in enumerate(o.items()):
+            for n, k in enumerate(keys):
                 if n:
                     out.append(sep)
-                out.append(_quote(str(k)))
+                out.append(quote(str(k)))
                 out.append(colon)
-                _enc(v, out, indent, level + 1)
+                _enc(o[k], out, indent, level + 1, quote, number, sort)
             out.append(close + "}")
         else:
             out.append("[" + first)
             for n, v in enumerate(o):
                 if n:
                     out.append(sep)
-                _enc(v, out, indent, level + 1)
+                _enc(v, out, indent, level + 1, quote, number, sort)
             out.append(close + "]")
     else:
         raise TypeError(f"cannot encode {type(o).__name__} as JSON")

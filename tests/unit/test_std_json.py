@@ -1,11 +1,12 @@
-"""Our JSON codec agrees with the stdlib json module, on both the _json and pure paths."""
+"""cni.std.json agrees with the stdlib json module (on both the _json and pure paths);
+its Go mode writes the bytes of Go's encoding/json.Marshal."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from cni import jsonx
+from cni.std import json as jsonx
 
 DOCS = ['{}', '[]', '{"a": [1, 2.5, -3e2, true, false, null, "x\\u00e9\\n\\"q\\"\\ud83d\\ude00"]}',
         ' {"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge","mtu":1500}]} ',
@@ -84,3 +85,34 @@ def test_invalid_names_character_and_offset(codec, no_json_decoder, doc, where):
     with pytest.raises(ValueError) as ei:
         codec.loads(doc)
     assert str(ei.value) == f"invalid character {where}"
+
+
+# Go mode: the bytes encoding/json.Marshal writes for an interface{} decoded from JSON
+# (map keys sorted by UTF-8 bytes, HTML characters and U+2028/9 escaped, float64 numbers).
+GO = [
+    ({"b": 1.0, "a": [True, None, 2.5, 10**6]}, '{"a":[true,null,2.5,1000000],"b":1}'),
+    ({"é": 1, "z": 2, "Z": 3}, '{"Z":3,"z":2,"é":1}'),
+    ("<a&b>\u2028\u2029", '"\\u003ca\\u0026b\\u003e\\u2028\\u2029"'),
+    ("é😀\x01\x7f", '"é😀\\u0001\x7f"'),
+    ("\ud800", '"\ufffd"'),
+    ([1e21, 1e-7, 123456789.5, -0.0, 2**53], '[1e+21,1e-07,123456789.5,0,9007199254740992]'),
+    ({}, "{}"), ([], "[]"),
+]
+
+
+@pytest.mark.parametrize("obj,want", GO)
+def test_dumps_go_mode(obj, want):
+    assert jsonx.dumps(obj, go=True) == want
+
+
+def test_go_mode_keeps_order_on_request_and_agrees_with_stdlib_on_ascii():
+    obj = {"b": [1, "x"], "a": {"d": None, "c": True}}
+    assert jsonx.dumps(obj, go=True, sort_keys=False) == '{"b":[1,"x"],"a":{"d":null,"c":true}}'
+    # for plain ASCII and integral numbers, Go's bytes are the stdlib's sorted compact form
+    assert jsonx.dumps(obj, go=True) == json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    assert jsonx.quote("a\"b", go=True) == jsonx.quote("a\"b") == json.dumps("a\"b")
+
+
+def test_go_mode_rejects_non_finite():
+    with pytest.raises(ValueError):
+        jsonx.dumps([float("inf")], go=True)

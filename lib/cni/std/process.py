@@ -1,4 +1,4 @@
-"""Run a child process with stdin/stdout/stderr pipes and a timeout.
+"""Run a child process with stdin/stdout/stderr pipes and a timeout: stands in for subprocess.
 
 A light stand-in for subprocess.run (whose import costs ~12 ms): posix_spawn
 plus poll. Retries a few times on ETXTBSY (a plugin binary being replaced).
@@ -75,7 +75,7 @@ def run(argv, input: bytes = b"", env=None, timeout: float | None = 30.0, *, can
     with is_set() (a threading.Event, cni.runtime.Cancel): once set, the child is
     killed and Cancelled raised; its fileno(), if it has one, is polled for that.
     """
-    import select
+    import select  # lazy: a shared library (~0.2 ms), needed only when a child is run
     if cancel is not None and cancel.is_set():
         raise Cancelled(f"{argv[0]} not started: cancelled")
     in_r, in_w = os.pipe()
