@@ -8,12 +8,9 @@ disableContainerInterface, portIsolation, ipam (empty = L2 only), dns; the
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf
+from cni import ipam, skel
+from cni.config import NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
 
 
 def _trunk(value, field):
@@ -62,7 +59,6 @@ class Config(NetConf):
     __slots__ = tuple(a for a, _, _ in FIELDS.values())
 
     def validate(self) -> None:
-        from cni.skel import valid_ifname
         if valid_ifname(self.bridge):
             raise InvalidConfigError("invalid bridge name", f"bridge={self.bridge!r}")
         if self.is_default_gateway:
@@ -241,7 +237,6 @@ def _wait_port_up(h, index: int) -> None:
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam
     from cni import sysctl
     from cni.ip import del_link_collect_addrs, enable_forward, open_netns, setup_veth
     from cni.nl.rtnl import Rtnl
@@ -251,7 +246,7 @@ def add(args: skel.Args, conf: Config):
     if conf.macspoofchk:
         from cni.fw import spoofchk
         spoofchk.validate(args.container_id, args.ifname)  # names usable in nft, before any change
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl() as host, on_error() as undo:
         br = _ensure_bridge(host, conf)
         hv, cv = setup_veth(host, ns, args.ifname, mtu=conf.mtu or br.mtu, mac=mac)
@@ -263,17 +258,12 @@ def add(args: skel.Args, conf: Config):
             from cni.fw import spoofchk
             spoofchk.setup(args.container_id, args.ifname, hv.name, cv.mac)
             undo(spoofchk.teardown, args.container_id, args.ifname)
-        result = Result(conf.cni_version)
+        ifaces = [Interface(br.name, br.mac), Interface(hv.name, hv.mac),
+                  Interface(args.ifname, cv.mac, args.netns)]
         if conf.ipam_type():
-            result = ipam.exec_add(conf, args)
-            undo(ipam.exec_del, conf, args)
-            if not result.ips:
-                raise CNIError("IPAM plugin returned missing IP config", conf.ipam_type())
-        result.cni_version = conf.cni_version
-        result.interfaces = [Interface(br.name, br.mac), Interface(hv.name, hv.mac),
-                             Interface(args.ifname, cv.mac, args.netns)]
-        for ipc in result.ips:
-            ipc.interface = 2
+            result = ipam.add(conf, args, undo, ifaces, 2)
+        else:
+            result = ipam.relabel(Result(conf.cni_version), conf, ifaces, 2)
         gws = _gateways(result, conf) if result.ips else []
         sysctl.ensure(f"net/ipv4/conf/{args.ifname}/arp_notify", "1", ns=ns, missing_ok=True)
         if conf.enable_dad:
@@ -313,13 +303,10 @@ def add(args: skel.Args, conf: Config):
         br = host.link_get(br.index)
         result.interfaces[0].mac = br.mac
         result.interfaces[1].mac = hv.mac
-    if conf.dns is not None and not conf.dns.is_empty():
-        result.dns = conf.dns
     return result
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     from cni.veth import delete_veth_and_masq
     if conf.ipam_type():
         # IPAM first, while the container interface still exists (dhcp sends its RELEASE on it)
@@ -333,7 +320,6 @@ def delete(args: skel.Args, conf: Config) -> None:
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     from cni.check import check_container_iface, check_host_veth
     from cni.ip import open_netns
     from cni.nl.rtnl import Rtnl
@@ -362,14 +348,12 @@ def check(args: skel.Args, conf: Config) -> None:
 
 def status(args: skel.Args, conf: Config) -> None:
     if conf.ipam_type():
-        from cni import ipam
         ipam.exec_status(conf, args)
 
 
 def gc(args: skel.Args, conf: Config) -> None:
     errors = []
     if conf.ipam_type():
-        from cni import ipam
         try:
             ipam.exec_gc(conf, args)
         except CNIError as exc:
@@ -384,7 +368,8 @@ def gc(args: skel.Args, conf: Config) -> None:
         raise errors[0]
 
 
-PLUGIN = skel.Plugin("bridge", Config, add=add, delete=delete, check=check, status=status, gc=gc)
+PLUGIN = skel.Plugin("bridge", Config, add=add, delete=delete, check=check, status=status, gc=gc,
+                     embeds=ipam.EMBEDDABLE)
 
 
 def main() -> None:

@@ -4,12 +4,9 @@ Keys (as the Go plugin): ipam (required). The result keeps the IPAM plugin's dns
 """
 from __future__ import annotations
 
-from cni import skel
+from cni import ipam, skel
 from cni.config import NetConf
 from cni.errors import InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
 
 NEED_IPAM = "dummy interface requires an IPAM configuration"
 
@@ -19,13 +16,13 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
+    from cni import links
     from cni.ip import open_netns
     from cni.nl.rtnl import Rtnl
     from cni.rollback import on_error
     if not conf.ipam_type():
         raise InvalidConfigError(NEED_IPAM, "set \"ipam\"")
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
         link = links.create_link(c, ns, args.ifname, "dummy", in_container=True)
         undo(links.del_link, ns, args.ifname)
@@ -56,7 +53,6 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 def status(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     ipam.exec_status(conf, args)      # unconditional, as Go
 
 
@@ -66,7 +62,8 @@ def gc(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = skel.Plugin("dummy", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc)
+                     status=status, gc=gc,
+                     embeds=ipam.EMBEDDABLE)
 
 
 def main() -> None:

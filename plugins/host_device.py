@@ -9,12 +9,9 @@ under that name with its host MTU, addresses and up-state. DEL always releases t
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf
+from cni import ipam, skel
+from cni.config import NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
 
 
 class Config(NetConf):
@@ -33,7 +30,6 @@ class Config(NetConf):
             from cni.ip import check_mac
             self.hwaddr = check_mac(self.hwaddr)
         if self.device:
-            from cni.skel import valid_ifname
             why = valid_ifname(self.device)
             if why:
                 raise InvalidConfigError("invalid device", f"device {self.device[:64]!r}: {why}")
@@ -93,7 +89,7 @@ def _move_out(c, host_ns, ifname: str, orig: str, state) -> bool:
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
+    from cni import links
     from cni.ip import open_netns
     from cni.links import hostdev
     from cni.netns import NetNS
@@ -103,7 +99,7 @@ def add(args: skel.Args, conf: Config):
     from cni.types import Interface, IPConfig, Result
     conf.resolve()
     iface = Interface(args.ifname, "", args.netns)
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, NetNS.current() as host_ns, Rtnl(host_ns) as h, \
             Rtnl(ns) as c, on_error() as undo:
         kept = []
@@ -131,18 +127,9 @@ def add(args: skel.Args, conf: Config):
             c.link_up(cl.index)
         result = Result(conf.cni_version, [iface])
         if conf.ipam_type():
-            result = ipam.exec_add(conf, args)
-            undo(ipam.exec_del, conf, args)
-            if not result.ips:
-                raise CNIError("IPAM plugin returned missing IP config", conf.ipam_type())
-            result.cni_version = conf.cni_version
-            result.interfaces = [iface]
-            for ipc in result.ips:
-                ipc.interface = 0
+            result = ipam.add(conf, args, undo, [iface], 0)
             if not conf.dpdk:
                 links.configure(ns, args.ifname, result, sysctls=())
-            if conf.dns is not None and not conf.dns.is_empty():
-                result.dns = conf.dns
         elif kept:
             for a in kept:                           # the move flushed them: put them back
                 try:
@@ -151,12 +138,10 @@ def add(args: skel.Args, conf: Config):
                     if exc.errno != 17:
                         raise CNIError("failed to keep address", f"{a}: {exc}") from None
             result.ips = [IPConfig(a, interface=0) for a in kept]
-        links.ensure_printable(result, conf.cni_version)
         return result
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     from cni.ip import open_netns_for_del
     from cni.links import hostdev
     from cni.netns import NetNS
@@ -199,7 +184,7 @@ def _reclaim(ifname: str, orig: str, state) -> None:
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import ipam, links
+    from cni import links
     conf.resolve()
     if conf.ipam_type():
         ipam.exec_check(conf, args)
@@ -207,12 +192,11 @@ def check(args: skel.Args, conf: Config) -> None:
         raise CNIError("required prevResult missing", "CHECK needs the ADD result")
     if conf.dpdk:
         return
-    links.check(args, conf, kind=None, ipam=False)
+    links.check(args, conf, kind=None, with_ipam=False)
 
 
 def status(args: skel.Args, conf: Config) -> None:
     if conf.ipam_type():
-        from cni import ipam
         ipam.exec_status(conf, args)
 
 
@@ -222,7 +206,8 @@ def gc(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = skel.Plugin("host-device", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc)
+                     status=status, gc=gc,
+                     embeds=ipam.EMBEDDABLE)
 
 
 def main() -> None:

@@ -6,12 +6,9 @@ ipam (optional when chained after a plugin whose prevResult has IPs), dns.
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf, check_mtu
+from cni import ipam, skel
+from cni.config import NetConf, check_mtu, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
 
 MODES = {"": "l2", "l2": "l2", "l3": "l3", "l3s": "l3s"}
 MODE_NAMES = {0: "l2", 1: "l3", 2: "l3s"}
@@ -39,7 +36,7 @@ class Config(NetConf):
         self.mode, self.flag = MODES[self.mode], FLAGS[self.flag]
         check_mtu(self.mtu)
         if self.master:
-            why = skel.valid_ifname(self.master)
+            why = valid_ifname(self.master)
             if why:
                 raise InvalidConfigError("invalid master", f"{self.master!r}: {why}")
 
@@ -55,7 +52,7 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
+    from cni import links
     from cni.ip import open_netns
     from cni.rollback import on_error
     prev = conf.prev_result
@@ -63,7 +60,7 @@ def add(args: skel.Args, conf: Config):
         raise InvalidConfigError("missing IPAM configuration",
                                  "ipvlan needs \"ipam\" unless chained after a result with IPs")
     master_name = conf.chained_master()
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
         _, master, h = links.resolve_master(master_name, ns if conf.link_in_container else None)
         with h, on_error() as undo:
@@ -102,7 +99,6 @@ def check(args: skel.Args, conf: Config) -> None:
 
 def status(args: skel.Args, conf: Config) -> None:
     if conf.ipam_type():
-        from cni import ipam
         ipam.exec_status(conf, args)
 
 
@@ -112,7 +108,8 @@ def gc(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = skel.Plugin("ipvlan", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc)
+                     status=status, gc=gc,
+                     embeds=ipam.EMBEDDABLE)
 
 
 def main() -> None:

@@ -6,12 +6,9 @@ the `mac` capability (runtimeConfig.mac) and CNI_ARGS MAC.
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf, check_mtu
+from cni import ipam, skel
+from cni.config import NetConf, check_mtu, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
 
 MODES = {"": "bridge", "bridge": "bridge", "private": "private", "vepa": "vepa",
          "passthru": "passthru"}
@@ -38,17 +35,17 @@ class Config(NetConf):
         if not 0 <= self.bcqueuelen <= 0xFFFFFFFF:
             raise InvalidConfigError("invalid bcqueuelen", f"bcqueuelen={self.bcqueuelen}")
         if self.master:
-            why = skel.valid_ifname(self.master)
+            why = valid_ifname(self.master)
             if why:
                 raise InvalidConfigError("invalid master", f"{self.master!r}: {why}")
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
+    from cni import links
     from cni.ip import open_netns
     from cni.rollback import on_error
     mac = links.resolve_mac(conf.mac, args, conf.runtime_config)
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
         cont = ns if conf.link_in_container else None
         _, master, h = links.resolve_master(conf.master, cont, mtu=conf.mtu)
@@ -88,7 +85,6 @@ def check(args: skel.Args, conf: Config) -> None:
 
 def status(args: skel.Args, conf: Config) -> None:
     if conf.ipam_type():
-        from cni import ipam
         ipam.exec_status(conf, args)
 
 
@@ -98,7 +94,8 @@ def gc(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = skel.Plugin("macvlan", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc)
+                     status=status, gc=gc,
+                     embeds=ipam.EMBEDDABLE)
 
 
 def main() -> None:

@@ -5,12 +5,9 @@ return a gateway for each address), dns.
 """
 from __future__ import annotations
 
-from cni import skel
+from cni import ipam, skel
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
 
 
 class Config(NetConf):
@@ -70,19 +67,15 @@ def _wire_host(host, hv, result) -> None:
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam
     from cni import sysctl
     from cni.ip import del_link_collect_addrs, enable_forward, open_netns, setup_veth
     from cni.ipam.configure import configure_iface
     from cni.nl.rtnl import Rtnl
     from cni.rollback import on_error
     from cni.types import Interface
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl() as host, on_error() as undo:
-        result = ipam.exec_add(conf, args)
-        undo(ipam.exec_del, conf, args)
-        if not result.ips:
-            raise CNIError("IPAM plugin returned missing IP config", conf.ipam_type())
+        result = ipam.add(conf, args, undo, [], 1)
         for ipc in result.ips:
             if not ipc.gateway_str:
                 raise CNIError("IPAM result has no gateway",
@@ -91,10 +84,7 @@ def add(args: skel.Args, conf: Config):
                        any(i.version == "6" for i in result.ips))
         hv, cv = setup_veth(host, ns, args.ifname, mtu=conf.mtu)
         undo(del_link_collect_addrs, ns, args.ifname)
-        result.cni_version = conf.cni_version
         result.interfaces = [Interface(hv.name, hv.mac), Interface(args.ifname, cv.mac, args.netns)]
-        for ipc in result.ips:
-            ipc.interface = 1
         sysctl.ensure(f"net/ipv4/conf/{args.ifname}/arp_notify", "1", ns=ns, missing_ok=True)
         configure_iface(ns, args.ifname, result)
         _wire_container(ns, args.ifname, result)
@@ -106,13 +96,10 @@ def add(args: skel.Args, conf: Config):
             undo(masq.teardown, conf.name, args.container_id, args.ifname, ips,
                  conf.ip_masq_backend or None)
         result.interfaces[0].mac = host.link_get(hv.index).mac
-    if conf.dns is not None and not conf.dns.is_empty():
-        result.dns = conf.dns
     return result
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     from cni.veth import delete_veth_and_masq
     if conf.ipam_type():
         ipam.exec_del(conf, args)
@@ -120,7 +107,6 @@ def delete(args: skel.Args, conf: Config) -> None:
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     from cni.check import check_container_iface
     from cni.ip import open_netns
     ipam.exec_check(conf, args)
@@ -135,12 +121,10 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 def status(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     ipam.exec_status(conf, args)
 
 
 def gc(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     ipam.exec_gc(conf, args)
     if conf.ip_masq:
         from cni.meta import valid_attachments
@@ -150,7 +134,8 @@ def gc(args: skel.Args, conf: Config) -> None:
             masq.gc(conf.name, valid, conf.ip_masq_backend or None)
 
 
-PLUGIN = skel.Plugin("ptp", Config, add=add, delete=delete, check=check, status=status, gc=gc)
+PLUGIN = skel.Plugin("ptp", Config, add=add, delete=delete, check=check, status=status, gc=gc,
+                     embeds=ipam.EMBEDDABLE)
 
 
 def main() -> None:

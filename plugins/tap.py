@@ -6,12 +6,9 @@ to attach the tap to), ipam (optional; empty = L2), dns; the `mac` capability an
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf
+from cni import ipam, skel
+from cni.config import NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
 
 
 def _uint32(v, field):
@@ -36,20 +33,20 @@ class Config(NetConf):
         if self.mtu < 0 or self.mtu > 65535:
             raise InvalidConfigError(f"invalid MTU {self.mtu}", "mtu must be 0-65535")
         if self.bridge:
-            why = skel.valid_ifname(self.bridge)
+            why = valid_ifname(self.bridge)
             if why:
                 raise InvalidConfigError("invalid bridge name", f"{self.bridge!r}: {why}")
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
+    from cni import links
     from cni.ip import open_netns
     from cni.links.tap import create_tap
     from cni.nl.rtnl import Rtnl
     from cni.nl.socket import NetlinkError
     from cni.rollback import on_error
     mac = links.resolve_mac(conf.mac, args, conf.runtime_config)
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
         links.ensure_absent(ns, args.ifname)
         br = None
@@ -97,7 +94,6 @@ def check(args: skel.Args, conf: Config) -> None:
 
 def status(args: skel.Args, conf: Config) -> None:
     if conf.ipam_type():
-        from cni import ipam
         ipam.exec_status(conf, args)
 
 
@@ -106,7 +102,8 @@ def gc(args: skel.Args, conf: Config) -> None:
     links.gc(args, conf)
 
 
-PLUGIN = skel.Plugin("tap", Config, add=add, delete=delete, check=check, status=status, gc=gc)
+PLUGIN = skel.Plugin("tap", Config, add=add, delete=delete, check=check, status=status, gc=gc,
+                     embeds=ipam.EMBEDDABLE)
 
 
 def main() -> None:

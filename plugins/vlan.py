@@ -5,12 +5,9 @@ linkInContainer, ipam (required), dns. DEL needs neither the master nor the netn
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf, check_mtu
+from cni import ipam, skel
+from cni.config import NetConf, check_mtu, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
 
 
 class Config(NetConf):
@@ -26,7 +23,7 @@ class Config(NetConf):
         if not self.master:
             raise InvalidConfigError("\"master\" field is required",
                                      "it names the interface to create the VLAN on")
-        why = skel.valid_ifname(self.master)
+        why = valid_ifname(self.master)
         if why:
             raise InvalidConfigError("invalid master", f"{self.master!r}: {why}")
         if not 0 <= self.vlan_id <= 4094:
@@ -35,12 +32,12 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
+    from cni import links
     from cni.ip import open_netns
     from cni.rollback import on_error
     if not conf.ipam_type():
         raise InvalidConfigError("missing IPAM configuration", "vlan needs \"ipam\"")
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
         _, master, h = links.resolve_master(conf.master, ns if conf.link_in_container else None,
                                             mtu=conf.mtu)
@@ -79,7 +76,6 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 def status(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     ipam.exec_status(conf, args)      # unconditional, as Go: no ipam type is an error
 
 
@@ -89,7 +85,8 @@ def gc(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = skel.Plugin("vlan", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc)
+                     status=status, gc=gc,
+                     embeds=ipam.EMBEDDABLE)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import time
 
 from cni import skel
 from cni import version as _v
-from cni.config import NetConf
+from cni.config import NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
 
 RESERVED_TABLES = (253, 254, 255)
@@ -32,7 +32,7 @@ class Config(NetConf):
         if not self.vrfname:
             raise InvalidConfigError("configuration is expected to have a valid vrf name",
                                      "set \"vrfname\"")
-        why = skel.valid_ifname(self.vrfname)
+        why = valid_ifname(self.vrfname)
         if why:
             raise InvalidConfigError("invalid vrfname", f"{self.vrfname!r}: {why}")
 

@@ -5,6 +5,8 @@ from cni.errors import DecodingError, InvalidConfigError, InvalidEnvError
 
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_IFNAME_BAD = frozenset("/:\x00") | frozenset(" \t\n\r\v\f\x1c\x1d\x1e\x1f\x85\xa0")
+IFNAMSIZ = 16           # the kernel's limit, NUL included
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", list: "a list",
                dict: "an object", float: "a number"}
 
@@ -12,6 +14,24 @@ _TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", list: "a l
 def valid_id(s: str) -> bool:
     """`^[A-Za-z0-9][A-Za-z0-9_.-]*$`: container IDs and network names."""
     return bool(s) and s[0] in _ALNUM and all(c in _NAME_OK for c in s)
+
+
+def valid_ifname(name: str) -> str:
+    """'' if ok, else the reason (Go's ValidateInterfaceName + NUL)."""
+    if not name:
+        return "interface name is empty"
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:      # bytes that are not UTF-8 arrive as lone surrogates
+        return "interface name is not valid UTF-8"
+    if size > IFNAMSIZ - 1:
+        return "interface name is too long"
+    if name in (".", ".."):
+        return "interface name is . or .."
+    for c in name:
+        if c in _IFNAME_BAD or c.isspace():
+            return f"interface name contains an invalid character {c!r}"
+    return ""
 
 
 def check_name(name) -> str:

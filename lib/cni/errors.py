@@ -58,6 +58,10 @@ class InvalidConfigError(CNIError):
     code = 7
 
 
+class PluginNotFoundError(InvalidConfigError):
+    """No plugin of that name in CNI_PATH (code 7, as Go's FindInPath error)."""
+
+
 class InvalidNetNSError(CNIError):
     """libcni extension: CNI_NETNS is the plugin's own network namespace."""
     code = 8
