@@ -4,9 +4,12 @@ Keys (as the Go plugin): ipam (required). The result keeps the IPAM plugin's dns
 """
 from __future__ import annotations
 
-from cni import ipam, skel
+from cni import ipam, links, skel
 from cni.config import NetConf
-from cni.errors import InvalidConfigError
+from cni.errors import CNIError, InvalidConfigError
+from cni.ip import open_netns
+from cni.nl.rtnl import Rtnl
+from cni.rollback import on_error
 
 NEED_IPAM = "dummy interface requires an IPAM configuration"
 
@@ -16,10 +19,6 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
-    from cni.ip import open_netns
-    from cni.nl.rtnl import Rtnl
-    from cni.rollback import on_error
     if not conf.ipam_type():
         raise InvalidConfigError(NEED_IPAM, "set \"ipam\"")
     ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
@@ -35,13 +34,10 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.delete(args, conf)
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    from cni.errors import CNIError
     if not conf.ipam_type():
         raise InvalidConfigError(NEED_IPAM, "set \"ipam\"")
 
@@ -57,7 +53,6 @@ def status(args: skel.Args, conf: Config) -> None:
 
 
 def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.gc(args, conf)
 
 

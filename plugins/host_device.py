@@ -9,9 +9,17 @@ under that name with its host MTU, addresses and up-state. DEL always releases t
 """
 from __future__ import annotations
 
-from cni import ipam, skel
+from cni import ipam, links, skel
 from cni.config import NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
+from cni.ip import check_mac, open_netns, open_netns_for_del
+from cni.links import hostdev
+from cni.links.hostdev import check_pci_address
+from cni.netns import NetNS
+from cni.nl.rtnl import Rtnl
+from cni.nl.socket import NetlinkError
+from cni.rollback import on_error
+from cni.types import Interface, IPConfig, Result
 
 
 class Config(NetConf):
@@ -27,19 +35,16 @@ class Config(NetConf):
         self.aux_device = ""
         self.dpdk = False
         if self.hwaddr:
-            from cni.ip import check_mac
             self.hwaddr = check_mac(self.hwaddr)
         if self.device:
             why = valid_ifname(self.device)
             if why:
                 raise InvalidConfigError("invalid device", f"device {self.device[:64]!r}: {why}")
         if self.pci_bus_id:
-            from cni.links.hostdev import check_pci_address
             check_pci_address(self.pci_bus_id, "pciBusID")
 
     def resolve(self) -> None:
         """Apply runtimeConfig.deviceID and detect DPDK mode (ADD and CHECK only)."""
-        from cni.links import hostdev
         dev_id = self.runtime_config.get("deviceID") or ""
         if not isinstance(dev_id, str):
             raise InvalidConfigError("invalid runtimeConfig", "deviceID must be a string")
@@ -63,9 +68,6 @@ def _find_in_container(c, ifname: str, orig: str):
 
 def _move_out(c, host_ns, ifname: str, orig: str, state) -> bool:
     """Move the container link back to `host_ns` as `orig`; False if it is not there."""
-    from cni.links import hostdev
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import NetlinkError
     link = _find_in_container(c, ifname, orig)
     if link is None:
         link = c.link_lookup(orig) if orig else None    # moved, rename failed half-way
@@ -89,14 +91,6 @@ def _move_out(c, host_ns, ifname: str, orig: str, state) -> bool:
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
-    from cni.ip import open_netns
-    from cni.links import hostdev
-    from cni.netns import NetNS
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import NetlinkError
-    from cni.rollback import on_error
-    from cni.types import Interface, IPConfig, Result
     conf.resolve()
     iface = Interface(args.ifname, "", args.netns)
     ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
@@ -133,19 +127,14 @@ def add(args: skel.Args, conf: Config):
         elif kept:
             for a in kept:                           # the move flushed them: put them back
                 try:
-                    c.addr_add(args.ifname, a)
+                    c.addr_add(args.ifname, a, exist_ok=True)
                 except NetlinkError as exc:
-                    if exc.errno != 17:
-                        raise CNIError("failed to keep address", f"{a}: {exc}") from None
+                    raise CNIError("failed to keep address", f"{a}: {exc}") from None
             result.ips = [IPConfig(a, interface=0) for a in kept]
         return result
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni.ip import open_netns_for_del
-    from cni.links import hostdev
-    from cni.netns import NetNS
-    from cni.nl.rtnl import Rtnl
     if conf.ipam_type():
         ipam.exec_del(conf, args)                   # also with CNI_NETNS empty (plugins#1196)
     state = hostdev.load_state(args.container_id, args.ifname)
@@ -166,9 +155,6 @@ def delete(args: skel.Args, conf: Config) -> None:
 def _reclaim(ifname: str, orig: str, state) -> None:
     """The netns is gone: the kernel returned the device to the initial netns under its
     container name. If it landed here, give it its host name and state back."""
-    from cni.links import hostdev
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import NetlinkError
     with Rtnl() as h:
         if h.link_lookup(orig) is not None:
             return
@@ -179,12 +165,11 @@ def _reclaim(ifname: str, orig: str, state) -> None:
             h.link_set(link.index, name=orig, alias="")
             hostdev.restore_on_host(h, link.index, state)
         except NetlinkError as exc:
-            from cni.log import warn
+            from cni.log import warn  # lazy: an error path only
             warn(f"host-device: could not rename {link.name} back to {orig}: {exc}")
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
     conf.resolve()
     if conf.ipam_type():
         ipam.exec_check(conf, args)
@@ -201,7 +186,6 @@ def status(args: skel.Args, conf: Config) -> None:
 
 
 def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.gc(args, conf)
 
 

@@ -6,9 +6,11 @@ ipam (optional when chained after a plugin whose prevResult has IPs), dns.
 """
 from __future__ import annotations
 
-from cni import ipam, skel
-from cni.config import NetConf, check_mtu, valid_ifname
+from cni import ipam, links, skel
+from cni.config import check_mtu, NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
+from cni.ip import open_netns
+from cni.rollback import on_error
 
 MODES = {"": "l2", "l2": "l2", "l3": "l3", "l3s": "l3s"}
 MODE_NAMES = {0: "l2", 1: "l3", 2: "l3s"}
@@ -52,9 +54,6 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
-    from cni.ip import open_netns
-    from cni.rollback import on_error
     prev = conf.prev_result
     if not conf.ipam_type() and not (prev is not None and prev.ips):
         raise InvalidConfigError("missing IPAM configuration",
@@ -72,13 +71,10 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.delete(args, conf)          # no master or default route needed to clean up
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    from cni.ip import open_netns
 
     def verify(link):
         mode = MODE_NAMES.get(links.info(link, "IFLA_IPVLAN_MODE"))
@@ -103,7 +99,6 @@ def status(args: skel.Args, conf: Config) -> None:
 
 
 def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.gc(args, conf)
 
 

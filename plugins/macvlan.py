@@ -6,9 +6,11 @@ the `mac` capability (runtimeConfig.mac) and CNI_ARGS MAC.
 """
 from __future__ import annotations
 
-from cni import ipam, skel
-from cni.config import NetConf, check_mtu, valid_ifname
+from cni import ipam, links, skel
+from cni.config import check_mtu, NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
+from cni.ip import open_netns
+from cni.rollback import on_error
 
 MODES = {"": "bridge", "bridge": "bridge", "private": "private", "vepa": "vepa",
          "passthru": "passthru"}
@@ -41,9 +43,6 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
-    from cni.ip import open_netns
-    from cni.rollback import on_error
     mac = links.resolve_mac(conf.mac, args, conf.runtime_config)
     ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
@@ -61,13 +60,10 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.delete(args, conf)
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    from cni.ip import open_netns
 
     def verify(link):
         mode = links.info(link, "IFLA_MACVLAN_MODE")
@@ -89,7 +85,6 @@ def status(args: skel.Args, conf: Config) -> None:
 
 
 def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.gc(args, conf)
 
 

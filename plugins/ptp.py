@@ -5,9 +5,19 @@ return a gateway for each address), dns.
 """
 from __future__ import annotations
 
-from cni import ipam, skel
+import errno
+
+from cni import ipam, skel, sysctl
+from cni.check import check_container_iface
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
+from cni.ip import del_link_collect_addrs, enable_forward, open_netns, setup_veth
+from cni.ipam.configure import configure_iface
+from cni.nl.rtnl import Rtnl
+from cni.nl.rtnl_defs import RT_SCOPE_HOST, RT_SCOPE_LINK
+from cni.nl.socket import NetlinkError
+from cni.rollback import on_error
+from cni.types import Interface
 
 
 class Config(NetConf):
@@ -28,8 +38,6 @@ class Config(NetConf):
 
 def _wire_container(ns, ifname: str, result) -> None:
     """Replace the subnet route by `gw/32 scope link` + `subnet via gw`, per address (as Go)."""
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import NetlinkError
     with Rtnl(ns) as h:
         idx = h.index(ifname)
         for ipc in result.ips:
@@ -38,41 +46,31 @@ def _wire_container(ns, ifname: str, result) -> None:
             try:
                 h.route_del(str(addr.network), dev=idx)
             except NetlinkError as exc:
-                if exc.errno not in (3, 2):  # ESRCH/ENOENT: no kernel route to remove
+                if exc.errno not in (errno.ESRCH, errno.ENOENT):  # no kernel route to remove
                     raise CNIError("failed to delete route", f"{addr.network}: {exc}") from None
-            for dst, kw in ((f"{gw}/{host_len}", {"scope": 253}),
+            for dst, kw in ((f"{gw}/{host_len}", {"scope": RT_SCOPE_LINK}),
                             (str(addr.network), {"gw": str(gw)})):
                 try:
-                    h.route_add(dst, dev=idx, src=str(addr.ip), **kw)
+                    h.route_add(dst, dev=idx, src=str(addr.ip), exist_ok=True, **kw)
                 except NetlinkError as exc:
-                    if exc.errno != 17:
-                        raise CNIError("failed to add route", f"{dst}: {exc}") from None
+                    raise CNIError("failed to add route", f"{dst}: {exc}") from None
 
 
 def _wire_host(host, hv, result) -> None:
-    from cni.nl.socket import NetlinkError
     for ipc in result.ips:
         addr, gw = ipc.address, ipc.gateway
         host_len = 32 if addr.version == 4 else 128
         try:
-            host.addr_add(hv.index, f"{gw}/{host_len}", nodad=addr.version == 6)
+            host.addr_add(hv.index, f"{gw}/{host_len}", nodad=addr.version == 6, exist_ok=True)
         except NetlinkError as exc:
-            if exc.errno != 17:
-                raise CNIError("failed to add gateway address", f"{gw} on {hv.name}: {exc}") from None
+            raise CNIError("failed to add gateway address", f"{gw} on {hv.name}: {exc}") from None
         try:
-            host.route_add(f"{addr.ip}/{host_len}", dev=hv.index, scope=254)
+            host.route_add(f"{addr.ip}/{host_len}", dev=hv.index, scope=RT_SCOPE_HOST, exist_ok=True)
         except NetlinkError as exc:
-            if exc.errno != 17:
-                raise CNIError("failed to add host route", f"{addr.ip} dev {hv.name}: {exc}") from None
+            raise CNIError("failed to add host route", f"{addr.ip} dev {hv.name}: {exc}") from None
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import sysctl
-    from cni.ip import del_link_collect_addrs, enable_forward, open_netns, setup_veth
-    from cni.ipam.configure import configure_iface
-    from cni.nl.rtnl import Rtnl
-    from cni.rollback import on_error
-    from cni.types import Interface
     ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl() as host, on_error() as undo:
         result = ipam.add(conf, args, undo, [], 1)
@@ -80,8 +78,8 @@ def add(args: skel.Args, conf: Config):
             if not ipc.gateway_str:
                 raise CNIError("IPAM result has no gateway",
                                f"ptp needs a gateway for {ipc.address_str}")
-        enable_forward(any(i.version == "4" for i in result.ips),
-                       any(i.version == "6" for i in result.ips))
+        enable_forward(any(i.version == 4 for i in result.ips),
+                       any(i.version == 6 for i in result.ips))
         hv, cv = setup_veth(host, ns, args.ifname, mtu=conf.mtu)
         undo(del_link_collect_addrs, ns, args.ifname)
         result.interfaces = [Interface(hv.name, hv.mac), Interface(args.ifname, cv.mac, args.netns)]
@@ -90,7 +88,7 @@ def add(args: skel.Args, conf: Config):
         _wire_container(ns, args.ifname, result)
         _wire_host(host, hv, result)
         if conf.ip_masq:
-            from cni.fw import masq
+            from cni.fw import masq  # lazy: the firewall layer, only with ipMasq/macspoofchk
             ips = [ipc.address for ipc in result.ips]
             masq.setup(conf.name, args.container_id, args.ifname, ips, conf.ip_masq_backend or None)
             undo(masq.teardown, conf.name, args.container_id, args.ifname, ips,
@@ -100,22 +98,20 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni.veth import delete_veth_and_masq
+    from cni.veth import delete_veth_and_masq  # lazy: carries the firewall layer (masq)
     if conf.ipam_type():
         ipam.exec_del(conf, args)
     delete_veth_and_masq(args, conf)
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni.check import check_container_iface
-    from cni.ip import open_netns
     ipam.exec_check(conf, args)
     if conf.prev_result is None:
         raise CNIError("required prevResult missing", "CHECK needs the ADD result")
     with open_netns(args.netns) as ns:
         check_container_iface(ns, args, conf.prev_result, kind="veth")
     if conf.ip_masq and conf.prev_result.ips:
-        from cni.fw import masq
+        from cni.fw import masq  # lazy: the firewall layer, only with ipMasq/macspoofchk
         masq.check(conf.name, args.container_id, args.ifname,
                    [i.address for i in conf.prev_result.ips], conf.ip_masq_backend or None)
 
@@ -127,10 +123,10 @@ def status(args: skel.Args, conf: Config) -> None:
 def gc(args: skel.Args, conf: Config) -> None:
     ipam.exec_gc(conf, args)
     if conf.ip_masq:
-        from cni.meta import valid_attachments
+        from cni.meta import valid_attachments  # lazy: GC only
         valid = valid_attachments(conf)
         if valid is not None:  # no list: nothing is known to be stale
-            from cni.fw import masq
+            from cni.fw import masq  # lazy: the firewall layer, only with ipMasq/macspoofchk
             masq.gc(conf.name, valid, conf.ip_masq_backend or None)
 
 

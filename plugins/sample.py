@@ -13,7 +13,7 @@ from __future__ import annotations
 
 # Keep module-level imports to what every verb needs: a plugin starts for
 # each call, so an import that only ADD uses belongs inside `add`.
-from cni import skel
+from cni import ipam, skel
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
 
@@ -60,7 +60,6 @@ def check(args: skel.Args, conf: Config) -> None:
 def status(args: skel.Args, conf: Config) -> None:
     # STATUS says whether ADD could work now; forward it to IPAM when there is one.
     if conf.ipam_type():
-        from cni import ipam
         ipam.exec_status(conf, args)
 
 

@@ -6,9 +6,14 @@ to attach the tap to), ipam (optional; empty = L2), dns; the `mac` capability an
 """
 from __future__ import annotations
 
-from cni import ipam, skel
+from cni import ipam, links, skel
 from cni.config import NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
+from cni.ip import open_netns
+from cni.links.tap import create_tap
+from cni.nl.rtnl import Rtnl
+from cni.nl.socket import NetlinkError
+from cni.rollback import on_error
 
 
 def _uint32(v, field):
@@ -39,12 +44,6 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
-    from cni.ip import open_netns
-    from cni.links.tap import create_tap
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import NetlinkError
-    from cni.rollback import on_error
     mac = links.resolve_mac(conf.mac, args, conf.runtime_config)
     ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
@@ -71,13 +70,10 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.delete(args, conf)
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    from cni.nl.rtnl import Rtnl
 
     def verify(link):
         if conf.bridge:
@@ -98,7 +94,6 @@ def status(args: skel.Args, conf: Config) -> None:
 
 
 def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.gc(args, conf)
 
 

@@ -5,9 +5,11 @@ linkInContainer, ipam (required), dns. DEL needs neither the master nor the netn
 """
 from __future__ import annotations
 
-from cni import ipam, skel
-from cni.config import NetConf, check_mtu, valid_ifname
+from cni import ipam, links, skel
+from cni.config import check_mtu, NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
+from cni.ip import open_netns
+from cni.rollback import on_error
 
 
 class Config(NetConf):
@@ -32,9 +34,6 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import links
-    from cni.ip import open_netns
-    from cni.rollback import on_error
     if not conf.ipam_type():
         raise InvalidConfigError("missing IPAM configuration", "vlan needs \"ipam\"")
     ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
@@ -50,13 +49,10 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.delete(args, conf)          # works with the master gone: nothing here needs it
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    from cni.ip import open_netns
 
     def verify(link):
         vid = links.info(link, "IFLA_VLAN_ID")
@@ -80,7 +76,6 @@ def status(args: skel.Args, conf: Config) -> None:
 
 
 def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
     links.gc(args, conf)
 
 

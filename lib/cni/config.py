@@ -141,7 +141,7 @@ def parse_fields(obj, table: dict, target, prefix: str = "") -> None:
 
 
 def _dns(v, field):
-    from cni.types import DNS
+    from cni.types import DNS  # lazy: only a config with dns (types pulls cni.addr)
     try:
         return DNS.from_dict(GoObject(v) if type(v) is dict else v)
     except DecodingError as exc:
@@ -180,7 +180,7 @@ class NetConf:
         self.prev_result = None
         prev = self.raw.get("prevResult")
         if prev is not None:
-            from cni.convert import from_json
+            from cni.convert import from_json  # lazy: only a config with prevResult
             try:
                 self.prev_result = from_json(prev, self.cni_version)
             except DecodingError as exc:

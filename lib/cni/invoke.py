@@ -46,7 +46,7 @@ def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TI
 
     `cancel` (see proc.run) kills the plugin when set; proc.Cancelled is raised then.
     """
-    from cni import proc
+    from cni import proc  # lazy: only the exec path (in-process delegation needs none)
     try:
         rc, out, err = proc.run([path], stdin, env, timeout, cancel=cancel)
     except TimeoutError:
@@ -55,7 +55,7 @@ def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TI
     except OSError as exc:
         raise InternalError(f"cannot execute plugin {path}", str(exc)) from None
     if err:
-        from cni.log import warn
+        from cni.log import warn  # lazy: only with a plugin's stderr
         if rc != 0 or os.environ.get("CNI_DEBUG") == "1":
             for line in err.decode("utf-8", "replace").splitlines():
                 warn(f"{os.path.basename(path)}: {line}")
@@ -78,7 +78,7 @@ def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TI
 
 def parse_result(out: bytes, version: str):
     """Decode a plugin's ADD output; a result without cniVersion gets the request's."""
-    from cni.convert import from_json
+    from cni.convert import from_json  # lazy: only an exec'd ADD has JSON to parse
     try:
         obj = jsonx.loads(out) if out.strip() else {}
     except ValueError as exc:

@@ -9,7 +9,7 @@ import errno
 import os
 import sys
 
-from cni import jsonx
+from cni import __version__, jsonx
 from cni import netns as _netns
 from cni import version as _v
 from cni.config import check_name, load_cni_args, valid_id, valid_ifname
@@ -52,7 +52,6 @@ class Plugin:
 
 
 def _about_version() -> str:
-    from cni import __version__
     return __version__
 
 
@@ -290,7 +289,7 @@ def _undo_add(plugin: Plugin, args: Args, conf, result) -> None:
     try:
         plugin.delete(dargs, conf)
     except Exception as exc:  # report the original error; this one goes to stderr
-        from cni.log import warn
+        from cni.log import warn  # lazy: an error path only
         warn(f"undoing ADD failed: {exc}")
 
 
@@ -322,7 +321,7 @@ def run(plugin: Plugin, environ=None, stdin=None, stdout=None, stderr=None) -> i
         out, code = _error_text(InternalError("input nested too deeply"), state), 1
     except Exception as exc:  # any bug still yields the spec's error object
         if env.get("CNI_DEBUG") == "1":
-            import traceback
+            import traceback  # lazy: a bug's error path only
             try:
                 traceback.print_exc(file=stderr)
             except (OSError, ValueError):

@@ -36,6 +36,7 @@ import os
 import time
 
 from cni.errors import InvalidConfigError, InvalidEnvError, IOFailureError, os_details
+from cni.ipam.ranges import parse_ip
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LOCK = "lock"
@@ -442,7 +443,6 @@ class Store:
         Go does. Unreadable content is released, a zero-length file (a crashed
         writer's) once it is STALE_EMPTY_S old.
         """
-        from cni.ipam.ranges import parse_ip
         keep_owner = {}
         for cid, ifname in valid:
             try:
@@ -491,7 +491,6 @@ class Store:
 
     def taken(self, v6: bool) -> set:
         """Addresses (ints) of one family that have a file; for skipping long taken runs."""
-        from cni.ipam.ranges import parse_ip
         out = set()
         with os.scandir(self.dir) as it:
             for e in it:

@@ -1,6 +1,7 @@
 """Rtnl, part two: addresses, routes, rules, neighbours and GARP/NA (mixed into Rtnl)."""
 from __future__ import annotations
 
+import errno
 import time
 
 from .. import addr as _addr
@@ -68,12 +69,17 @@ class IpMixin:
 
     def addr_add(self, ref, address, *, peer=None, scope: int | None = None, nodad: bool = False,
                  noprefixroute: bool = False, broadcast=True, label: str | None = None,
-                 replace: bool = False) -> None:
-        """Add 'ip/prefix' to a link; v4 gets the subnet broadcast like Go's netlink.AddrAdd."""
+                 replace: bool = False, exist_ok: bool = False) -> None:
+        """Add 'ip/prefix' to a link; v4 gets the subnet broadcast like Go's netlink.AddrAdd.
+        `exist_ok`: the address already there is success."""
         flags = (IFA_F_NODAD if nodad else 0) | (IFA_F_NOPREFIXROUTE if noprefixroute else 0)
         hdr, a = self._addr_msg(ref, address, peer, scope, flags, broadcast, label)
-        self._nl.request(RTM_NEWADDR, hdr, a,
-                         flags=NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL))
+        try:
+            self._nl.request(RTM_NEWADDR, hdr, a,
+                             flags=NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL))
+        except NetlinkError as exc:
+            if not (exist_ok and exc.errno == errno.EEXIST):
+                raise
 
     def addr_del(self, ref, address) -> None:
         ifc = _iface(address)
@@ -148,19 +154,23 @@ class IpMixin:
     def route_add(self, dst, *, gw=None, dev=None, table: int | None = None, scope: int | None = None,
                   src=None, metric: int = 0, onlink: bool = False, type="unicast",
                   proto: int = RTPROT_BOOT, mtu: int = 0, advmss: int = 0, replace: bool = False,
-                  append: bool = False, ecmp: bool = False) -> None:
+                  append: bool = False, ecmp: bool = False, exist_ok: bool = False) -> None:
         """Add a route (`replace` like `ip route replace`, `append` adds an ECMP sibling).
 
         `ecmp`: NLM_F_CREATE alone, as Go's netlink.RouteAddEcmp and `ip route prepend`: a
         route to the same dst and metric through another gateway is kept beside the existing
         one (IPv6 merges it into a multipath route, IPv4 adds another route); only an
-        identical route fails (EEXIST).
+        identical route fails (EEXIST). `exist_ok`: a route already there is success.
         """
         hdr, a = self._route_msg(dst, gw, dev, table, scope, src, metric, onlink, type, proto, mtu,
                                  advmss)
         f = NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_APPEND if append else
                             0 if ecmp else NLM_F_EXCL)
-        self._nl.request(RTM_NEWROUTE, hdr, a, flags=f)
+        try:
+            self._nl.request(RTM_NEWROUTE, hdr, a, flags=f)
+        except NetlinkError as exc:
+            if not (exist_ok and exc.errno == errno.EEXIST):
+                raise
 
     def route_replace(self, dst, **kw) -> None:
         self.route_add(dst, replace=True, **kw)
