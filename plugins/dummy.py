@@ -7,7 +7,7 @@ from __future__ import annotations
 from cni import ipam, links, skel
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
-from cni.ip import open_netns
+from cni.ip import del_link_collect_addrs, open_netns
 from cni.nl.rtnl import Rtnl
 from cni.rollback import on_error
 
@@ -24,17 +24,13 @@ def add(args: skel.Args, conf: Config):
     ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
         link = links.create_link(c, ns, args.ifname, "dummy", in_container=True)
-        undo(links.del_link, ns, args.ifname)
+        undo(del_link_collect_addrs, ns, args.ifname)
         dns = conf.dns
         conf.dns = None                         # Go keeps the IPAM dns, ignores the config's
         try:
             return links.l3_or_up(args, conf, ns, link, undo, sysctls=(), ipam_required=True)
         finally:
             conf.dns = dns
-
-
-def delete(args: skel.Args, conf: Config) -> None:
-    links.delete(args, conf)
 
 
 def check(args: skel.Args, conf: Config) -> None:
@@ -52,13 +48,7 @@ def status(args: skel.Args, conf: Config) -> None:
     ipam.exec_status(conf, args)      # unconditional, as Go
 
 
-def gc(args: skel.Args, conf: Config) -> None:
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("dummy", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc,
-                     embeds=ipam.EMBEDDABLE)
+PLUGIN = links.plugin("dummy", Config, add=add, check=check, status=status)
 
 
 def main() -> None:

@@ -111,6 +111,7 @@ def add(args: skel.Args, conf: Config):
             state = {"name": name, "mtu": link.mtu, "up": link.up, "addrs": kept}
             hostdev.save_state(args.container_id, args.ifname, state)
             undo(hostdev.drop_state, args.container_id, args.ifname)
+            # registered before its step: a failed move can be half done (moved, not renamed)
             undo(_move_out, c, host_ns, args.ifname, name, state)
             try:
                 h.link_set(link.index, netns=ns, name=args.ifname, alias=name)
@@ -180,18 +181,7 @@ def check(args: skel.Args, conf: Config) -> None:
     links.check(args, conf, kind=None, with_ipam=False)
 
 
-def status(args: skel.Args, conf: Config) -> None:
-    if conf.ipam_type():
-        ipam.exec_status(conf, args)
-
-
-def gc(args: skel.Args, conf: Config) -> None:
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("host-device", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc,
-                     embeds=ipam.EMBEDDABLE)
+PLUGIN = links.plugin("host-device", Config, add=add, check=check, delete=delete)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from cni import ipam, links, skel
 from cni.config import check_mtu, NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
-from cni.ip import open_netns
+from cni.ip import del_link_collect_addrs, open_netns
 from cni.rollback import on_error
 
 MODES = {"": "l2", "l2": "l2", "l3": "l3", "l3s": "l3s"}
@@ -66,12 +66,8 @@ def add(args: skel.Args, conf: Config):
             link = links.create_link(h, ns, args.ifname, "ipvlan", parent=master.index,
                                      in_container=conf.link_in_container, mtu=conf.mtu,
                                      mode=conf.mode, flags=conf.flag)
-            undo(links.del_link, ns, args.ifname)
+            undo(del_link_collect_addrs, ns, args.ifname)
             return links.l3_or_up(args, conf, ns, link, undo, prev=prev, ipam_required=True)
-
-
-def delete(args: skel.Args, conf: Config) -> None:
-    links.delete(args, conf)          # no master or default route needed to clean up
 
 
 def check(args: skel.Args, conf: Config) -> None:
@@ -93,18 +89,7 @@ def check(args: skel.Args, conf: Config) -> None:
     links.check(args, conf, kind="ipvlan", verify=verify)
 
 
-def status(args: skel.Args, conf: Config) -> None:
-    if conf.ipam_type():
-        ipam.exec_status(conf, args)
-
-
-def gc(args: skel.Args, conf: Config) -> None:
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("ipvlan", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc,
-                     embeds=ipam.EMBEDDABLE)
+PLUGIN = links.plugin("ipvlan", Config, add=add, check=check)
 
 
 def main() -> None:

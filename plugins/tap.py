@@ -9,7 +9,7 @@ from __future__ import annotations
 from cni import ipam, links, skel
 from cni.config import NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
-from cni.ip import open_netns
+from cni.ip import del_link_collect_addrs, open_netns
 from cni.links.tap import create_tap
 from cni.nl.rtnl import Rtnl
 from cni.nl.socket import NetlinkError
@@ -56,7 +56,7 @@ def add(args: skel.Args, conf: Config):
                                f"{conf.bridge} is not a bridge in {args.netns}")
         create_tap(ns, args.ifname, multi_queue=conf.multi_queue, owner=conf.owner,
                    group=conf.group, selinux_context=conf.selinux_context)
-        undo(links.del_link, ns, args.ifname)
+        undo(del_link_collect_addrs, ns, args.ifname)
         try:
             c.link_set(args.ifname, mtu=conf.mtu or None, mac=mac)
             if br is not None:
@@ -67,10 +67,6 @@ def add(args: skel.Args, conf: Config):
             raise CNIError("failed to configure tap", f"{args.ifname}: {exc}") from None
         link = c.link_get(args.ifname)
         return links.l3_or_up(args, conf, ns, link, undo, sysctls=("arp_notify",))
-
-
-def delete(args: skel.Args, conf: Config) -> None:
-    links.delete(args, conf)
 
 
 def check(args: skel.Args, conf: Config) -> None:
@@ -88,17 +84,7 @@ def check(args: skel.Args, conf: Config) -> None:
     links.check(args, conf, kind="tun", verify=verify)
 
 
-def status(args: skel.Args, conf: Config) -> None:
-    if conf.ipam_type():
-        ipam.exec_status(conf, args)
-
-
-def gc(args: skel.Args, conf: Config) -> None:
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("tap", Config, add=add, delete=delete, check=check, status=status, gc=gc,
-                     embeds=ipam.EMBEDDABLE)
+PLUGIN = links.plugin("tap", Config, add=add, check=check)
 
 
 def main() -> None:

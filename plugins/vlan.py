@@ -8,7 +8,7 @@ from __future__ import annotations
 from cni import ipam, links, skel
 from cni.config import check_mtu, NetConf, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
-from cni.ip import open_netns
+from cni.ip import del_link_collect_addrs, open_netns
 from cni.rollback import on_error
 
 
@@ -44,12 +44,8 @@ def add(args: skel.Args, conf: Config):
             link = links.create_link(h, ns, args.ifname, "vlan", parent=master.index,
                                      in_container=conf.link_in_container, mtu=conf.mtu,
                                      vlan_id=conf.vlan_id)
-            undo(links.del_link, ns, args.ifname)
+            undo(del_link_collect_addrs, ns, args.ifname)
             return links.l3_or_up(args, conf, ns, link, undo, sysctls=(), ipam_required=True)
-
-
-def delete(args: skel.Args, conf: Config) -> None:
-    links.delete(args, conf)          # works with the master gone: nothing here needs it
 
 
 def check(args: skel.Args, conf: Config) -> None:
@@ -75,13 +71,7 @@ def status(args: skel.Args, conf: Config) -> None:
     ipam.exec_status(conf, args)      # unconditional, as Go: no ipam type is an error
 
 
-def gc(args: skel.Args, conf: Config) -> None:
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("vlan", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc,
-                     embeds=ipam.EMBEDDABLE)
+PLUGIN = links.plugin("vlan", Config, add=add, check=check, status=status)
 
 
 def main() -> None:

@@ -47,7 +47,8 @@ def setup_veth(host, cont_ns, ifname: str, *, mtu: int = 0, mac: str | None = No
     """Create a veth pair from the host side; the peer is born in `cont_ns` named `ifname`.
 
     `host` is an Rtnl bound to the host netns. Returns (host_link, container_link).
-    A killed plugin leaves a pair that DEL removes by deleting `ifname` in the container.
+    A failure after the pair exists deletes it; a killed plugin leaves a pair that DEL
+    removes by deleting `ifname` in the container.
     """
     with Rtnl(cont_ns) as cont:
         if cont.link_lookup(ifname) is not None:
@@ -64,10 +65,17 @@ def setup_veth(host, cont_ns, ifname: str, *, mtu: int = 0, mac: str | None = No
                         raise CNIError("container interface already exists",
                                        f"{ifname} already exists in {cont_ns.path}") from None
                     raise CNIError("failed to create veth pair", f"{name}/{ifname}: {exc}") from None
-        sysctl.ensure(f"net/ipv6/conf/{name}/accept_ra", "0", missing_ok=True)
-        host.link_up(hl.index)
-        cl = cont.link_get(ifname)
-        hl = host.link_get(hl.index)
+        try:
+            sysctl.ensure(f"net/ipv6/conf/{name}/accept_ra", "0", missing_ok=True)
+            host.link_up(hl.index)
+            cl = cont.link_get(ifname)
+            hl = host.link_get(hl.index)
+        except BaseException:   # our own partial work: the pair goes with its host end
+            try:
+                host.link_del(hl.index)
+            except OSError:
+                pass
+            raise
     return hl, cl
 
 

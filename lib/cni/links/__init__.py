@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 
-from cni import ipam, sysctl
+from cni import ipam, skel, sysctl
 from cni.check import check_container_iface
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import check_mac, del_link_collect_addrs, open_netns, open_netns_for_del
@@ -88,11 +88,6 @@ def create_link(h, ns, ifname: str, kind: str, *, parent=None, in_container: boo
         raise CNIError(f"failed to create {kind}", f"{ifname}: {exc}") from None
 
 
-def del_link(ns, ifname: str) -> None:
-    """Delete `ifname` in `ns` if present (an undo step)."""
-    del_link_collect_addrs(ns, ifname)
-
-
 def l3_or_up(args, conf, ns, link, undo, *, sysctls=("arp_notify", "ndisc_notify"),
              ipam_required: bool = False, prev=None):
     """IPAM ADD (+ undo) or prevResult IPs, sysctls, addresses/routes; L2 = link up.
@@ -131,6 +126,12 @@ def delete(args, conf, *, with_ipam: bool = True) -> None:
             del_link_collect_addrs(ns, args.ifname)
 
 
+def status(args, conf) -> None:
+    """STATUS: forward to the IPAM delegate (when configured)."""
+    if conf.ipam_type():
+        ipam.exec_status(conf, args)
+
+
 def gc(args, conf) -> None:
     """GC: forward to the IPAM delegate (when configured), which drops stale reservations."""
     if conf.ipam_type():
@@ -158,3 +159,10 @@ def info(link, key: str, default=None):
     if data is None or isinstance(data, (bytes, bytearray)):
         return default
     return data.get(key, default)
+
+
+def plugin(name: str, config, *, add, check, delete=delete, status=status, gc=gc):
+    """The skel.Plugin of a single-link plugin: DEL, STATUS and GC of this module unless
+    given, and the IPAM plugins its archive runs in-process (cni.embed)."""
+    return skel.Plugin(name, config, add=add, check=check, delete=delete, status=status, gc=gc,
+                       embeds=ipam.EMBEDDABLE)
