@@ -49,11 +49,7 @@ def status(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = links.plugin("dummy", Config, add=add, check=check, status=status)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

@@ -182,11 +182,7 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = links.plugin("host-device", Config, add=add, check=check, delete=delete)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

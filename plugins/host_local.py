@@ -128,11 +128,7 @@ def gc(args: skel.Args, conf: Config) -> None:
 
 PLUGIN = skel.Plugin("host-local", Config, add=add, delete=delete, check=check, status=status,
                      gc=gc)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

@@ -53,11 +53,7 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = skel.Plugin("loopback", Config, add=add, delete=delete, check=check)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

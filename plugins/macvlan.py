@@ -76,11 +76,7 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = links.plugin("macvlan", Config, add=add, check=check)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

@@ -132,11 +132,7 @@ def gc(args: skel.Args, conf: Config) -> None:
 
 PLUGIN = skel.Plugin("ptp", Config, add=add, delete=delete, check=check, status=status, gc=gc,
                      embeds=ipam.EMBEDDABLE)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

@@ -64,11 +64,7 @@ def status(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = skel.Plugin("sample", Config, add=add, delete=delete, check=check, status=status)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

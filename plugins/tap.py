@@ -85,11 +85,7 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = links.plugin("tap", Config, add=add, check=check)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

@@ -184,11 +184,7 @@ def check(args: skel.Args, conf: Config) -> None:
 
 VERSIONS = tuple(v for v in _v.ALL if _v.ge(v, "0.3.1"))
 PLUGIN = skel.Plugin("vrf", Config, add=add, delete=delete, check=check, versions=VERSIONS)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

@@ -58,10 +58,6 @@ class InvalidConfigError(CNIError):
     code = 7
 
 
-class PluginNotFoundError(InvalidConfigError):
-    """No plugin of that name in CNI_PATH (code 7, as Go's FindInPath error)."""
-
-
 class InvalidNetNSError(CNIError):
     """libcni extension: CNI_NETNS is the plugin's own network namespace."""
     code = 8
@@ -87,6 +83,10 @@ BY_CODE = {c.code: c for c in (
     IncompatibleVersionError, UnsupportedFieldError, UnknownContainerError, InvalidEnvError,
     IOFailureError, DecodingError, InvalidConfigError, InvalidNetNSError, TryAgainLaterError,
     PluginNotAvailableError, LimitedConnectivityError, InternalError)}
+
+
+class PluginNotFoundError(InvalidConfigError):
+    """No plugin of that name in CNI_PATH (code 7, as Go's FindInPath error)."""
 
 
 def from_dict(d: dict) -> CNIError:

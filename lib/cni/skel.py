@@ -50,6 +50,10 @@ class Plugin:
         self.versions = tuple(versions)
         self.about = about or f"CNI {name} plugin (pycni {_about_version()})"
 
+    def main(self) -> None:
+        """Run as the plugin's executable and exit (a plugin module's `main = PLUGIN.main`)."""
+        main(self)
+
 
 def _about_version() -> str:
     return __version__
