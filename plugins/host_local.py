@@ -11,23 +11,16 @@ from __future__ import annotations
 import os
 
 from cni import skel
-from cni.config import NetConf
-from cni.errors import (CNIError, InvalidConfigError, IOFailureError, os_details,
-                        PluginNotAvailableError)
-from cni.ipam import allocator, resolvconf
+from cni.errors import CNIError, IOFailureError, os_details, PluginNotAvailableError
+from cni.ipam import allocator, IpamConf, resolvconf
 from cni.ipam.allocator import data_dir
 from cni.ipam.ranges import parse_ip
 from cni.ipam.store import Store
 from cni.types import Result
 
 
-class Config(NetConf):
+class Config(IpamConf):
     __slots__ = ()
-
-    def validate(self) -> None:
-        if not isinstance(self.ipam, dict):
-            raise InvalidConfigError("IPAM config missing 'ipam' key",
-                                     "the config has no \"ipam\" object")
 
 
 def _store(conf):

@@ -9,20 +9,16 @@ capability (runtimeConfig.ips) replaces it again. DEL has nothing to undo.
 from __future__ import annotations
 
 from cni import skel, version
-from cni.config import load_cni_args, lookup, NetConf
+from cni.config import load_cni_args, lookup
 from cni.convert import parse_routes
 from cni.errors import CNIError, DecodingError, InvalidConfigError, InvalidEnvError
+from cni.ipam import IpamConf
 from cni.ipam.ranges import format_ip, parse_cidr, parse_ip
 from cni.types import DNS, IPConfig, Result
 
 
-class Config(NetConf):
+class Config(IpamConf):
     __slots__ = ()
-
-    def validate(self) -> None:
-        if not isinstance(self.ipam, dict):
-            raise InvalidConfigError("IPAM config missing 'ipam' key",
-                                     "the config has no \"ipam\" object")
 
 
 class Address:

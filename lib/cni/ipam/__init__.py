@@ -1,4 +1,5 @@
-"""IPAM delegation for interface plugins (the full config goes to the delegate).
+"""IPAM delegation for interface plugins (the full config goes to the delegate), and the
+config base of the IPAM plugins.
 
 The delegate runs with the plugin's own environment (skel.Args.environ) and CNI_PATH
 (skel.Args.path), CNI_COMMAND changed.
@@ -6,11 +7,22 @@ The delegate runs with the plugin's own environment (skel.Args.environ) and CNI_
 from __future__ import annotations
 
 from cni import invoke
+from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
 
 # IPAM plugins an interface plugin's archive carries, run in-process when CNI_PATH holds
 # the same build (skel.Plugin(embeds=...), cni.embed)
 EMBEDDABLE = ("host-local", "static")
+
+
+class IpamConf(NetConf):
+    """The network config of an IPAM plugin: `ipam` must be an object."""
+    __slots__ = ()
+
+    def validate(self) -> None:
+        if not isinstance(self.ipam, dict):
+            raise InvalidConfigError("IPAM config missing 'ipam' key",
+                                     "the config has no \"ipam\" object")
 
 
 def _type(conf) -> str:
