@@ -12,7 +12,7 @@ import os
 
 from cni import skel
 from cni.errors import CNIError, IOFailureError, os_details, PluginNotAvailableError
-from cni.ipam import allocator, IpamConf, resolvconf
+from cni.ipam import allocator, IpamConf, resolvconf, sweep
 from cni.ipam.allocator import data_dir
 from cni.ipam.ranges import parse_ip
 from cni.ipam.store import Store
@@ -114,7 +114,7 @@ def gc(args: skel.Args, conf: Config) -> None:
         return
     try:
         with st:
-            st.gc(keep)
+            sweep.gc(st, keep)
     except OSError as exc:
         raise _io(exc, "GC") from None
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from cni.config import load_cni_args, lookup
 from cni.convert import parse_routes
 from cni.errors import CNIError, DecodingError, InvalidConfigError, InvalidEnvError
+from cni.ipam import sweep
 from cni.ipam.ranges import format_ip, load_range_sets, parse_ip, parse_ip_arg
 from cni.types import IPConfig
 
@@ -149,7 +150,7 @@ def _round_robin(rs, store, last):
             return r, n, name
         misses += 1
         if misses == SKIP_AFTER:
-            taken = store.taken(v6)
+            taken = sweep.taken(store, v6)
     return None
 
 
