@@ -10,7 +10,7 @@ under that name with its host MTU, addresses and up-state. DEL always releases t
 from __future__ import annotations
 
 from cni import ipam, links, skel
-from cni.config import NetConf, valid_ifname
+from cni.config import NetConf, check_ifname
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import check_mac, open_netns, open_netns_for_del
 from cni.links import hostdev
@@ -37,9 +37,7 @@ class Config(NetConf):
         if self.hwaddr:
             self.hwaddr = check_mac(self.hwaddr)
         if self.device:
-            why = valid_ifname(self.device)
-            if why:
-                raise InvalidConfigError("invalid device", f"device {self.device[:64]!r}: {why}")
+            check_ifname(self.device, "invalid device", f"device {self.device[:64]!r}")
         if self.pci_bus_id:
             check_pci_address(self.pci_bus_id, "pciBusID")
 

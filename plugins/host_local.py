@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 
 from cni import skel
-from cni.errors import CNIError, IOFailureError, os_details, PluginNotAvailableError
-from cni.ipam import allocator, IpamConf, resolvconf, sweep
+from cni.errors import CNIError, IOFailureError, PluginNotAvailableError, os_details
+from cni.ipam import IpamConf, allocator, resolvconf, sweep
 from cni.ipam.allocator import data_dir
 from cni.ipam.ranges import parse_ip
 from cni.ipam.store import Store

@@ -7,7 +7,7 @@ ipam (optional when chained after a plugin whose prevResult has IPs), dns.
 from __future__ import annotations
 
 from cni import ipam, links, skel
-from cni.config import check_mtu, NetConf, valid_ifname
+from cni.config import NetConf, check_ifname, check_mtu
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import del_link_collect_addrs, open_netns
 from cni.rollback import on_error
@@ -38,9 +38,7 @@ class Config(NetConf):
         self.mode, self.flag = MODES[self.mode], FLAGS[self.flag]
         check_mtu(self.mtu)
         if self.master:
-            why = valid_ifname(self.master)
-            if why:
-                raise InvalidConfigError("invalid master", f"{self.master!r}: {why}")
+            check_ifname(self.master, "invalid master")
 
     def chained_master(self) -> str:
         """Master when chained without `master`: the prevResult's single named interface."""

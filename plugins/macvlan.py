@@ -7,7 +7,7 @@ the `mac` capability (runtimeConfig.mac) and CNI_ARGS MAC.
 from __future__ import annotations
 
 from cni import ipam, links, skel
-from cni.config import check_mtu, NetConf, valid_ifname
+from cni.config import NetConf, check_ifname, check_mtu
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import del_link_collect_addrs, open_netns
 from cni.rollback import on_error
@@ -37,9 +37,7 @@ class Config(NetConf):
         if not 0 <= self.bcqueuelen <= 0xFFFFFFFF:
             raise InvalidConfigError("invalid bcqueuelen", f"bcqueuelen={self.bcqueuelen}")
         if self.master:
-            why = valid_ifname(self.master)
-            if why:
-                raise InvalidConfigError("invalid master", f"{self.master!r}: {why}")
+            check_ifname(self.master, "invalid master")
 
 
 def add(args: skel.Args, conf: Config):

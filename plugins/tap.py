@@ -7,7 +7,7 @@ to attach the tap to), ipam (optional; empty = L2), dns; the `mac` capability an
 from __future__ import annotations
 
 from cni import ipam, links, skel
-from cni.config import NetConf, valid_ifname
+from cni.config import NetConf, check_ifname
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import del_link_collect_addrs, open_netns
 from cni.links.tap import create_tap
@@ -38,9 +38,7 @@ class Config(NetConf):
         if self.mtu < 0 or self.mtu > 65535:
             raise InvalidConfigError(f"invalid MTU {self.mtu}", "mtu must be 0-65535")
         if self.bridge:
-            why = valid_ifname(self.bridge)
-            if why:
-                raise InvalidConfigError("invalid bridge name", f"{self.bridge!r}: {why}")
+            check_ifname(self.bridge, "invalid bridge name")
 
 
 def add(args: skel.Args, conf: Config):

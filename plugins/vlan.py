@@ -6,7 +6,7 @@ linkInContainer, ipam (required), dns. DEL needs neither the master nor the netn
 from __future__ import annotations
 
 from cni import ipam, links, skel
-from cni.config import check_mtu, NetConf, valid_ifname
+from cni.config import NetConf, check_ifname, check_mtu
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import del_link_collect_addrs, open_netns
 from cni.rollback import on_error
@@ -25,9 +25,7 @@ class Config(NetConf):
         if not self.master:
             raise InvalidConfigError("\"master\" field is required",
                                      "it names the interface to create the VLAN on")
-        why = valid_ifname(self.master)
-        if why:
-            raise InvalidConfigError("invalid master", f"{self.master!r}: {why}")
+        check_ifname(self.master, "invalid master")
         if not 0 <= self.vlan_id <= 4094:
             raise InvalidConfigError(f"invalid VLAN ID {self.vlan_id}", "must be 0-4094")
         check_mtu(self.mtu)

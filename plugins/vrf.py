@@ -13,7 +13,7 @@ import time
 
 from cni import skel
 from cni import version as _v
-from cni.config import NetConf, valid_ifname
+from cni.config import NetConf, check_ifname
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import open_netns, open_netns_for_del
 from cni.links import info
@@ -40,9 +40,7 @@ class Config(NetConf):
         if not self.vrfname:
             raise InvalidConfigError("configuration is expected to have a valid vrf name",
                                      "set \"vrfname\"")
-        why = valid_ifname(self.vrfname)
-        if why:
-            raise InvalidConfigError("invalid vrfname", f"{self.vrfname!r}: {why}")
+        check_ifname(self.vrfname, "invalid vrfname")
 
 
 def _vrf_table(link) -> int:

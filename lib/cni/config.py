@@ -34,6 +34,15 @@ def valid_ifname(name: str) -> str:
     return ""
 
 
+def check_ifname(name: str, msg: str, shown=None) -> str:
+    """`name` if valid_ifname accepts it, else InvalidConfigError(msg) with the reason
+    (`shown`: how the details print the value, default its repr)."""
+    why = valid_ifname(name)
+    if why:
+        raise InvalidConfigError(msg, f"{repr(name) if shown is None else shown}: {why}")
+    return name
+
+
 def check_name(name) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidConfigError("missing network name", "the config has no \"name\"")
