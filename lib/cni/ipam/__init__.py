@@ -6,7 +6,6 @@ The delegate runs with the plugin's own environment (skel.Args.environ) and CNI_
 """
 from __future__ import annotations
 
-from cni import invoke
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
 
@@ -25,6 +24,11 @@ class IpamConf(NetConf):
                                      "the config has no \"ipam\" object")
 
 
+def _invoke():
+    from cni import invoke  # lazy: host-local and static import this package, never delegate
+    return invoke
+
+
 def _type(conf) -> str:
     t = conf.ipam_type()
     if not t:
@@ -38,23 +42,23 @@ def _env(args):
 
 def exec_add(conf, args):
     """Delegate ADD to conf.ipam.type; returns a Result in the 1.1 model."""
-    return invoke.delegate_add(_type(conf), conf.raw_bytes, env=_env(args))
+    return _invoke().delegate_add(_type(conf), conf.raw_bytes, env=_env(args))
 
 
 def exec_del(conf, args) -> None:
-    invoke.delegate_del(_type(conf), conf.raw_bytes, env=_env(args))
+    _invoke().delegate_del(_type(conf), conf.raw_bytes, env=_env(args))
 
 
 def exec_check(conf, args) -> None:
-    invoke.delegate_check(_type(conf), conf.raw_bytes, env=_env(args))
+    _invoke().delegate_check(_type(conf), conf.raw_bytes, env=_env(args))
 
 
 def exec_status(conf, args) -> None:
-    invoke.delegate_status(_type(conf), conf.raw_bytes, env=_env(args))
+    _invoke().delegate_status(_type(conf), conf.raw_bytes, env=_env(args))
 
 
 def exec_gc(conf, args) -> None:
-    invoke.delegate_gc(_type(conf), conf.raw_bytes, env=_env(args))
+    _invoke().delegate_gc(_type(conf), conf.raw_bytes, env=_env(args))
 
 
 def find_delegate(conf, args) -> str | None:
@@ -65,7 +69,7 @@ def find_delegate(conf, args) -> str | None:
     """
     if not conf.ipam_type():
         return None
-    return invoke.find_in_path(conf.ipam_type(), args.path)
+    return _invoke().find_in_path(conf.ipam_type(), args.path)
 
 
 def add(conf, args, undo, interfaces: list, index: int):
