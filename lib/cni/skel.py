@@ -175,7 +175,6 @@ def dispatch(plugin: Plugin, env, stdin, state: dict | None = None) -> str:
     `state["version"]` receives the config's cniVersion once it is known, so
     an error can be reported in that version.
     """
-    state = {} if state is None else state
     if env.get("CNI_COMMAND", "") == "VERSION":
         return _version_reply(stdin, plugin.versions)
     result, ver = execute(plugin, env, stdin, state)
