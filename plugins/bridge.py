@@ -8,12 +8,21 @@ disableContainerInterface, portIsolation, ipam (empty = L2 only), dns; the
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf
-from cni.errors import CNIError, InvalidConfigError
+import errno
 
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
+from cni import ipam, skel, sysctl
+from cni import addr as ipaddress
+from cni.check import check_container_iface, check_host_veth
+from cni.config import NetConf, valid_ifname
+from cni.errors import CNIError, InvalidConfigError
+from cni.ip import (check_mac, del_link_collect_addrs, enable_forward, open_netns,
+                    random_veth_name, setup_veth)
+from cni.ipam.configure import configure_iface
+from cni.nl.rtnl import Rtnl
+from cni.nl.rtnl_defs import AF_INET, AF_INET6, RT_SCOPE_UNIVERSE
+from cni.nl.socket import NetlinkError
+from cni.rollback import on_error
+from cni.types import Interface, Result, Route
 
 
 def _trunk(value, field):
@@ -62,7 +71,6 @@ class Config(NetConf):
     __slots__ = tuple(a for a, _, _ in FIELDS.values())
 
     def validate(self) -> None:
-        from cni.skel import valid_ifname
         if valid_ifname(self.bridge):
             raise InvalidConfigError("invalid bridge name", f"bridge={self.bridge!r}")
         if self.is_default_gateway:
@@ -91,7 +99,6 @@ class Config(NetConf):
 
     def mac(self, args) -> str | None:
         """Container MAC: CNI_ARGS MAC < args.cni.mac < runtimeConfig.mac."""
-        from cni.ip import check_mac
         mac = args.cni_args("MAC").get("MAC") if args.args else None
         mac = self.cni_arg("mac") or mac
         mac = self.runtime_config.get("mac") or mac
@@ -99,18 +106,16 @@ class Config(NetConf):
 
 
 def _ensure_bridge(h, conf: Config):
-    from cni import sysctl
-    from cni.nl.socket import NetlinkError
     br = h.link_lookup(conf.bridge)
     if br is None:
         opts = {"vlan_filtering": 1} if conf.vlan or conf.vlan_trunk else {}
         try:
             h.bridge_add(conf.bridge, mtu=conf.mtu, **opts)
         except NetlinkError as exc:
-            if exc.errno == 95 and opts:
+            if exc.errno == errno.EOPNOTSUPP and opts:
                 raise CNIError("failed to create bridge",
                                f"{conf.bridge}: this kernel has no bridge VLAN filtering") from None
-            if exc.errno != 17:  # EEXIST: another ADD made it first
+            if exc.errno != errno.EEXIST:  # another ADD made it first
                 raise CNIError("failed to create bridge", f"{conf.bridge}: {exc}") from None
         br = h.link_get(conf.bridge)
         sysctl.ensure(f"net/ipv6/conf/{conf.bridge}/accept_ra", "0", missing_ok=True)
@@ -144,8 +149,6 @@ def _ensure_vlan_gateway(h, conf: Config, br, undo):
     bridge makes it: one end of a veth pair left in the host netns, its peer a bridge port
     untagged in that VLAN (PVID). Shared by the VLAN's containers: the first ADD makes it,
     DEL keeps it. Returns its Link."""
-    from cni.ip import random_veth_name
-    from cni.nl.socket import NetlinkError
     name = conf.vlan_gateway_name()
     link = h.link_lookup(name)
     if link is not None:
@@ -156,9 +159,9 @@ def _ensure_vlan_gateway(h, conf: Config, br, undo):
             h.veth_add(port, name, mtu=br.mtu)
             break
         except NetlinkError as exc:
-            if exc.errno == 17 and h.link_lookup(name) is not None:
+            if exc.errno == errno.EEXIST and h.link_lookup(name) is not None:
                 return h.link_get(name)            # another ADD made it first
-            if exc.errno != 17 or attempt == 9:
+            if exc.errno != errno.EEXIST or attempt == 9:
                 raise CNIError("failed to create VLAN gateway", f"{name}: {exc}") from None
     undo(h.link_del, name)
     pl = h.link_get(port)
@@ -171,8 +174,6 @@ def _ensure_vlan_gateway(h, conf: Config, br, undo):
 
 def _gateways(result, conf: Config) -> tuple:
     """Fill missing gateways (network + 1) and add default routes; returns gateway ifaces."""
-    from cni import addr as ipaddress
-    from cni.types import Route
     gws = []
     for ipc in result.ips:
         addr = ipc.address
@@ -191,9 +192,8 @@ def _gateways(result, conf: Config) -> tuple:
 def _ensure_addr(h, br, gw, force: bool) -> None:
     """Put gateway address `gw` on the bridge, or its VLAN gateway interface (one IPv4
     address only unless forceAddress)."""
-    from cni.nl.socket import NetlinkError
-    for a in h.addr_list(br.index, family=2 if gw.version == 4 else 10):
-        if a.scope != 0:
+    for a in h.addr_list(br.index, family=AF_INET if gw.version == 4 else AF_INET6):
+        if a.scope != RT_SCOPE_UNIVERSE:
             continue
         cur = a.interface
         if cur == gw:
@@ -206,10 +206,9 @@ def _ensure_addr(h, br, gw, force: bool) -> None:
     try:
         # no DAD for the gateway: IPAM reserved it, and a tentative gateway would leave a
         # new container without IPv6 connectivity for the first seconds
-        h.addr_add(br.index, str(gw), nodad=gw.version == 6)
+        h.addr_add(br.index, str(gw), nodad=gw.version == 6, exist_ok=True)
     except NetlinkError as exc:
-        if exc.errno != 17:
-            raise CNIError("failed to add gateway address", f"{gw} on {br.name}: {exc}") from None
+        raise CNIError("failed to add gateway address", f"{gw} on {br.name}: {exc}") from None
 
 
 def _announce(ns, ifname: str, result) -> None:
@@ -220,19 +219,18 @@ def _announce(ns, ifname: str, result) -> None:
     kernel announce every address (NETDEV_CHANGEADDR); the announcement the kernel made when
     the link came up usually met a port that did not forward yet. A packet socket of our own
     would cost a synchronize_net() on close (8-16 ms per ADD here)."""
-    from cni.nl.rtnl import Rtnl
-    if not any(ipc.version == "4" for ipc in result.ips):
+    if not any(ipc.version == 4 for ipc in result.ips):
         return
     try:
         with Rtnl(ns) as c:
             c.link_set(ifname, mac=c.link_get(ifname).mac)
     except OSError as exc:
-        from cni.log import debug
+        from cni.log import debug  # lazy: an error path only
         debug(f"gratuitous ARP on {ifname} failed: {exc}")
 
 
 def _wait_port_up(h, index: int) -> None:
-    import time
+    import time  # lazy: only to wait for the port; off the plugin import path
     for delay in (0, 0.01, 0.05, 0.2, 0.5, 1.0, 1.0):
         time.sleep(delay)
         if h.link_get(index).operstate == "up":
@@ -241,17 +239,11 @@ def _wait_port_up(h, index: int) -> None:
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam
-    from cni import sysctl
-    from cni.ip import del_link_collect_addrs, enable_forward, open_netns, setup_veth
-    from cni.nl.rtnl import Rtnl
-    from cni.rollback import on_error
-    from cni.types import Interface, Result
     mac = conf.mac(args)
     if conf.macspoofchk:
-        from cni.fw import spoofchk
+        from cni.fw import spoofchk  # lazy: the firewall layer, only with ipMasq/macspoofchk
         spoofchk.validate(args.container_id, args.ifname)  # names usable in nft, before any change
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl() as host, on_error() as undo:
         br = _ensure_bridge(host, conf)
         hv, cv = setup_veth(host, ns, args.ifname, mtu=conf.mtu or br.mtu, mac=mac)
@@ -260,20 +252,14 @@ def add(args: skel.Args, conf: Config):
                       isolated=conf.port_isolation, vlan=conf.vlan, trunk=conf.vlan_trunk,
                       preserve_default_vlan=conf.preserve_default_vlan)
         if conf.macspoofchk:
-            from cni.fw import spoofchk
             spoofchk.setup(args.container_id, args.ifname, hv.name, cv.mac)
             undo(spoofchk.teardown, args.container_id, args.ifname)
-        result = Result(conf.cni_version)
+        ifaces = [Interface(br.name, br.mac), Interface(hv.name, hv.mac),
+                  Interface(args.ifname, cv.mac, args.netns)]
         if conf.ipam_type():
-            result = ipam.exec_add(conf, args)
-            undo(ipam.exec_del, conf, args)
-            if not result.ips:
-                raise CNIError("IPAM plugin returned missing IP config", conf.ipam_type())
-        result.cni_version = conf.cni_version
-        result.interfaces = [Interface(br.name, br.mac), Interface(hv.name, hv.mac),
-                             Interface(args.ifname, cv.mac, args.netns)]
-        for ipc in result.ips:
-            ipc.interface = 2
+            result = ipam.add(conf, args, undo, ifaces, 2)
+        else:
+            result = ipam.relabel(Result(conf.cni_version), conf, ifaces, 2)
         gws = _gateways(result, conf) if result.ips else []
         sysctl.ensure(f"net/ipv4/conf/{args.ifname}/arp_notify", "1", ns=ns, missing_ok=True)
         if conf.enable_dad:
@@ -282,7 +268,6 @@ def add(args: skel.Args, conf: Config):
         else:
             sysctl.ensure(f"net/ipv6/conf/{args.ifname}/accept_dad", "0", ns=ns, missing_ok=True)
         if result.ips:
-            from cni.ipam.configure import configure_iface
             configure_iface(ns, args.ifname, result)
         elif not conf.disable_container_interface:
             with Rtnl(ns) as c:
@@ -300,7 +285,7 @@ def add(args: skel.Args, conf: Config):
                 host.link_set(br.index, mac=host.link_get(br.index).mac)
             enable_forward(any(g.version == 4 for g in gws), any(g.version == 6 for g in gws))
         if conf.ip_masq and result.ips:
-            from cni.fw import masq
+            from cni.fw import masq  # lazy: the firewall layer, only with ipMasq/macspoofchk
             ips = [ipc.address for ipc in result.ips]
             masq.setup(conf.name, args.container_id, args.ifname, ips, conf.ip_masq_backend or None)
             undo(masq.teardown, conf.name, args.container_id, args.ifname, ips,
@@ -313,14 +298,11 @@ def add(args: skel.Args, conf: Config):
         br = host.link_get(br.index)
         result.interfaces[0].mac = br.mac
         result.interfaces[1].mac = hv.mac
-    if conf.dns is not None and not conf.dns.is_empty():
-        result.dns = conf.dns
     return result
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
-    from cni.veth import delete_veth_and_masq
+    from cni.veth import delete_veth_and_masq  # lazy: carries the firewall layer (masq)
     if conf.ipam_type():
         # IPAM first, while the container interface still exists (dhcp sends its RELEASE on it)
         ipam.exec_del(conf, args)
@@ -328,15 +310,11 @@ def delete(args: skel.Args, conf: Config) -> None:
         delete_veth_and_masq(args, conf)
     finally:  # best effort: the anti-spoofing rules go even if the above failed
         if conf.macspoofchk:
-            from cni.fw import spoofchk
+            from cni.fw import spoofchk  # lazy: the firewall layer, only with ipMasq/macspoofchk
             spoofchk.teardown(args.container_id, args.ifname)
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
-    from cni.check import check_container_iface, check_host_veth
-    from cni.ip import open_netns
-    from cni.nl.rtnl import Rtnl
     if conf.ipam_type():
         ipam.exec_check(conf, args)
     prev = conf.prev_result
@@ -355,41 +333,36 @@ def check(args: skel.Args, conf: Config) -> None:
             peer = check_container_iface(ns, args, prev, kind="veth")
         check_host_veth(host, peer, prev, master=br.index, master_name=conf.bridge)
     if conf.ip_masq and prev.ips:
-        from cni.fw import masq
+        from cni.fw import masq  # lazy: the firewall layer, only with ipMasq/macspoofchk
         masq.check(conf.name, args.container_id, args.ifname, [i.address for i in prev.ips],
                    conf.ip_masq_backend or None)
 
 
 def status(args: skel.Args, conf: Config) -> None:
     if conf.ipam_type():
-        from cni import ipam
         ipam.exec_status(conf, args)
 
 
 def gc(args: skel.Args, conf: Config) -> None:
     errors = []
     if conf.ipam_type():
-        from cni import ipam
         try:
             ipam.exec_gc(conf, args)
         except CNIError as exc:
             errors.append(exc)
     if conf.ip_masq:
-        from cni.meta import valid_attachments
+        from cni.meta import valid_attachments  # lazy: GC only
         valid = valid_attachments(conf)
         if valid is not None:  # no list: nothing is known to be stale
-            from cni.fw import masq
+            from cni.fw import masq  # lazy: the firewall layer, only with ipMasq/macspoofchk
             masq.gc(conf.name, valid, conf.ip_masq_backend or None)
     if errors:
         raise errors[0]
 
 
-PLUGIN = skel.Plugin("bridge", Config, add=add, delete=delete, check=check, status=status, gc=gc)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+PLUGIN = skel.Plugin("bridge", Config, add=add, delete=delete, check=check, status=status, gc=gc,
+                     embeds=ipam.EMBEDDABLE)
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

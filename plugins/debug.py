@@ -17,8 +17,11 @@ import sys
 
 from cni import skel
 from cni import version as _v
+from cni.std import json as jsonx
 from cni.config import NetConf
+from cni.convert import from_json
 from cni.errors import CNIError
+from cni.types import Result
 
 FAST_VERSION = False  # the versions depend on the file name at run time
 
@@ -38,7 +41,6 @@ def _record(args: skel.Args, conf: Config) -> None:
     if conf.debug_stderr:
         sys.stderr.write(conf.debug_stderr + "\n")
     if conf.cni_output:
-        from cni.std import json as jsonx
         env = {k: v for k, v in args.environ.items() if k.startswith("CNI_")}
         line = jsonx.dumps({"command": args.command, "env": env,
                             "stdin": args.stdin.decode("utf-8", "replace")}) + "\n"
@@ -56,11 +58,9 @@ def _record(args: skel.Args, conf: Config) -> None:
 def add(args: skel.Args, conf: Config):
     _record(args, conf)
     if conf.debug_result is not None:
-        from cni.convert import from_json
         return from_json(conf.debug_result, conf.cni_version)
     if conf.prev_result is not None:
         return conf.prev_result
-    from cni.types import Result
     return Result(conf.cni_version)
 
 

@@ -4,12 +4,12 @@ Keys (as the Go plugin): ipam (required). The result keeps the IPAM plugin's dns
 """
 from __future__ import annotations
 
-from cni import skel
+from cni import ipam, links, skel
 from cni.config import NetConf
-from cni.errors import InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
+from cni.errors import CNIError, InvalidConfigError
+from cni.ip import del_link_collect_addrs, open_netns
+from cni.nl.rtnl import Rtnl
+from cni.rollback import on_error
 
 NEED_IPAM = "dummy interface requires an IPAM configuration"
 
@@ -19,16 +19,12 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
-    from cni.ip import open_netns
-    from cni.nl.rtnl import Rtnl
-    from cni.rollback import on_error
     if not conf.ipam_type():
         raise InvalidConfigError(NEED_IPAM, "set \"ipam\"")
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
         link = links.create_link(c, ns, args.ifname, "dummy", in_container=True)
-        undo(links.del_link, ns, args.ifname)
+        undo(del_link_collect_addrs, ns, args.ifname)
         dns = conf.dns
         conf.dns = None                         # Go keeps the IPAM dns, ignores the config's
         try:
@@ -37,14 +33,7 @@ def add(args: skel.Args, conf: Config):
             conf.dns = dns
 
 
-def delete(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.delete(args, conf)
-
-
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    from cni.errors import CNIError
     if not conf.ipam_type():
         raise InvalidConfigError(NEED_IPAM, "set \"ipam\"")
 
@@ -56,22 +45,11 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 def status(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     ipam.exec_status(conf, args)      # unconditional, as Go
 
 
-def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("dummy", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+PLUGIN = links.plugin("dummy", Config, add=add, check=check, status=status)
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

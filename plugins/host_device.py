@@ -9,12 +9,17 @@ under that name with its host MTU, addresses and up-state. DEL always releases t
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf
+from cni import ipam, links, skel
+from cni.config import NetConf, check_ifname
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
+from cni.ip import check_mac, open_netns, open_netns_for_del
+from cni.links import hostdev
+from cni.links.hostdev import check_pci_address
+from cni.netns import NetNS
+from cni.nl.rtnl import Rtnl
+from cni.nl.socket import NetlinkError
+from cni.rollback import on_error
+from cni.types import Interface, IPConfig, Result
 
 
 class Config(NetConf):
@@ -30,20 +35,14 @@ class Config(NetConf):
         self.aux_device = ""
         self.dpdk = False
         if self.hwaddr:
-            from cni.ip import check_mac
             self.hwaddr = check_mac(self.hwaddr)
         if self.device:
-            from cni.skel import valid_ifname
-            why = valid_ifname(self.device)
-            if why:
-                raise InvalidConfigError("invalid device", f"device {self.device[:64]!r}: {why}")
+            check_ifname(self.device, "invalid device", f"device {self.device[:64]!r}")
         if self.pci_bus_id:
-            from cni.links.hostdev import check_pci_address
             check_pci_address(self.pci_bus_id, "pciBusID")
 
     def resolve(self) -> None:
         """Apply runtimeConfig.deviceID and detect DPDK mode (ADD and CHECK only)."""
-        from cni.links import hostdev
         dev_id = self.runtime_config.get("deviceID") or ""
         if not isinstance(dev_id, str):
             raise InvalidConfigError("invalid runtimeConfig", "deviceID must be a string")
@@ -67,9 +66,6 @@ def _find_in_container(c, ifname: str, orig: str):
 
 def _move_out(c, host_ns, ifname: str, orig: str, state) -> bool:
     """Move the container link back to `host_ns` as `orig`; False if it is not there."""
-    from cni.links import hostdev
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import NetlinkError
     link = _find_in_container(c, ifname, orig)
     if link is None:
         link = c.link_lookup(orig) if orig else None    # moved, rename failed half-way
@@ -93,17 +89,9 @@ def _move_out(c, host_ns, ifname: str, orig: str, state) -> bool:
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
-    from cni.ip import open_netns
-    from cni.links import hostdev
-    from cni.netns import NetNS
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import NetlinkError
-    from cni.rollback import on_error
-    from cni.types import Interface, IPConfig, Result
     conf.resolve()
     iface = Interface(args.ifname, "", args.netns)
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, NetNS.current() as host_ns, Rtnl(host_ns) as h, \
             Rtnl(ns) as c, on_error() as undo:
         kept = []
@@ -121,6 +109,7 @@ def add(args: skel.Args, conf: Config):
             state = {"name": name, "mtu": link.mtu, "up": link.up, "addrs": kept}
             hostdev.save_state(args.container_id, args.ifname, state)
             undo(hostdev.drop_state, args.container_id, args.ifname)
+            # registered before its step: a failed move can be half done (moved, not renamed)
             undo(_move_out, c, host_ns, args.ifname, name, state)
             try:
                 h.link_set(link.index, netns=ns, name=args.ifname, alias=name)
@@ -131,36 +120,20 @@ def add(args: skel.Args, conf: Config):
             c.link_up(cl.index)
         result = Result(conf.cni_version, [iface])
         if conf.ipam_type():
-            result = ipam.exec_add(conf, args)
-            undo(ipam.exec_del, conf, args)
-            if not result.ips:
-                raise CNIError("IPAM plugin returned missing IP config", conf.ipam_type())
-            result.cni_version = conf.cni_version
-            result.interfaces = [iface]
-            for ipc in result.ips:
-                ipc.interface = 0
+            result = ipam.add(conf, args, undo, [iface], 0)
             if not conf.dpdk:
                 links.configure(ns, args.ifname, result, sysctls=())
-            if conf.dns is not None and not conf.dns.is_empty():
-                result.dns = conf.dns
         elif kept:
             for a in kept:                           # the move flushed them: put them back
                 try:
-                    c.addr_add(args.ifname, a)
+                    c.addr_add(args.ifname, a, exist_ok=True)
                 except NetlinkError as exc:
-                    if exc.errno != 17:
-                        raise CNIError("failed to keep address", f"{a}: {exc}") from None
+                    raise CNIError("failed to keep address", f"{a}: {exc}") from None
             result.ips = [IPConfig(a, interface=0) for a in kept]
-        links.ensure_printable(result, conf.cni_version)
         return result
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
-    from cni.ip import open_netns_for_del
-    from cni.links import hostdev
-    from cni.netns import NetNS
-    from cni.nl.rtnl import Rtnl
     if conf.ipam_type():
         ipam.exec_del(conf, args)                   # also with CNI_NETNS empty (plugins#1196)
     state = hostdev.load_state(args.container_id, args.ifname)
@@ -181,9 +154,6 @@ def delete(args: skel.Args, conf: Config) -> None:
 def _reclaim(ifname: str, orig: str, state) -> None:
     """The netns is gone: the kernel returned the device to the initial netns under its
     container name. If it landed here, give it its host name and state back."""
-    from cni.links import hostdev
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import NetlinkError
     with Rtnl() as h:
         if h.link_lookup(orig) is not None:
             return
@@ -194,12 +164,11 @@ def _reclaim(ifname: str, orig: str, state) -> None:
             h.link_set(link.index, name=orig, alias="")
             hostdev.restore_on_host(h, link.index, state)
         except NetlinkError as exc:
-            from cni.log import warn
+            from cni.log import warn  # lazy: an error path only
             warn(f"host-device: could not rename {link.name} back to {orig}: {exc}")
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import ipam, links
     conf.resolve()
     if conf.ipam_type():
         ipam.exec_check(conf, args)
@@ -207,27 +176,11 @@ def check(args: skel.Args, conf: Config) -> None:
         raise CNIError("required prevResult missing", "CHECK needs the ADD result")
     if conf.dpdk:
         return
-    links.check(args, conf, kind=None, ipam=False)
+    links.check(args, conf, kind=None, with_ipam=False)
 
 
-def status(args: skel.Args, conf: Config) -> None:
-    if conf.ipam_type():
-        from cni import ipam
-        ipam.exec_status(conf, args)
-
-
-def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("host-device", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+PLUGIN = links.plugin("host-device", Config, add=add, check=check, delete=delete)
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

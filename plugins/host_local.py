@@ -8,24 +8,22 @@ so either implementation can take over a data directory.
 """
 from __future__ import annotations
 
+import os
+
 from cni import skel
-from cni.config import NetConf
-from cni.errors import (CNIError, InvalidConfigError, IOFailureError, PluginNotAvailableError,
-                        os_details)
+from cni.errors import CNIError, IOFailureError, PluginNotAvailableError, os_details
+from cni.ipam import IpamConf, allocator, resolvconf, sweep
+from cni.ipam.allocator import data_dir
+from cni.ipam.ranges import parse_ip
+from cni.ipam.store import Store
+from cni.types import Result
 
 
-class Config(NetConf):
+class Config(IpamConf):
     __slots__ = ()
-
-    def validate(self) -> None:
-        if not isinstance(self.ipam, dict):
-            raise InvalidConfigError("IPAM config missing 'ipam' key",
-                                     "the config has no \"ipam\" object")
 
 
 def _store(conf):
-    from cni.ipam.allocator import data_dir
-    from cni.ipam.store import Store
     return Store(data_dir(conf.ipam), conf.name)
 
 
@@ -37,12 +35,9 @@ def _io(exc: OSError, what: str) -> CNIError:
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.ipam import allocator
-    from cni.types import Result
     ipc = allocator.load_config(conf, args.args)
     result = Result(conf.cni_version or "0.1.0")
     if ipc.resolv_conf:
-        from cni.ipam import resolvconf
         result.dns = resolvconf.load(ipc.resolv_conf)
     try:
         with _store(conf) as st:
@@ -57,7 +52,6 @@ def add(args: skel.Args, conf: Config):
 def delete(args: skel.Args, conf: Config) -> None:
     # Only the store location matters: a DEL must release even if ranges changed.
     st = _store(conf)
-    import os
     if not os.path.isdir(st.dir):
         return
     try:
@@ -68,7 +62,6 @@ def delete(args: skel.Args, conf: Config) -> None:
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni.ipam import allocator
     allocator.load_config(conf, args.args)
     st = _store(conf)
     try:
@@ -82,7 +75,6 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 def status(args: skel.Args, conf: Config) -> None:
-    from cni.ipam import allocator
     ipc = allocator.load_config(conf, args.args)
     st = _store(conf)
     try:
@@ -94,12 +86,10 @@ def status(args: skel.Args, conf: Config) -> None:
 
 
 def _check_space(ipc, st) -> None:
-    import os
     with os.scandir(st.dir) as it:
         names = [e.name for e in it]
     if len(names) < min(rs.size() for rs in ipc.range_sets):
         return  # no set can be full: skip parsing names
-    from cni.ipam.ranges import parse_ip
     addrs = []
     for n in names:
         try:
@@ -114,29 +104,24 @@ def _check_space(ipc, st) -> None:
 
 
 def gc(args: skel.Args, conf: Config) -> None:
-    from cni.meta import valid_attachments
+    from cni.meta import valid_attachments  # lazy: GC only
     valid = valid_attachments(conf)
     if valid is None:
         return  # no list given: nothing is known to be stale
     keep = set(valid)
     st = _store(conf)
-    import os
     if not os.path.isdir(st.dir):
         return
     try:
         with st:
-            st.gc(keep)
+            sweep.gc(st, keep)
     except OSError as exc:
         raise _io(exc, "GC") from None
 
 
 PLUGIN = skel.Plugin("host-local", Config, add=add, delete=delete, check=check, status=status,
                      gc=gc)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

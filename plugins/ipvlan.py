@@ -6,12 +6,11 @@ ipam (optional when chained after a plugin whose prevResult has IPs), dns.
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf, check_mtu
+from cni import ipam, links, skel
+from cni.config import NetConf, check_ifname, check_mtu
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
+from cni.ip import del_link_collect_addrs, open_netns
+from cni.rollback import on_error
 
 MODES = {"": "l2", "l2": "l2", "l3": "l3", "l3s": "l3s"}
 MODE_NAMES = {0: "l2", 1: "l3", 2: "l3s"}
@@ -39,9 +38,7 @@ class Config(NetConf):
         self.mode, self.flag = MODES[self.mode], FLAGS[self.flag]
         check_mtu(self.mtu)
         if self.master:
-            why = skel.valid_ifname(self.master)
-            if why:
-                raise InvalidConfigError("invalid master", f"{self.master!r}: {why}")
+            check_ifname(self.master, "invalid master")
 
     def chained_master(self) -> str:
         """Master when chained without `master`: the prevResult's single named interface."""
@@ -55,33 +52,23 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
-    from cni.ip import open_netns
-    from cni.rollback import on_error
     prev = conf.prev_result
     if not conf.ipam_type() and not (prev is not None and prev.ips):
         raise InvalidConfigError("missing IPAM configuration",
                                  "ipvlan needs \"ipam\" unless chained after a result with IPs")
     master_name = conf.chained_master()
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
         _, master, h = links.resolve_master(master_name, ns if conf.link_in_container else None)
         with h, on_error() as undo:
             link = links.create_link(h, ns, args.ifname, "ipvlan", parent=master.index,
                                      in_container=conf.link_in_container, mtu=conf.mtu,
                                      mode=conf.mode, flags=conf.flag)
-            undo(links.del_link, ns, args.ifname)
+            undo(del_link_collect_addrs, ns, args.ifname)
             return links.l3_or_up(args, conf, ns, link, undo, prev=prev, ipam_required=True)
 
 
-def delete(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.delete(args, conf)          # no master or default route needed to clean up
-
-
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    from cni.ip import open_netns
 
     def verify(link):
         mode = MODE_NAMES.get(links.info(link, "IFLA_IPVLAN_MODE"))
@@ -100,24 +87,8 @@ def check(args: skel.Args, conf: Config) -> None:
     links.check(args, conf, kind="ipvlan", verify=verify)
 
 
-def status(args: skel.Args, conf: Config) -> None:
-    if conf.ipam_type():
-        from cni import ipam
-        ipam.exec_status(conf, args)
-
-
-def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("ipvlan", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+PLUGIN = links.plugin("ipvlan", Config, add=add, check=check)
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,9 @@ from __future__ import annotations
 from cni import skel
 from cni.config import NetConf
 from cni.errors import CNIError
+from cni.ip import open_netns, open_netns_for_del
+from cni.nl.rtnl import Rtnl
+from cni.types import Interface, IPConfig, Result
 
 
 class Config(NetConf):
@@ -16,9 +19,6 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.ip import open_netns
-    from cni.nl.rtnl import Rtnl
-    from cni.types import Interface, IPConfig, Result
     with open_netns(args.netns) as ns, Rtnl(ns) as h:
         lo = h.link_get("lo")
         h.link_up(lo.index)
@@ -39,8 +39,6 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni.ip import open_netns_for_del
-    from cni.nl.rtnl import Rtnl
     ns = open_netns_for_del(args.netns)
     if ns is None:
         return
@@ -49,19 +47,13 @@ def delete(args: skel.Args, conf: Config) -> None:
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni.ip import open_netns
-    from cni.nl.rtnl import Rtnl
     with open_netns(args.netns) as ns, Rtnl(ns) as h:
         if not h.link_get("lo").up:
             raise CNIError("loopback interface is down", f"lo in {args.netns}")
 
 
 PLUGIN = skel.Plugin("loopback", Config, add=add, delete=delete, check=check)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

@@ -6,12 +6,11 @@ the `mac` capability (runtimeConfig.mac) and CNI_ARGS MAC.
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf, check_mtu
+from cni import ipam, links, skel
+from cni.config import NetConf, check_ifname, check_mtu
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
+from cni.ip import del_link_collect_addrs, open_netns
+from cni.rollback import on_error
 
 MODES = {"": "bridge", "bridge": "bridge", "private": "private", "vepa": "vepa",
          "passthru": "passthru"}
@@ -38,17 +37,12 @@ class Config(NetConf):
         if not 0 <= self.bcqueuelen <= 0xFFFFFFFF:
             raise InvalidConfigError("invalid bcqueuelen", f"bcqueuelen={self.bcqueuelen}")
         if self.master:
-            why = skel.valid_ifname(self.master)
-            if why:
-                raise InvalidConfigError("invalid master", f"{self.master!r}: {why}")
+            check_ifname(self.master, "invalid master")
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
-    from cni.ip import open_netns
-    from cni.rollback import on_error
     mac = links.resolve_mac(conf.mac, args, conf.runtime_config)
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
         cont = ns if conf.link_in_container else None
         _, master, h = links.resolve_master(conf.master, cont, mtu=conf.mtu)
@@ -59,18 +53,11 @@ def add(args: skel.Args, conf: Config):
             link = links.create_link(h, ns, args.ifname, "macvlan", parent=master.index,
                                      in_container=conf.link_in_container, mtu=conf.mtu, mac=mac,
                                      **opts)
-            undo(links.del_link, ns, args.ifname)
+            undo(del_link_collect_addrs, ns, args.ifname)
             return links.l3_or_up(args, conf, ns, link, undo)
 
 
-def delete(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.delete(args, conf)
-
-
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    from cni.ip import open_netns
 
     def verify(link):
         mode = links.info(link, "IFLA_MACVLAN_MODE")
@@ -86,24 +73,8 @@ def check(args: skel.Args, conf: Config) -> None:
     links.check(args, conf, kind="macvlan", verify=verify)
 
 
-def status(args: skel.Args, conf: Config) -> None:
-    if conf.ipam_type():
-        from cni import ipam
-        ipam.exec_status(conf, args)
-
-
-def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("macvlan", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+PLUGIN = links.plugin("macvlan", Config, add=add, check=check)
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

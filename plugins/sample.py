@@ -13,7 +13,7 @@ from __future__ import annotations
 
 # Keep module-level imports to what every verb needs: a plugin starts for
 # each call, so an import that only ADD uses belongs inside `add`.
-from cni import skel
+from cni import ipam, skel
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
 
@@ -60,16 +60,11 @@ def check(args: skel.Args, conf: Config) -> None:
 def status(args: skel.Args, conf: Config) -> None:
     # STATUS says whether ADD could work now; forward it to IPAM when there is one.
     if conf.ipam_type():
-        from cni import ipam
         ipam.exec_status(conf, args)
 
 
 PLUGIN = skel.Plugin("sample", Config, add=add, delete=delete, check=check, status=status)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

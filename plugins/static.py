@@ -8,25 +8,23 @@ capability (runtimeConfig.ips) replaces it again. DEL has nothing to undo.
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf
-from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
+from cni import skel, version
+from cni.config import load_cni_args, lookup
+from cni.convert import parse_routes
+from cni.errors import CNIError, DecodingError, InvalidConfigError, InvalidEnvError
+from cni.ipam import IpamConf
+from cni.ipam.ranges import format_ip, parse_cidr, parse_ip
+from cni.types import DNS, IPConfig, Result
 
 
-class Config(NetConf):
+class Config(IpamConf):
     __slots__ = ()
-
-    def validate(self) -> None:
-        if not isinstance(self.ipam, dict):
-            raise InvalidConfigError("IPAM config missing 'ipam' key",
-                                     "the config has no \"ipam\" object")
 
 
 class Address:
     __slots__ = ("text", "v6", "ip", "plen", "gateway")
 
     def __init__(self, text: str, field: str, exc_type=InvalidConfigError):
-        from cni.ipam.ranges import parse_cidr
         try:
             self.v6, self.ip, self.plen = parse_cidr(text.strip() if isinstance(text, str) else text)
         except ValueError:
@@ -41,7 +39,6 @@ class Address:
         return v6 == self.v6 and (n >> shift) == (self.ip >> shift)
 
     def ip_str(self) -> str:
-        from cni.ipam.ranges import format_ip
         return format_ip(self.v6, self.ip)
 
     def address_str(self) -> str:
@@ -50,7 +47,6 @@ class Address:
     def gateway_str(self) -> str:
         if self.gateway is None:
             return ""
-        from cni.ipam.ranges import format_ip
         return format_ip(*self.gateway)
 
 
@@ -61,10 +57,9 @@ def _cidr_list(v, field: str) -> list:
 
 
 def load_addresses(conf: Config, cni_args: str) -> list:
-    from cni.ipam.ranges import _get, parse_ip
     ipam = conf.ipam
     addrs = []
-    cfg = _get(ipam, "addresses")
+    cfg = lookup(ipam, "addresses")
     if cfg is not None:
         if not isinstance(cfg, list):
             raise InvalidConfigError("invalid static config", "ipam.addresses must be a list")
@@ -72,8 +67,8 @@ def load_addresses(conf: Config, cni_args: str) -> list:
             field = f"ipam.addresses[{i}]"
             if not isinstance(d, dict):
                 raise InvalidConfigError("invalid static config", f"{field} must be an object")
-            a = Address(_get(d, "address"), f"{field}.address")
-            gw = _get(d, "gateway")
+            a = Address(lookup(d, "address"), f"{field}.address")
+            gw = lookup(d, "gateway")
             if gw not in (None, ""):
                 try:
                     a.gateway = parse_ip(gw)
@@ -82,7 +77,6 @@ def load_addresses(conf: Config, cni_args: str) -> list:
                                              f"{field}.gateway: {gw!r} is not an IP address") from None
             addrs.append(a)
     if cni_args:
-        from cni.config import load_cni_args
         env = load_cni_args(cni_args, ("IP", "GATEWAY"))
         if env.get("IP"):
             addrs += [Address(s, "CNI_ARGS IP", InvalidEnvError) for s in env["IP"].split(",")]
@@ -104,7 +98,6 @@ def load_addresses(conf: Config, cni_args: str) -> list:
         addrs = _cidr_list(rc["ips"], "runtimeConfig.ips")
     n6 = sum(1 for a in addrs if a.v6)
     if n6 > 1 or len(addrs) - n6 > 1:
-        from cni import version
         if not version.ge(conf.cni_version or "0.1.0", "0.3.0"):
             raise InvalidConfigError("invalid static config",
                                      f"CNI version {conf.cni_version} does not support more than "
@@ -113,27 +106,20 @@ def load_addresses(conf: Config, cni_args: str) -> list:
 
 
 def _routes(conf: Config) -> list:
-    from cni.ipam.ranges import _get
-    from cni.convert import parse_routes
-    from cni.errors import DecodingError
     try:
-        return parse_routes(_get(conf.ipam, "routes"), "ipam.routes")
+        return parse_routes(lookup(conf.ipam, "routes"), "ipam.routes")
     except DecodingError as exc:
         raise InvalidConfigError("invalid static config", exc.details or exc.msg) from None
 
 
 def _dns(conf: Config):
-    from cni.ipam.ranges import _get
-    from cni.types import DNS
-    from cni.errors import DecodingError
     try:
-        return DNS.from_dict(_get(conf.ipam, "dns"))
+        return DNS.from_dict(lookup(conf.ipam, "dns"))
     except DecodingError as exc:
         raise InvalidConfigError("invalid static config", exc.details or exc.msg) from None
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.types import IPConfig, Result
     addrs = load_addresses(conf, args.args)
     return Result(conf.cni_version or "0.1.0",
                   ips=[IPConfig(a.address_str(), a.gateway_str() or None) for a in addrs],
@@ -149,7 +135,6 @@ def check(args: skel.Args, conf: Config) -> None:
     prev = conf.prev_result
     if prev is None:
         raise InvalidConfigError("required prevResult missing", "CHECK needs the ADD result")
-    from cni.ipam.ranges import parse_ip
     got = []
     for ipc in prev.ips:
         ip = ipc.address_str.split("/")[0]
@@ -168,11 +153,7 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 PLUGIN = skel.Plugin("static", Config, add=add, delete=delete, check=check)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

@@ -6,12 +6,14 @@ to attach the tap to), ipam (optional; empty = L2), dns; the `mac` capability an
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf
+from cni import ipam, links, skel
+from cni.config import NetConf, check_ifname
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
+from cni.ip import del_link_collect_addrs, open_netns
+from cni.links.tap import create_tap
+from cni.nl.rtnl import Rtnl
+from cni.nl.socket import NetlinkError
+from cni.rollback import on_error
 
 
 def _uint32(v, field):
@@ -36,20 +38,12 @@ class Config(NetConf):
         if self.mtu < 0 or self.mtu > 65535:
             raise InvalidConfigError(f"invalid MTU {self.mtu}", "mtu must be 0-65535")
         if self.bridge:
-            why = skel.valid_ifname(self.bridge)
-            if why:
-                raise InvalidConfigError("invalid bridge name", f"{self.bridge!r}: {why}")
+            check_ifname(self.bridge, "invalid bridge name")
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
-    from cni.ip import open_netns
-    from cni.links.tap import create_tap
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import NetlinkError
-    from cni.rollback import on_error
     mac = links.resolve_mac(conf.mac, args, conf.runtime_config)
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
         links.ensure_absent(ns, args.ifname)
         br = None
@@ -60,7 +54,7 @@ def add(args: skel.Args, conf: Config):
                                f"{conf.bridge} is not a bridge in {args.netns}")
         create_tap(ns, args.ifname, multi_queue=conf.multi_queue, owner=conf.owner,
                    group=conf.group, selinux_context=conf.selinux_context)
-        undo(links.del_link, ns, args.ifname)
+        undo(del_link_collect_addrs, ns, args.ifname)
         try:
             c.link_set(args.ifname, mtu=conf.mtu or None, mac=mac)
             if br is not None:
@@ -73,14 +67,7 @@ def add(args: skel.Args, conf: Config):
         return links.l3_or_up(args, conf, ns, link, undo, sysctls=("arp_notify",))
 
 
-def delete(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.delete(args, conf)
-
-
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    from cni.nl.rtnl import Rtnl
 
     def verify(link):
         if conf.bridge:
@@ -95,23 +82,8 @@ def check(args: skel.Args, conf: Config) -> None:
     links.check(args, conf, kind="tun", verify=verify)
 
 
-def status(args: skel.Args, conf: Config) -> None:
-    if conf.ipam_type():
-        from cni import ipam
-        ipam.exec_status(conf, args)
-
-
-def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("tap", Config, add=add, delete=delete, check=check, status=status, gc=gc)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+PLUGIN = links.plugin("tap", Config, add=add, check=check)
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

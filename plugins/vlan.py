@@ -5,12 +5,11 @@ linkInContainer, ipam (required), dns. DEL needs neither the master nor the netn
 """
 from __future__ import annotations
 
-from cni import skel
-from cni.config import NetConf, check_mtu
+from cni import ipam, links, skel
+from cni.config import NetConf, check_ifname, check_mtu
 from cni.errors import CNIError, InvalidConfigError
-
-# IPAM plugins carried inside this zipapp, run in-process when CNI_PATH holds the same build
-EMBED = ("host-local", "static")
+from cni.ip import del_link_collect_addrs, open_netns
+from cni.rollback import on_error
 
 
 class Config(NetConf):
@@ -26,21 +25,16 @@ class Config(NetConf):
         if not self.master:
             raise InvalidConfigError("\"master\" field is required",
                                      "it names the interface to create the VLAN on")
-        why = skel.valid_ifname(self.master)
-        if why:
-            raise InvalidConfigError("invalid master", f"{self.master!r}: {why}")
+        check_ifname(self.master, "invalid master")
         if not 0 <= self.vlan_id <= 4094:
             raise InvalidConfigError(f"invalid VLAN ID {self.vlan_id}", "must be 0-4094")
         check_mtu(self.mtu)
 
 
 def add(args: skel.Args, conf: Config):
-    from cni import ipam, links
-    from cni.ip import open_netns
-    from cni.rollback import on_error
     if not conf.ipam_type():
         raise InvalidConfigError("missing IPAM configuration", "vlan needs \"ipam\"")
-    ipam.find_delegate(conf)              # before any kernel work: nothing to undo
+    ipam.find_delegate(conf, args)              # before any kernel work: nothing to undo
     with open_netns(args.netns) as ns:
         _, master, h = links.resolve_master(conf.master, ns if conf.link_in_container else None,
                                             mtu=conf.mtu)
@@ -48,18 +42,11 @@ def add(args: skel.Args, conf: Config):
             link = links.create_link(h, ns, args.ifname, "vlan", parent=master.index,
                                      in_container=conf.link_in_container, mtu=conf.mtu,
                                      vlan_id=conf.vlan_id)
-            undo(links.del_link, ns, args.ifname)
+            undo(del_link_collect_addrs, ns, args.ifname)
             return links.l3_or_up(args, conf, ns, link, undo, sysctls=(), ipam_required=True)
 
 
-def delete(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.delete(args, conf)          # works with the master gone: nothing here needs it
-
-
 def check(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    from cni.ip import open_netns
 
     def verify(link):
         vid = links.info(link, "IFLA_VLAN_ID")
@@ -79,22 +66,11 @@ def check(args: skel.Args, conf: Config) -> None:
 
 
 def status(args: skel.Args, conf: Config) -> None:
-    from cni import ipam
     ipam.exec_status(conf, args)      # unconditional, as Go: no ipam type is an error
 
 
-def gc(args: skel.Args, conf: Config) -> None:
-    from cni import links
-    links.gc(args, conf)
-
-
-PLUGIN = skel.Plugin("vlan", Config, add=add, delete=delete, check=check,
-                     status=status, gc=gc)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+PLUGIN = links.plugin("vlan", Config, add=add, check=check, status=status)
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

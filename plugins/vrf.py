@@ -8,12 +8,20 @@ link is success. Returns prevResult unchanged.
 """
 from __future__ import annotations
 
+import errno
 import time
 
 from cni import skel
 from cni import version as _v
-from cni.config import NetConf
+from cni.config import NetConf, check_ifname
 from cni.errors import CNIError, InvalidConfigError
+from cni.ip import open_netns, open_netns_for_del
+from cni.links import info
+from cni.nl.rtnl import Rtnl
+from cni.nl.rtnl_defs import AF_INET6, RT_SCOPE_UNIVERSE
+from cni.nl.socket import LinkNotFoundError, NetlinkError
+from cni.rollback import on_error
+from cni.types import Result
 
 RESERVED_TABLES = (253, 254, 255)
 
@@ -32,13 +40,10 @@ class Config(NetConf):
         if not self.vrfname:
             raise InvalidConfigError("configuration is expected to have a valid vrf name",
                                      "set \"vrfname\"")
-        why = skel.valid_ifname(self.vrfname)
-        if why:
-            raise InvalidConfigError("invalid vrfname", f"{self.vrfname!r}: {why}")
+        check_ifname(self.vrfname, "invalid vrfname")
 
 
 def _vrf_table(link) -> int:
-    from cni.links import info
     return info(link, "IFLA_VRF_TABLE", 0) or 0
 
 
@@ -58,7 +63,6 @@ def free_table(used) -> int:
 
 
 def _ensure_vrf(c, conf: Config, undo):
-    from cni.nl.socket import NetlinkError
     vrf = _find_vrf(c, conf.vrfname)
     if vrf is not None:
         if conf.table and _vrf_table(vrf) != conf.table:
@@ -69,7 +73,7 @@ def _ensure_vrf(c, conf: Config, undo):
     try:
         c.vrf_add(conf.vrfname, table)
     except NetlinkError as exc:
-        if exc.errno != 17:
+        if exc.errno != errno.EEXIST:
             raise CNIError(f"could not add VRF {conf.vrfname}", str(exc)) from None
         return _ensure_vrf(c, conf, undo)            # a concurrent ADD made it
     vrf = c.link_get(conf.vrfname)
@@ -79,7 +83,6 @@ def _ensure_vrf(c, conf: Config, undo):
 
 
 def _del_if_empty(c, index: int) -> None:
-    from cni.nl.socket import LinkNotFoundError
     if not c.link_list(master=index):
         try:
             c.link_del(index)
@@ -88,11 +91,10 @@ def _del_if_empty(c, index: int) -> None:
 
 
 def _global_v6(c, index: int) -> list:
-    return [a for a in c.addr_list(index, family=10) if a.scope == 0]
+    return [a for a in c.addr_list(index, family=AF_INET6) if a.scope == RT_SCOPE_UNIVERSE]
 
 
 def _enslave(c, vrf, ifname: str, undo) -> None:
-    from cni.nl.socket import NetlinkError
     link = c.link_lookup(ifname)
     if link is None:
         raise CNIError("interface not found", f"{ifname} does not exist in the container")
@@ -139,10 +141,6 @@ def _wait_local_route(c, index: int, ip, table: int, ifname: str) -> None:
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.ip import open_netns
-    from cni.nl.rtnl import Rtnl
-    from cni.rollback import on_error
-    from cni.types import Result
     if conf.prev_result is None:
         raise CNIError("missing prevResult from earlier plugin", "vrf is a chained plugin")
     with open_netns(args.netns) as ns, Rtnl(ns) as c, on_error() as undo:
@@ -154,8 +152,6 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni.ip import open_netns_for_del
-    from cni.nl.rtnl import Rtnl
     ns = open_netns_for_del(args.netns)
     if ns is None:
         return
@@ -170,8 +166,6 @@ def delete(args: skel.Args, conf: Config) -> None:
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni.ip import open_netns
-    from cni.nl.rtnl import Rtnl
     if conf.prev_result is None:
         raise CNIError("missing prevResult from earlier plugin", "vrf is a chained plugin")
     with open_netns(args.netns) as ns, Rtnl(ns) as c:
@@ -188,11 +182,7 @@ def check(args: skel.Args, conf: Config) -> None:
 
 VERSIONS = tuple(v for v in _v.ALL if _v.ge(v, "0.3.1"))
 PLUGIN = skel.Plugin("vrf", Config, add=add, delete=delete, check=check, versions=VERSIONS)
-
-
-def main() -> None:
-    skel.main(PLUGIN)
-
+main = PLUGIN.main
 
 if __name__ == "__main__":
     main()

@@ -25,6 +25,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "lib")
 PLUGINS = os.path.join(ROOT, "plugins")
 EPOCH = (1980, 1, 1, 0, 0, 0)
+sys.path.insert(0, LIB)
+from cni import embed  # noqa: E402  (the contract's build half; see cni/embed.py)
+
 # extra executables that are not plugins: binary name -> "module:function"
 APPS = {"cnitool": "cni.runtime.cnitool:main"}
 
@@ -231,7 +234,7 @@ def plugin_info(module: str):
         mod = __import__(module)
         plugin = getattr(mod, "PLUGIN", None)
         fast = plugin is not None and getattr(mod, "FAST_VERSION", True)
-        return (tuple(plugin.versions) if plugin else ()), fast, tuple(getattr(mod, "EMBED", ()))
+        return (tuple(plugin.versions) if plugin else ()), fast, (plugin.embeds if plugin else ())
     finally:
         del sys.path[:2]
 
@@ -255,20 +258,6 @@ def module_files(module: str, entry_file: str) -> dict:
     with open(entry_file, "rb") as f:  # modulefinder files the entry itself as __main__
         files[arcname(module, entry_file) if "." in module else module + ".py"] = f.read()
     return files
-
-
-def content_hash(files: dict) -> str:
-    """Identity of a plugin build: its sources. Two archives with equal hashes run the same code."""
-    import hashlib
-    h = hashlib.sha256()
-    for arc in sorted(files):
-        h.update(arc.encode() + b"\0" + str(len(files[arc])).encode() + b"\0" + files[arc])
-    return h.hexdigest()[:16]
-
-
-def zip_comment(binname: str, digest: str) -> bytes:
-    """The archive's trailing bytes: how cni.invoke recognises a delegate it can run in-process."""
-    return f"pycni {binname} {digest}".encode()
 
 
 def minify(src: bytes) -> bytes:
@@ -303,23 +292,23 @@ def add_file(zf: zipfile.ZipFile, arc: str, data: bytes, deflate: bool = False) 
 
 def build(binname: str, module: str, func: str, entry_file: str, python: str, outdir: str) -> str:
     files = module_files(module, entry_file)
-    digest = content_hash(files)
+    digest = embed.content_hash(files)
     is_plugin = entry_file.startswith(PLUGINS)
-    versions, fast, embed = plugin_info(module) if is_plugin else ((), False, ())
+    versions, fast, embeds = plugin_info(module) if is_plugin else ((), False, ())
     embedded = {}
-    for name in embed:
+    for name in embeds:
         emod = name.replace("-", "_")
         efile = os.path.join(PLUGINS, emod + ".py")
         if os.path.exists(efile):
             efiles = module_files(emod, efile)
-            embedded[name] = (emod, content_hash(efiles))
+            embedded[name] = (emod, embed.content_hash(efiles))
             files.update(efiles)
     noop = None
     if is_plugin and binname in noop_plugins():
         files.update(module_files("cni.fastpath", os.path.join(LIB, "cni", "fastpath.py")))
         noop = (binname, tuple(versions))
     if embedded:
-        files["_pycni_embed.py"] = ("EMBEDDED = %r\n" % dict(sorted(embedded.items()))).encode()
+        files[embed.TABLE_MODULE + ".py"] = embed.table_source(embedded)
     vjson = "[" + ",".join('"%s"' % v for v in versions) + "]"
     files["__main__.py"] = MAIN_TEMPLATE.format(fast=bool(fast and versions), versions=vjson,
                                                 module=module, func=func).encode()
@@ -328,7 +317,7 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
         files["_pycni_boot.py"] = f.read()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        zf.comment = zip_comment(binname, digest)
+        zf.comment = embed.marker(binname, digest)
         for arc in sorted(files):
             src = files[arc]
             # zipimport's way in (python3 FILE, or another Python) needs these as files

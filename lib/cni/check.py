@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from cni.errors import CNIError
+from cni.nl.rtnl import Rtnl
 
 
 def find_container_iface(args, prev):
@@ -17,7 +18,6 @@ def find_container_iface(args, prev):
 
 def check_container_iface(ns, args, prev, *, kind: str | None = None) -> int:
     """Check the container link (kind, MAC, addresses, routes). Returns its peer ifindex."""
-    from cni.nl.rtnl import Rtnl
     idx, itf = find_container_iface(args, prev)
     with Rtnl(ns) as h:
         link = h.link_lookup(args.ifname)

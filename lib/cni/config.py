@@ -5,6 +5,8 @@ from cni.errors import DecodingError, InvalidConfigError, InvalidEnvError
 
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_IFNAME_BAD = frozenset("/:\x00") | frozenset(" \t\n\r\v\f\x1c\x1d\x1e\x1f\x85\xa0")
+IFNAMSIZ = 16           # the kernel's limit, NUL included
 _TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", list: "a list",
                dict: "an object", float: "a number"}
 
@@ -12,6 +14,33 @@ _TYPE_NAMES = {bool: "a boolean", int: "an integer", str: "a string", list: "a l
 def valid_id(s: str) -> bool:
     """`^[A-Za-z0-9][A-Za-z0-9_.-]*$`: container IDs and network names."""
     return bool(s) and s[0] in _ALNUM and all(c in _NAME_OK for c in s)
+
+
+def valid_ifname(name: str) -> str:
+    """'' if ok, else the reason (Go's ValidateInterfaceName + NUL)."""
+    if not name:
+        return "interface name is empty"
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:      # bytes that are not UTF-8 arrive as lone surrogates
+        return "interface name is not valid UTF-8"
+    if size > IFNAMSIZ - 1:
+        return "interface name is too long"
+    if name in (".", ".."):
+        return "interface name is . or .."
+    for c in name:
+        if c in _IFNAME_BAD or c.isspace():
+            return f"interface name contains an invalid character {c!r}"
+    return ""
+
+
+def check_ifname(name: str, msg: str, shown=None) -> str:
+    """`name` if valid_ifname accepts it, else InvalidConfigError(msg) with the reason
+    (`shown`: how the details print the value, default its repr)."""
+    why = valid_ifname(name)
+    if why:
+        raise InvalidConfigError(msg, f"{repr(name) if shown is None else shown}: {why}")
+    return name
 
 
 def check_name(name) -> str:
@@ -121,7 +150,7 @@ def parse_fields(obj, table: dict, target, prefix: str = "") -> None:
 
 
 def _dns(v, field):
-    from cni.types import DNS
+    from cni.types import DNS  # lazy: only a config with dns (types pulls cni.addr)
     try:
         return DNS.from_dict(GoObject(v) if type(v) is dict else v)
     except DecodingError as exc:
@@ -160,7 +189,7 @@ class NetConf:
         self.prev_result = None
         prev = self.raw.get("prevResult")
         if prev is not None:
-            from cni.convert import from_json
+            from cni.convert import from_json  # lazy: only a config with prevResult
             try:
                 self.prev_result = from_json(prev, self.cni_version)
             except DecodingError as exc:

@@ -182,7 +182,7 @@ def to_json(res: Result, ver: str) -> dict:
     if res.ips:
         ips = []
         for ip in res.ips:
-            d = {"version": ip.version} if fam == "0.4" else {}
+            d = {"version": str(ip.version)} if fam == "0.4" else {}
             if ip.interface is not None:
                 d["interface"] = ip.interface
             d["address"] = ip.address_str
@@ -200,8 +200,8 @@ def to_json(res: Result, ver: str) -> dict:
 
 
 def _to_020(res: Result, ver: str) -> dict:
-    v4 = [ip for ip in res.ips if ip.version == "4"]
-    v6 = [ip for ip in res.ips if ip.version == "6"]
+    v4 = [ip for ip in res.ips if ip.version == 4]
+    v6 = [ip for ip in res.ips if ip.version == 6]
     if not v4 and not v6:
         raise IncompatibleVersionError(
             "cannot convert result to an older version",

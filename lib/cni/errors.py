@@ -85,6 +85,10 @@ BY_CODE = {c.code: c for c in (
     PluginNotAvailableError, LimitedConnectivityError, InternalError)}
 
 
+class PluginNotFoundError(InvalidConfigError):
+    """No plugin of that name in CNI_PATH (code 7, as Go's FindInPath error)."""
+
+
 def from_dict(d: dict) -> CNIError:
     """Rebuild an error from a plugin's error object (keeps the code)."""
     try:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 
+from cni import embed
+from cni.errors import CNIError, InternalError, InvalidConfigError, PluginNotFoundError, from_dict
 from cni.std import json as jsonx
-from cni.errors import CNIError, InternalError, InvalidConfigError, from_dict
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -36,8 +37,8 @@ def find_in_path(name: str, paths) -> str:
         p = os.path.join(d, name)
         if os.path.isfile(p):
             return p
-    raise InvalidConfigError(f"failed to find plugin {name!r} in path {list(paths)}",
-                             "install it into a CNI_PATH directory")
+    raise PluginNotFoundError(f"failed to find plugin {name!r} in path {list(paths)}",
+                              "install it into a CNI_PATH directory")
 
 
 def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TIMEOUT, *,
@@ -46,7 +47,7 @@ def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TI
 
     `cancel` (see proc.run) kills the plugin when set; proc.Cancelled is raised then.
     """
-    from cni.std import process as proc
+    from cni.std import process as proc  # lazy: only the exec path (in-process delegation needs none)
     try:
         rc, out, err = proc.run([path], stdin, env, timeout, cancel=cancel)
     except TimeoutError:
@@ -55,7 +56,7 @@ def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TI
     except OSError as exc:
         raise InternalError(f"cannot execute plugin {path}", str(exc)) from None
     if err:
-        from cni.log import warn
+        from cni.log import warn  # lazy: only with a plugin's stderr
         if rc != 0 or os.environ.get("CNI_DEBUG") == "1":
             for line in err.decode("utf-8", "replace").splitlines():
                 warn(f"{os.path.basename(path)}: {line}")
@@ -78,7 +79,7 @@ def exec_plugin(path: str, stdin: bytes, env, timeout: float | None = DEFAULT_TI
 
 def parse_result(out: bytes, version: str):
     """Decode a plugin's ADD output; a result without cniVersion gets the request's."""
-    from cni.convert import from_json
+    from cni.convert import from_json  # lazy: only an exec'd ADD has JSON to parse
     try:
         obj = jsonx.loads(out) if out.strip() else {}
     except ValueError as exc:
@@ -99,66 +100,25 @@ def _request_version(stdin: bytes) -> str:
 
 
 def delegate(command: str, plugin: str, stdin: bytes, *, env=None,
-             timeout: float | None = DEFAULT_TIMEOUT) -> bytes:
-    """Run a delegate with our own environment and only CNI_COMMAND changed."""
+             timeout: float | None = DEFAULT_TIMEOUT):
+    """Run a delegate with `env` (the caller's environment: skel.Args.environ, else ours)
+    and only CNI_COMMAND changed. Returns its stdout, or, run in-process (cni.embed), the
+    result object (ADD) or None."""
     base = os.environ if env is None else env
     path = find_in_path(plugin, base.get("CNI_PATH", ""))
     child = dict(base)
     child["CNI_COMMAND"] = command
-    module = embedded_module(plugin, path)
+    module = embed.module_for(plugin, path, child)
     if module is not None:
-        return run_in_process(module, stdin, child)
+        return embed.run(module, stdin, child)
     return exec_plugin(path, stdin, child, timeout)
 
 
-def embedded_module(plugin: str, path: str) -> str | None:
-    """The module to run `path` in-process, if our archive embeds the very same build.
-
-    A zipapp that delegates (bridge -> host-local) may carry the delegate's code and
-    its content hash; when the file found in CNI_PATH ends with the matching
-    archive comment, it is that code, and running it here saves an interpreter start.
-    """
-    if os.environ.get("CNI_NO_INPROCESS") == "1":
-        return None
-    try:
-        from _pycni_embed import EMBEDDED
-    except ImportError:
-        return None
-    ent = EMBEDDED.get(plugin)
-    if ent is None:
-        return None
-    want = f"pycni {plugin} {ent[1]}".encode()
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        size = os.fstat(fd).st_size
-        if size < len(want) or os.pread(fd, len(want), size - len(want)) != want:
-            return None
-    finally:
-        os.close(fd)
-    return ent[0]
-
-
-def run_in_process(module: str, stdin: bytes, env) -> bytes:
-    """Run an embedded plugin's skel dispatch as its exec would; errors keep their codes."""
-    import io
-    from cni import skel
-    plugin = __import__(module).PLUGIN
-    try:
-        out = skel.dispatch(plugin, env, io.BytesIO(stdin))
-    except CNIError:
-        raise
-    except RecursionError:
-        raise InternalError("input nested too deeply") from None
-    except Exception as exc:  # as the skel of an exec'd plugin reports it
-        raise InternalError(str(exc) or type(exc).__name__, type(exc).__name__) from None
-    return out.encode()
-
-
 def delegate_add(plugin: str, stdin: bytes, **kw):
-    return parse_result(delegate("ADD", plugin, stdin, **kw), _request_version(stdin))
+    out = delegate("ADD", plugin, stdin, **kw)
+    if not isinstance(out, bytes):      # in-process: already the Result
+        return out
+    return parse_result(out, _request_version(stdin))
 
 
 def delegate_check(plugin: str, stdin: bytes, **kw) -> None:
@@ -177,5 +137,5 @@ def delegate_gc(plugin: str, stdin: bytes, **kw) -> None:
     delegate("GC", plugin, stdin, **kw)
 
 
-__all__ = ["CNIError", "find_in_path", "exec_plugin", "parse_result", "delegate",
+__all__ = ["CNIError", "PluginNotFoundError", "find_in_path", "exec_plugin", "parse_result", "delegate",
            "delegate_add", "delegate_check", "delegate_del", "delegate_status", "delegate_gc"]

@@ -1,15 +1,18 @@
 """Helpers shared by the interface plugins: netns opening, veth pairs, forwarding, teardown."""
 from __future__ import annotations
 
+import errno
 import os
 
 from cni import sysctl
-from cni.errors import CNIError, InvalidEnvError
+from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
+from cni.netns import NetNS
+from cni.nl.rtnl import Rtnl
+from cni.nl.socket import LinkNotFoundError, NetlinkError
 
 
 def open_netns(path: str):
     """Open CNI_NETNS for ADD/CHECK; a clear code-4 error naming it when that fails."""
-    from cni.netns import NetNS
     try:
         return NetNS.open(path)
     except CNIError:
@@ -23,13 +26,12 @@ def open_netns_for_del(path: str):
     """Open CNI_NETNS for DEL: None when it is empty or already gone (DEL is idempotent)."""
     if not path:
         return None
-    from cni.netns import NetNS
     try:
         return NetNS.open(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        if exc.errno in (2, 3, 22):  # ENOENT, ESRCH (dead pid's /proc path), EINVAL
+        if exc.errno in (errno.ENOENT, errno.ESRCH, errno.EINVAL):  # ESRCH: a dead pid's /proc path
             return None
         raise InvalidEnvError("cannot open CNI_NETNS", f"{path}: {exc.strerror or exc}") from None
     except CNIError:
@@ -45,10 +47,9 @@ def setup_veth(host, cont_ns, ifname: str, *, mtu: int = 0, mac: str | None = No
     """Create a veth pair from the host side; the peer is born in `cont_ns` named `ifname`.
 
     `host` is an Rtnl bound to the host netns. Returns (host_link, container_link).
-    A killed plugin leaves a pair that DEL removes by deleting `ifname` in the container.
+    A failure after the pair exists deletes it; a killed plugin leaves a pair that DEL
+    removes by deleting `ifname` in the container.
     """
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import NetlinkError
     with Rtnl(cont_ns) as cont:
         if cont.link_lookup(ifname) is not None:
             raise CNIError("container interface already exists",
@@ -59,15 +60,22 @@ def setup_veth(host, cont_ns, ifname: str, *, mtu: int = 0, mac: str | None = No
                 hl = host.veth_add(name, ifname, peer_netns=cont_ns, mtu=mtu, peer_mac=mac)
                 break
             except NetlinkError as exc:
-                if exc.errno != 17 or host_name or attempt == 9:  # EEXIST
-                    if exc.errno == 17 and cont.link_lookup(ifname) is not None:
+                if exc.errno != errno.EEXIST or host_name or attempt == 9:
+                    if exc.errno == errno.EEXIST and cont.link_lookup(ifname) is not None:
                         raise CNIError("container interface already exists",
                                        f"{ifname} already exists in {cont_ns.path}") from None
                     raise CNIError("failed to create veth pair", f"{name}/{ifname}: {exc}") from None
-        sysctl.ensure(f"net/ipv6/conf/{name}/accept_ra", "0", missing_ok=True)
-        host.link_up(hl.index)
-        cl = cont.link_get(ifname)
-        hl = host.link_get(hl.index)
+        try:
+            sysctl.ensure(f"net/ipv6/conf/{name}/accept_ra", "0", missing_ok=True)
+            host.link_up(hl.index)
+            cl = cont.link_get(ifname)
+            hl = host.link_get(hl.index)
+        except BaseException:   # our own partial work: the pair goes with its host end
+            try:
+                host.link_del(hl.index)
+            except OSError:
+                pass
+            raise
     return hl, cl
 
 
@@ -85,8 +93,6 @@ def del_link_collect_addrs(ns, ifname: str, collect: bool = True) -> list:
     A missing link returns []. Deleting a veth end removes its peer too. With
     collect=False no addresses are read (and `ipaddress` is not imported).
     """
-    from cni.nl.rtnl import Rtnl
-    from cni.nl.socket import LinkNotFoundError
     with Rtnl(ns) as h:
         link = h.link_lookup(ifname)
         if link is None:
@@ -102,7 +108,6 @@ def del_link_collect_addrs(ns, ifname: str, collect: bool = True) -> list:
 def container_addrs(netns: str, ifname: str) -> list:
     """Global addresses (ip_interface list) of `ifname` in CNI_NETNS; [] when the netns or the
     link is gone. For a DEL that has no prevResult (0.3.x runtimes send none)."""
-    from cni.nl.rtnl import Rtnl
     ns = open_netns_for_del(netns)
     if ns is None:
         return []
@@ -113,7 +118,6 @@ def container_addrs(netns: str, ifname: str) -> list:
 
 def check_mac(mac) -> str:
     """Validate a MAC address string (xx:xx:xx:xx:xx:xx); returns it lower-cased."""
-    from cni.errors import InvalidConfigError
     parts = mac.split(":") if isinstance(mac, str) else []
     if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
                                   for p in parts):

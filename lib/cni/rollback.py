@@ -27,6 +27,6 @@ class on_error:
             try:
                 fn(*args, **kwargs)
             except Exception as err:  # keep undoing; report, never mask the cause
-                from cni.log import warn
+                from cni.log import warn  # lazy: a failed undo only
                 warn(f"rollback step {getattr(fn, '__name__', fn)} failed: {err}")
         return False

@@ -9,9 +9,11 @@ import errno
 import os
 import sys
 
+from cni import __version__
 from cni.std import json as jsonx
 from cni import netns as _netns
 from cni import version as _v
+from cni.config import check_name, load_cni_args, valid_id, valid_ifname
 from cni.errors import (CNIError, DecodingError, IncompatibleVersionError, InternalError,
                         InvalidConfigError, InvalidEnvError, InvalidNetNSError, IOFailureError,
                         os_details)
@@ -31,25 +33,30 @@ ENV_TABLE = (
 )
 MIN_VERSION = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0", "UPDATE": "1.0.0"}
 _WITH_ATTACHMENT = ("ADD", "DEL", "CHECK", "UPDATE")   # commands about one attachment
-_IFNAME_BAD = frozenset("/:\x00") | frozenset(" \t\n\r\v\f\x1c\x1d\x1e\x1f\x85\xa0")
 
 
 class Plugin:
+    """A plugin: its handlers, and the delegates its archive carries to run in-process
+    (`embeds`, see cni.embed)."""
     __slots__ = ("name", "config", "add", "delete", "check", "status", "gc", "update", "versions",
-                 "about")
+                 "about", "embeds")
 
     def __init__(self, name: str, config, *, add=None, delete=None, check=None, status=None,
-                 gc=None, update=None, versions=_v.ALL, about: str = ""):
+                 gc=None, update=None, versions=_v.ALL, about: str = "", embeds=()):
         self.name = name
+        self.embeds = tuple(embeds)
         self.config = config
         self.add, self.delete, self.check, self.status, self.gc = add, delete, check, status, gc
         self.update = update
         self.versions = tuple(versions)
         self.about = about or f"CNI {name} plugin (pycni {_about_version()})"
 
+    def main(self) -> None:
+        """Run as the plugin's executable and exit (a plugin module's `main = PLUGIN.main`)."""
+        main(self)
+
 
 def _about_version() -> str:
-    from cni import __version__
     return __version__
 
 
@@ -73,26 +80,7 @@ class Args:
 
     def cni_args(self, *known) -> dict:
         """Parse CNI_ARGS, keeping `known` keys (Go LoadArgs semantics)."""
-        from cni.config import load_cni_args
         return load_cni_args(self.args, known)
-
-
-def valid_ifname(name: str) -> str:
-    """'' if ok, else the reason (Go's ValidateInterfaceName + NUL)."""
-    if not name:
-        return "interface name is empty"
-    try:
-        size = len(name.encode())
-    except UnicodeEncodeError:      # bytes that are not UTF-8 arrive as lone surrogates
-        return "interface name is not valid UTF-8"
-    if size > 15:
-        return "interface name is too long"
-    if name in (".", ".."):
-        return "interface name is . or .."
-    for c in name:
-        if c in _IFNAME_BAD or c.isspace():
-            return f"interface name contains an invalid character {c!r}"
-    return ""
 
 
 def _check_env(cmd: str, env) -> None:
@@ -101,7 +89,6 @@ def _check_env(cmd: str, env) -> None:
         raise InvalidEnvError(f"required env variables [{','.join(missing)}] missing",
                               "set them as the CNI spec requires for " + cmd)
     if cmd in _WITH_ATTACHMENT:
-        from cni.config import valid_id
         cid = env.get("CNI_CONTAINERID", "")
         if not valid_id(cid) or len(cid) > 1024:
             raise InvalidEnvError("invalid CNI_CONTAINERID",
@@ -189,11 +176,25 @@ def dispatch(plugin: Plugin, env, stdin, state: dict | None = None) -> str:
     `state["version"]` receives the config's cniVersion once it is known, so
     an error can be reported in that version.
     """
+    if env.get("CNI_COMMAND", "") == "VERSION":
+        return _version_reply(stdin, plugin.versions)
+    result, ver = execute(plugin, env, stdin, state)
+    if result is None:
+        return ""
+    from cni.convert import to_json  # lazy: only a command with a result prints one
+    return jsonx.dumps(to_json(result, ver or "0.1.0"), indent=4)
+
+
+def execute(plugin: Plugin, env, stdin, state: dict | None = None):
+    """Run one command other than VERSION: (result or None, the config's cniVersion).
+
+    An ADD result is known to be printable in that version (else the ADD is undone and
+    the error raised); `state["undo"]` then holds what undoes it, should it not reach
+    the runtime. Raises CNIError.
+    """
     state = {} if state is None else state
     cmd = env.get("CNI_COMMAND", "")
-    if cmd == "VERSION":
-        return _version_reply(stdin, plugin.versions)
-    if cmd not in COMMANDS:
+    if cmd not in COMMANDS or cmd == "VERSION":
         raise InvalidEnvError(f"unknown CNI_COMMAND: {cmd}", "expected one of " + ", ".join(COMMANDS))
     _check_env(cmd, env)
     raw = _read_stdin(stdin)
@@ -203,7 +204,6 @@ def dispatch(plugin: Plugin, env, stdin, state: dict | None = None) -> str:
         raise DecodingError("error decoding network config", str(exc)) from None
     if not isinstance(obj, dict):
         raise DecodingError("error decoding network config", "stdin must hold a JSON object")
-    from cni.config import check_name
     check_name(obj.get("name"))
     ver = obj.get("cniVersion", "")
     if not isinstance(ver, str):
@@ -224,13 +224,13 @@ def dispatch(plugin: Plugin, env, stdin, state: dict | None = None) -> str:
                 env.get("CNI_NETNS_OVERRIDE", "").lower() in ("1", "true"), env)
     pinned = _pin_netns(args) if args.netns and cmd in _WITH_ATTACHMENT else None
     try:
-        return _call(plugin, args, obj, raw, ver, state)
+        return _call(plugin, args, obj, raw, ver, state), ver
     finally:
         if pinned is not None:
             pinned.close()
 
 
-def _call(plugin: Plugin, args: Args, obj: dict, raw: bytes, ver: str, state: dict) -> str:
+def _call(plugin: Plugin, args: Args, obj: dict, raw: bytes, ver: str, state: dict):
     cmd = args.command
     handler = {"ADD": plugin.add, "DEL": plugin.delete, "CHECK": plugin.check,
                "STATUS": plugin.status, "GC": plugin.gc,
@@ -241,26 +241,26 @@ def _call(plugin: Plugin, args: Args, obj: dict, raw: bytes, ver: str, state: di
     if conf.cni_version == "":
         conf.cni_version = ver
     if handler is None:
-        return ""
+        return None
     if cmd == "UPDATE" and plugin.update is None:
         result = handler(plugin, args, conf)
     else:
         result = handler(args, conf)
     if cmd not in ("ADD", "UPDATE"):
-        return ""
+        return None
     if result is None:
         raise InternalError(f"plugin returned no result for {cmd}")
-    from cni.convert import to_json
     if cmd == "UPDATE":     # nothing to undo: the runtime repeats an UPDATE it did not see end
-        return jsonx.dumps(to_json(result, ver), indent=4)
+        return result
+    from cni.convert import to_json  # lazy: only a command with a result prints one
     try:
-        text = jsonx.dumps(to_json(result, ver or "0.1.0"), indent=4)
+        to_json(result, ver or "0.1.0")
     except CNIError:
         # the work is done but cannot be reported in this version: undo it, then fail
         _undo_add(plugin, args, conf, result)
         raise
     state["undo"] = (args, conf, result)  # for run(), should the result not reach stdout
-    return text
+    return result
 
 
 def _update_unchanged(plugin: Plugin, args: Args, conf):
@@ -282,14 +282,18 @@ def _update_unchanged(plugin: Plugin, args: Args, conf):
 
 
 def _undo_add(plugin: Plugin, args: Args, conf, result) -> None:
+    """Undo a finished ADD through the plugin's DEL, with `result` as prevResult: the one
+    rollback of work done but never reported (an ADD's own failures unwind its
+    cni.rollback stack)."""
     if plugin.delete is None:
         return
     conf.prev_result = result
-    args.command = "DEL"
+    dargs = Args("DEL", args.container_id, args.netns, args.ifname, args.args, args.path,
+                 args.stdin, args.netns_override, args.environ)
     try:
-        plugin.delete(args, conf)
+        plugin.delete(dargs, conf)
     except Exception as exc:  # report the original error; this one goes to stderr
-        from cni.log import warn
+        from cni.log import warn  # lazy: an error path only
         warn(f"undoing ADD failed: {exc}")
 
 
@@ -321,7 +325,7 @@ def run(plugin: Plugin, environ=None, stdin=None, stdout=None, stderr=None) -> i
         out, code = _error_text(InternalError("input nested too deeply"), state), 1
     except Exception as exc:  # any bug still yields the spec's error object
         if env.get("CNI_DEBUG") == "1":
-            import traceback
+            import traceback  # lazy: a bug's error path only
             try:
                 traceback.print_exc(file=stderr)
             except (OSError, ValueError):

@@ -111,9 +111,9 @@ class IPConfig:
         return self._gateway or ""
 
     @property
-    def version(self) -> str:
-        """'4' or '6'."""
-        return "6" if ":" in self._address else "4"
+    def version(self) -> int:
+        """4 or 6, as the address's own version (results of 0.3.x/0.4.0 print it as a string)."""
+        return 6 if ":" in self._address else 4
 
     def __eq__(self, other):
         return (isinstance(other, IPConfig) and self.address == other.address

@@ -129,12 +129,50 @@ def test_inprocess_delegate_only_for_identical_build(tmp_path):
     code = f"""
 import sys
 sys.path.insert(0, {os.path.join(BIN, 'bridge')!r})
-from cni import invoke
-print(invoke.embedded_module("host-local", {os.path.join(BIN, 'host-local')!r}))
-print(invoke.embedded_module("host-local", {str(changed)!r}))
-print(invoke.embedded_module("host-local", "/usr/lib/cni/host-local"))
-print(invoke.embedded_module("dhcp", {os.path.join(BIN, 'dhcp')!r}))
+from cni import embed
+print(embed.module_for("host-local", {os.path.join(BIN, 'host-local')!r}, {{}}))
+print(embed.module_for("host-local", {str(changed)!r}, {{}}))
+print(embed.module_for("host-local", "/usr/lib/cni/host-local", {{}}))
+print(embed.module_for("dhcp", {os.path.join(BIN, 'dhcp')!r}, {{}}))
+print(embed.module_for("host-local", {os.path.join(BIN, 'host-local')!r}, {{"CNI_NO_INPROCESS": "1"}}))
 """
     r = subprocess.run(["/usr/bin/python3", "-IS", "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["host_local", "None", "None", "None"]
+    assert r.stdout.split() == ["host_local", "None", "None", "None", "None"]
+
+
+def test_inprocess_result_equals_exec_result(tmp_path):
+    """The in-process delegate hands back the Result object the exec path parses from JSON:
+    equal in every version, the same error where a version cannot carry the result."""
+    code = f"""
+import json, os, sys
+sys.path.insert(0, {os.path.join(BIN, 'bridge')!r})
+from cni import invoke
+from cni.convert import to_json
+from cni.errors import CNIError
+out = []
+for ver in ("0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"):
+    for ranges in ([[{{"subnet": "10.9.0.0/24"}}]],
+                   [[{{"subnet": "10.9.0.0/24"}}], [{{"subnet": "10.8.0.0/24"}}]]):
+        for mode in ("0", "1"):
+            d = {str(tmp_path)!r} + "/" + ver + str(len(ranges)) + mode
+            conf = {{"cniVersion": ver, "name": "n", "type": "bridge",
+                     "ipam": {{"type": "host-local", "dataDir": d, "ranges": ranges,
+                              "routes": [{{"dst": "0.0.0.0/0"}}]}}}}
+            env = dict(CNI_PATH={BIN!r}, CNI_CONTAINERID="c1", CNI_NETNS="/proc/self/ns/net",
+                       CNI_IFNAME="eth0", CNI_NETNS_OVERRIDE="1", CNI_NO_INPROCESS=mode)
+            try:
+                r = invoke.delegate_add("host-local", json.dumps(conf).encode(), env=env)
+                out.append((ver, len(ranges), mode, type(r).__name__, to_json(r, ver)))
+            except CNIError as exc:
+                out.append((ver, len(ranges), mode, exc.code, exc.msg))
+print(json.dumps(out))
+"""
+    r = subprocess.run(["/usr/bin/python3", "-IS", "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert len(rows) == 24
+    for inproc, execd in zip(rows[::2], rows[1::2]):
+        assert inproc[2] == "0" and execd[2] == "1"
+        assert inproc[3:] == execd[3:], (inproc, execd)
+    assert [row[3] for row in rows if row[0] == "0.2.0"] == ["Result", "Result", 7, 7]

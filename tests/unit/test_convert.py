@@ -134,3 +134,12 @@ def test_unsupported_target():
     r = convert.from_json(example("1.0.0"))
     with pytest.raises(IncompatibleVersionError):
         convert.to_json(r, "1.2.0")
+
+
+def test_ip_version_is_an_int_in_the_model_and_a_string_in_0_4_json():
+    r = convert.from_json({"ips": [{"address": "10.0.0.2/24", "version": "4"},
+                                   {"address": "fd00::2/64", "version": "6"}]}, "0.4.0")
+    assert [ip.version for ip in r.ips] == [4, 6]
+    assert [ip.version for ip in r.ips] == [ip.address.version for ip in r.ips]
+    assert [d["version"] for d in convert.to_json(r, "0.3.1")["ips"]] == ["4", "6"]
+    assert all("version" not in d for d in convert.to_json(r, "1.0.0")["ips"])

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
-from cni.ipam import allocator, ranges
+from cni.ipam import allocator, ranges, sweep
 from cni.ipam.store import LAST_PREFIX, OWNER_DIR, STAMP_NS, Store, owner_name
 
 
@@ -275,11 +275,11 @@ def test_gc(tmp_path):
         add(tmp_path, ipc, c)
     (tmp_path / "net" / "10.0.0.200").write_text("legacy")
     with Store(str(tmp_path), "net") as st:
-        st.gc({("b", "eth0"), ("legacy", "eth3")})
+        sweep.gc(st, {("b", "eth0"), ("legacy", "eth3")})
     assert reservations(tmp_path) == ["10.0.0.200", "10.0.0.3"]
     assert [n for n in names(tmp_path) if n.startswith("owner:")] == ["owner:b:eth0"]
     with Store(str(tmp_path), "net") as st:
-        st.gc(set())
+        sweep.gc(st, set())
     assert names(tmp_path) == ["last_reserved_ip.0", "lock"]
 
 

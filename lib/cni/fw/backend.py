@@ -26,7 +26,7 @@ class RuleError(InternalError):
 
 
 def which(name: str) -> str | None:
-    """cni.proc.which (absolute PATH entries only), cached per process."""
+    """cni.std.process.which (absolute PATH entries only), cached per process."""
     try:
         return _which_cache[name]
     except KeyError:
@@ -102,7 +102,7 @@ def select(explicit: str | None = None, field: str = "backend") -> str:
 
 
 def run(argv: list, input: bytes = b"") -> tuple:
-    """Run a tool through cni.proc.run; returns (rc, stdout, stderr). Missing tool -> ToolMissingError."""
+    """Run a tool through cni.std.process.run; returns (rc, stdout, stderr). Missing tool -> ToolMissingError."""
     from cni.std import process as proc
     try:
         return proc.run(argv, input=input)

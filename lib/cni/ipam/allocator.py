@@ -13,8 +13,11 @@ without syscalls.
 """
 from __future__ import annotations
 
-from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
-from cni.ipam.ranges import _get, format_ip, load_range_sets, parse_ip, parse_ip_arg
+from cni.config import load_cni_args, lookup
+from cni.convert import parse_routes
+from cni.errors import CNIError, DecodingError, InvalidConfigError, InvalidEnvError
+from cni.ipam import sweep
+from cni.ipam.ranges import format_ip, load_range_sets, parse_ip, parse_ip_arg
 from cni.types import IPConfig
 
 SKIP_AFTER = 32
@@ -40,7 +43,7 @@ def ipam_section(conf) -> dict:
 
 
 def data_dir(ipam: dict) -> str:
-    d = _get(ipam, "dataDir")
+    d = lookup(ipam, "dataDir")
     if d is None:
         return ""
     if not isinstance(d, str) or "\x00" in d:
@@ -49,7 +52,7 @@ def data_dir(ipam: dict) -> str:
 
 
 def _str_field(ipam: dict, key: str) -> str:
-    v = _get(ipam, key)
+    v = lookup(ipam, key)
     if v is None:
         return ""
     if not isinstance(v, str) or "\x00" in v:
@@ -75,7 +78,6 @@ def requested_ips(conf, cni_args: str) -> list:
     """CNI_ARGS IP (comma-separated), then args.cni.ips, then runtimeConfig.ips; deduplicated."""
     out = []
     if cni_args:
-        from cni.config import load_cni_args
         ip = load_cni_args(cni_args, ("IP",)).get("IP", "")
         for item in ip.split(",") if ip else ():
             try:
@@ -98,10 +100,8 @@ def load_config(conf, cni_args: str = "") -> IPAMConfig:
     ipam = ipam_section(conf)
     rc = conf.runtime_config if isinstance(conf.runtime_config, dict) else {}
     sets = load_range_sets(ipam, rc.get("ipRanges"), conf.cni_version)
-    from cni.convert import parse_routes
-    from cni.errors import DecodingError
     try:
-        routes = parse_routes(_get(ipam, "routes"), "ipam.routes")
+        routes = parse_routes(lookup(ipam, "routes"), "ipam.routes")
     except DecodingError as exc:
         raise InvalidConfigError("invalid IPAM config", exc.details or exc.msg) from None
     return IPAMConfig(sets, routes, data_dir(ipam), _str_field(ipam, "resolvConf"),
@@ -150,7 +150,7 @@ def _round_robin(rs, store, last):
             return r, n, name
         misses += 1
         if misses == SKIP_AFTER:
-            taken = store.taken(v6)
+            taken = sweep.taken(store, v6)
     return None
 
 

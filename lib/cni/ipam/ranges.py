@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _socket
 
+from cni import version
 from cni.config import lookup
 from cni.errors import InvalidConfigError
 
@@ -166,17 +167,12 @@ class RangeSet:
     __repr__ = __str__
 
 
-def _get(d: dict, key: str):
-    """d[key] matched as Go's encoding/json fills a struct field (cni.config.lookup)."""
-    return lookup(d, key)
-
-
 def _bad(field: str, why: str):
     return InvalidConfigError("invalid IPAM config", f"{field}: {why}")
 
 
 def _ip_field(d: dict, key: str, field: str):
-    v = _get(d, key)
+    v = lookup(d, key)
     if v is None or v == "":
         return None
     try:
@@ -189,7 +185,7 @@ def load_range(d, field: str) -> Range:
     """Canonicalize one range object {subnet, rangeStart?, rangeEnd?, gateway?}."""
     if not isinstance(d, dict):
         raise _bad(field, "a range must be an object")
-    sub = _get(d, "subnet")
+    sub = lookup(d, "subnet")
     if sub is None or sub == "":
         raise _bad(f"{field}.subnet", "missing")
     try:
@@ -273,10 +269,10 @@ def load_range_sets(ipam: dict, runtime_ranges, cni_version: str) -> list:
         _check_count(runtime_ranges, "runtimeConfig.ipRanges")
         sets += [load_range_set(s, f"runtimeConfig.ipRanges[{i}]")
                  for i, s in enumerate(runtime_ranges)]
-    sub = _get(ipam, "subnet")
+    sub = lookup(ipam, "subnet")
     if sub not in (None, ""):
         sets.append(RangeSet([load_range(ipam, "ipam")]))
-    cfg = _get(ipam, "ranges")
+    cfg = lookup(ipam, "ranges")
     if cfg is not None:
         if not isinstance(cfg, list):
             raise _bad("ipam.ranges", "must be a list of range sets")
@@ -286,7 +282,6 @@ def load_range_sets(ipam: dict, runtime_ranges, cni_version: str) -> list:
         raise _bad("ipam.ranges", "no IP ranges specified")
     n4 = sum(1 for s in sets if not s.v6)
     if (n4 > 1 or len(sets) - n4 > 1):
-        from cni import version
         if not version.ge(cni_version or "0.1.0", "0.3.0"):
             raise _bad("ipam.ranges", f"CNI version {cni_version} does not support more than "
                                       "1 address per family")

@@ -1,13 +1,4 @@
-"""host-local's on-disk store, in the Go plugin's layout.
-
-`<dataDir>/<network>/` holds:
-  lock                  flock(LOCK_EX) around every read-modify-write (shared with Go)
-  <ip>                  a reservation; content `<containerID>\\r\\n<ifname>` (legacy: id only)
-  last_reserved_ip.<N>  the last address handed out from range set N (no newline)
-  .pycni-owners/owner:<id>:<ifname>
-                        our per-attachment index (content as a reservation), in a
-                        hidden folder; long or odd keys use `owner:h:<sha256>`
-  .pycni.tmp            the one scratch file; any leftover is removed under the lock
+"""host-local's on-disk store: one network's directory (its layout: cni.ipam.layout).
 
 Every reservation of an attachment is a hard link of its owner file, so a
 name appears only with its full content (no empty files after SIGKILL), and
@@ -33,95 +24,15 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
 
 from cni.errors import InvalidConfigError, InvalidEnvError, IOFailureError, os_details
+from cni.ipam.layout import (DEFAULT_DATA_DIR, LAST_PREFIX, LOCK, OWNER_DIR, STAMP_NS, TMP,
+                             check_network, check_owner, fsync_dir, is_special, owner_key,
+                             owner_name, parse_content)
 
-DEFAULT_DATA_DIR = "/var/lib/cni/networks"
-LOCK = "lock"
-LAST_PREFIX = "last_reserved_ip."
-OWNER_PREFIX = "owner:"
-OWNER_DIR = ".pycni-owners"   # hidden; `.pycni` names are never reservations
-TMP = ".pycni.tmp"
-STAMP_NS = 314159265  # mtime nanoseconds of a last_reserved_ip file we wrote
-_NAME_MAX = 255
-STALE_EMPTY_S = 300  # GC drops a zero-length reservation (a crashed writer's) this old
-_S_IFMT, _S_IFREG = 0o170000, 0o100000
 _RO_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
-_SAFE_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@+=%,")
-
-
-def _sha256_hex(data: bytes) -> str:
-    try:
-        from _sha256 import sha256  # 3.9 - 3.11
-    except ImportError:
-        try:
-            from _sha2 import sha256  # 3.12+
-        except ImportError:
-            from hashlib import sha256
-    return sha256(data).hexdigest()
-
-
-def _check_network(name) -> str:
-    if (not isinstance(name, str) or not name or name in (".", "..") or "/" in name
-            or "\x00" in name or len(name.encode()) > _NAME_MAX):
-        raise InvalidConfigError("invalid network name",
-                                 f"{str(name)[:64]!r} cannot name a directory in the IPAM store")
-    return name
-
-
-def _check_owner(cid, ifname) -> None:
-    if (not isinstance(cid, str) or not cid or "\x00" in cid or "\r" in cid or "\n" in cid
-            or cid != cid.strip()):
-        raise InvalidEnvError("invalid container ID", f"{str(cid)[:64]!r} cannot key a reservation")
-    if not isinstance(ifname, str) or "\x00" in ifname or "\n" in ifname or "\r" in ifname:
-        raise InvalidEnvError("invalid interface name",
-                              f"{str(ifname)[:64]!r} cannot key a reservation")
-
-
-def owner_key(cid: str, ifname: str) -> bytes:
-    """The content of a reservation file for (id, ifname)."""
-    return f"{cid}\r\n{ifname}".encode()
-
-
-def owner_name(cid: str, ifname: str) -> str:
-    name = f"{OWNER_PREFIX}{cid}:{ifname}"
-    if (len(name.encode()) <= _NAME_MAX and cid[0] != "." and all(c in _SAFE_KEY for c in cid)
-            and all(c in _SAFE_KEY for c in ifname)):
-        return name
-    return OWNER_PREFIX + "h:" + _sha256_hex(owner_key(cid, ifname))
-
-
-def is_special(name: str) -> bool:
-    """Names that are never reservations: the lock, round-robin marks, index, scratch."""
-    return (name == LOCK or name.startswith(LAST_PREFIX) or name.startswith(OWNER_PREFIX)
-            or name == TMP or name.startswith(".pycni"))
-
-
-def _parse_content(data: bytes):
-    """File content -> (id, ifname or None for a legacy id-only file), Go's TrimSpace rules."""
-    try:
-        s = data.decode()
-    except UnicodeDecodeError:
-        return None
-    s = s.strip()
-    if not s:
-        return None
-    if "\r\n" in s:
-        cid, _, ifname = s.partition("\r\n")
-        return cid, ifname
-    return s, None
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:  # EINVAL: this filesystem cannot sync a directory
-            raise
-    finally:
-        os.close(fd)
 
 
 class Store:
@@ -138,7 +49,7 @@ class Store:
     def __init__(self, data_dir: str, network: str):
         if not isinstance(data_dir, str) or "\x00" in data_dir:
             raise InvalidConfigError("invalid IPAM config", "ipam.dataDir must be a path")
-        self.dir = f"{(data_dir or DEFAULT_DATA_DIR).rstrip('/') or '/'}/{_check_network(network)}"
+        self.dir = f"{(data_dir or DEFAULT_DATA_DIR).rstrip('/') or '/'}/{check_network(network)}"
         self._lock_fd = -1
         self._owner = None
         self._owner_ino = None
@@ -166,7 +77,7 @@ class Store:
         from fcntl import LOCK_EX, flock
         try:
             flock(fd, LOCK_EX)
-            self._unlink(TMP)
+            self.unlink(TMP)
         except OSError as exc:
             if exc.errno != errno.EROFS:  # nothing can be left to tidy on a read-only store
                 os.close(fd)
@@ -180,7 +91,7 @@ class Store:
             self._lock_fd = -1
         return False
 
-    def _unlink(self, name: str) -> bool:
+    def unlink(self, name: str) -> bool:
         try:
             os.unlink(f"{self.dir}/{name}")
             return True
@@ -190,7 +101,7 @@ class Store:
     def _write_tmp(self, data: bytes, mtime_ns: int | None = None, *, sync: bool = False) -> str:
         """Write the scratch file completely; return its path (caller links/renames it)."""
         tmp = f"{self.dir}/{TMP}"
-        self._unlink(TMP)
+        self.unlink(TMP)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             view = memoryview(data)
@@ -211,7 +122,7 @@ class Store:
         try:
             os.rename(tmp, dst)
         except BaseException:
-            self._unlink(TMP)
+            self.unlink(TMP)
             raise
 
     def commit(self) -> None:
@@ -220,8 +131,8 @@ class Store:
             return
         try:
             if self._made_dir:
-                _fsync_dir(os.path.dirname(self.dir))
-            _fsync_dir(self.dir)
+                fsync_dir(os.path.dirname(self.dir))
+            fsync_dir(self.dir)
         except OSError:
             self.unreserve(self._made)
             raise
@@ -269,7 +180,7 @@ class Store:
             return path, None, 0, False
         try:
             st = os.fstat(fd)
-            if st.st_mode & _S_IFMT != _S_IFREG:
+            if not stat.S_ISREG(st.st_mode):
                 return path, None, 0, False
             intact = os.read(fd, len(key) + 64).strip() == key
         finally:
@@ -277,7 +188,7 @@ class Store:
         return path, st.st_ino, st.st_nlink, intact
 
     @staticmethod
-    def _repair(path: str, key: bytes) -> None:
+    def repair(path: str, key: bytes) -> None:
         """Rewrite a damaged owner file in place: every reservation linked to it heals."""
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
@@ -289,16 +200,16 @@ class Store:
             os.close(fd)
 
     def owner_exists(self, cid: str, ifname: str) -> bool:
-        _check_owner(cid, ifname)
+        check_owner(cid, ifname)
         return self._open_owner(cid, ifname)[1] is not None
 
     def begin(self, cid: str, ifname: str) -> None:
         """Select the attachment that reserve() links addresses to (repairing its owner file)."""
-        _check_owner(cid, ifname)
+        check_owner(cid, ifname)
         self._cid, self._ifname = cid, ifname
         self._owner, self._owner_ino, _, intact = self._open_owner(cid, ifname)
         if self._owner_ino is not None and not intact:
-            self._repair(self._owner, owner_key(cid, ifname))
+            self.repair(self._owner, owner_key(cid, ifname))
         self._owner_made = False
 
     def _ensure_owner(self) -> str:
@@ -313,15 +224,15 @@ class Store:
                 try:
                     os.mkdir(odir, 0o700)
                 except BaseException:
-                    self._unlink(TMP)
+                    self.unlink(TMP)
                     raise
                 self._dirty = True
                 self._rename_tmp(tmp, path)
             except BaseException:
-                self._unlink(TMP)
+                self.unlink(TMP)
                 raise
             self._owner, self._owner_ino, self._owner_made = path, os.stat(path).st_ino, True
-            _fsync_dir(odir)
+            fsync_dir(odir)
         return self._owner
 
     def reserve(self, ip: str) -> bool:
@@ -338,17 +249,17 @@ class Store:
     def unreserve(self, ips) -> None:
         """Undo this call's reservations (rollback), and a new, now unused owner file."""
         for ip in ips:
-            self._unlink(ip)
+            self.unlink(ip)
         if self._owner_made and self._owner:
             try:
                 if os.stat(self._owner).st_nlink <= 1:
                     os.unlink(self._owner)
             except FileNotFoundError:
                 pass
-        self._tidy()
+        self.tidy()
 
     # -- scans ------------------------------------------------------------------------
-    def _owner_names(self) -> list:
+    def owner_names(self) -> list:
         """Owner files, as paths relative to the network folder."""
         try:
             with os.scandir(f"{self.dir}/{OWNER_DIR}") as it:
@@ -356,17 +267,17 @@ class Store:
         except FileNotFoundError:
             return []
 
-    def _listing(self):
+    def listing(self):
         """[(name, d_ino)] of regular entries, and {owner inode: owner path}."""
         entries = []
         with os.scandir(self.dir) as it:
             for e in it:
                 if not is_special(e.name):
                     entries.append((e.name, e.inode()))
-        owners = {ino: name for name, ino in self._owner_names()}
+        owners = {ino: name for name, ino in self.owner_names()}
         return entries, owners
 
-    def _inspect(self, name: str):
+    def inspect(self, name: str):
         """(parsed content or None, size, mtime) of a regular file, else None."""
         try:
             fd = os.open(f"{self.dir}/{name}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -375,23 +286,23 @@ class Store:
             return None
         try:
             st = os.fstat(fd)
-            if st.st_mode & _S_IFMT != _S_IFREG:
+            if not stat.S_ISREG(st.st_mode):
                 return None
-            return _parse_content(os.read(fd, 4096)), st.st_size, st.st_mtime
+            return parse_content(os.read(fd, 4096)), st.st_size, st.st_mtime
         except OSError:
             return None
         finally:
             os.close(fd)
 
-    def _read(self, name: str):
-        got = self._inspect(name)
+    def read(self, name: str):
+        got = self.inspect(name)
         return None if got is None else got[0]
 
     def owned(self, cid: str, ifname: str) -> tuple:
         """([names owned by (id, ifname)], [legacy id-only names]) - Go's matching rules."""
-        _check_owner(cid, ifname)
+        check_owner(cid, ifname)
         ino = self._open_owner(cid, ifname)[1]
-        entries, owners = self._listing()
+        entries, owners = self.listing()
         mine, legacy = [], []
         want = (cid, ifname)
         for name, d_ino in entries:
@@ -400,7 +311,7 @@ class Store:
                 continue
             if d_ino in owners:  # another attachment's link
                 continue
-            got = self._read(name)
+            got = self.read(name)
             if got == want:
                 mine.append(name)
             elif got is not None and got[1] is None and got[0] == cid:
@@ -409,7 +320,7 @@ class Store:
 
     def find(self, cid: str, ifname: str) -> bool:
         """CHECK: does (id, ifname) - or, failing that, a legacy `id` file - hold anything?"""
-        _check_owner(cid, ifname)
+        check_owner(cid, ifname)
         if self._open_owner(cid, ifname)[2] > 1:
             return True
         mine, legacy = self.owned(cid, ifname)
@@ -418,92 +329,21 @@ class Store:
     def release(self, cid: str, ifname: str) -> list:
         """Delete (id, ifname)'s reservations (legacy id-only ones if it has none)."""
         mine, legacy = self.owned(cid, ifname)
-        gone = [n for n in (mine or legacy) if self._unlink(n)]
+        gone = [n for n in (mine or legacy) if self.unlink(n)]
         path, ino, _, _ = self._open_owner(cid, ifname)
         if ino is not None:
             os.unlink(path)
-        self._tidy()
+        self.tidy()
         if gone or ino is not None:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         return gone
 
-    def _tidy(self) -> None:
+    def tidy(self) -> None:
         """Drop the owner folder once empty: a released network looks exactly like Go's."""
         try:
             os.rmdir(f"{self.dir}/{OWNER_DIR}")
         except OSError:  # not empty, not there, or a read-only store
             pass
-
-    def gc(self, valid) -> list:
-        """Release every reservation whose owner is not in `valid` {(id, ifname)}.
-
-        A reservation linked to an owner file belongs to the attachment that file's
-        name encodes, whatever its content; an unlinked one is matched by content as
-        Go does. Unreadable content is released, a zero-length file (a crashed
-        writer's) once it is STALE_EMPTY_S old.
-        """
-        from cni.ipam.ranges import parse_ip
-        keep_owner = {}
-        for cid, ifname in valid:
-            try:
-                _check_owner(cid, ifname)
-            except InvalidEnvError:
-                continue
-            keep_owner[f"{OWNER_DIR}/{owner_name(cid, ifname)}"] = owner_key(cid, ifname)
-        ids = {cid for cid, _ in valid}
-        old = time.time() - STALE_EMPTY_S
-        entries, owners = self._listing()
-        gone = []
-        for name, d_ino in entries:
-            try:
-                parse_ip(name)
-            except ValueError:
-                continue
-            if d_ino in owners:
-                keep = owners[d_ino] in keep_owner
-            else:
-                got = self._inspect(name)
-                if got is None:
-                    continue  # gone meanwhile, or not a regular file: not a reservation
-                who, size, mtime = got
-                if who is None:
-                    keep = size == 0 and mtime > old
-                else:
-                    keep = (who[0] in ids) if who[1] is None else (who in valid)
-            if not keep and self._unlink(name):
-                gone.append(name)
-        dropped = False
-        for name, _ in self._owner_names():
-            path = f"{self.dir}/{name}"
-            try:
-                nlink = os.stat(path).st_nlink
-            except FileNotFoundError:
-                continue
-            key = keep_owner.get(name)
-            if key is None or nlink <= 1:
-                dropped = self._unlink(name) or dropped
-            elif self._read(name) != _parse_content(key):
-                self._repair(path, key)
-        self._tidy()
-        if gone or dropped:
-            _fsync_dir(self.dir)
-        return gone
-
-    def taken(self, v6: bool) -> set:
-        """Addresses (ints) of one family that have a file; for skipping long taken runs."""
-        from cni.ipam.ranges import parse_ip
-        out = set()
-        with os.scandir(self.dir) as it:
-            for e in it:
-                n = e.name
-                if (":" in n) == v6 and not is_special(n):
-                    try:
-                        six, ip = parse_ip(n)
-                    except ValueError:
-                        continue
-                    if six == v6:
-                        out.add(ip)
-        return out
 
     def adopt(self) -> bool:
         """Index files written by someone else (the Go plugin) and re-mark last_reserved_ip.
@@ -513,12 +353,12 @@ class Store:
         need no content scan. Returns False (and leaves the marks alone) if
         legacy id-only files exist: duplicate checks then keep scanning.
         """
-        entries, owners = self._listing()
+        entries, owners = self.listing()
         clean = True
         for name, d_ino in entries:
             if d_ino in owners:
                 continue
-            got = self._read(name)
+            got = self.read(name)
             if got is None:
                 continue
             cid, ifname = got
@@ -526,13 +366,13 @@ class Store:
                 clean = False
                 continue
             try:
-                _check_owner(cid, ifname)
+                check_owner(cid, ifname)
             except InvalidEnvError:
                 continue
             self.begin(cid, ifname)
             src = self._ensure_owner()
             tmp = f"{self.dir}/{TMP}"
-            self._unlink(TMP)
+            self.unlink(TMP)
             os.link(src, tmp)
             self._rename_tmp(tmp, f"{self.dir}/{name}")
             self._dirty = True

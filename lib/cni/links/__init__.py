@@ -7,14 +7,20 @@ link (a missing netns or link is success); CHECK = prevResult against the kernel
 """
 from __future__ import annotations
 
-from cni.errors import CNIError, InvalidConfigError
+import errno
 
-AF_INET6 = 10
+from cni import ipam, skel, sysctl
+from cni.check import check_container_iface
+from cni.errors import CNIError, InvalidConfigError
+from cni.ip import check_mac, del_link_collect_addrs, open_netns, open_netns_for_del
+from cni.ipam.configure import configure_iface
+from cni.nl.rtnl import Rtnl
+from cni.nl.socket import NetlinkError
+from cni.types import Interface, Result
 
 
 def resolve_mac(conf_mac, args, runtime_config) -> str | None:
     """Container MAC as Go: config `mac` < CNI_ARGS MAC < runtimeConfig.mac (validated)."""
-    from cni.ip import check_mac
     mac = conf_mac or None
     if args.args:
         mac = args.cni_args("MAC").get("MAC") or mac
@@ -40,7 +46,6 @@ def resolve_master(name: str, cont_ns=None, *, mtu: int = -1):
     The master lives in the plugin's netns, or in `cont_ns` (linkInContainer). An empty
     name means the default-route link there. Checks 0 <= mtu <= master MTU when mtu >= 0.
     """
-    from cni.nl.rtnl import Rtnl
     h = Rtnl(cont_ns) if cont_ns is not None else Rtnl()
     try:
         if not name:
@@ -59,7 +64,6 @@ def resolve_master(name: str, cont_ns=None, *, mtu: int = -1):
 
 
 def ensure_absent(ns, ifname: str) -> None:
-    from cni.nl.rtnl import Rtnl
     with Rtnl(ns) as c:
         if c.link_lookup(ifname) is not None:
             raise CNIError("container interface already exists",
@@ -72,103 +76,72 @@ def create_link(h, ns, ifname: str, kind: str, *, parent=None, in_container: boo
 
     `h` is the Rtnl where the parent lives (the host, or the container with linkInContainer).
     """
-    from cni.nl.socket import NetlinkError
     ensure_absent(ns, ifname)
     try:
         if in_container:
             return h.link_add(ifname, kind, parent=parent, mtu=mtu, mac=mac, **opts)
         return h.link_add(ifname, kind, parent=parent, mtu=mtu, mac=mac, netns=ns, **opts)
     except NetlinkError as exc:
-        if exc.errno == 17:
+        if exc.errno == errno.EEXIST:
             raise CNIError("container interface already exists",
                            f"{ifname} already exists in {ns.path}") from None
         raise CNIError(f"failed to create {kind}", f"{ifname}: {exc}") from None
-
-
-def del_link(ns, ifname: str) -> None:
-    """Delete `ifname` in `ns` if present (an undo step)."""
-    from cni.ip import del_link_collect_addrs
-    del_link_collect_addrs(ns, ifname)
 
 
 def l3_or_up(args, conf, ns, link, undo, *, sysctls=("arp_notify", "ndisc_notify"),
              ipam_required: bool = False, prev=None):
     """IPAM ADD (+ undo) or prevResult IPs, sysctls, addresses/routes; L2 = link up.
 
-    Returns the Result (interface 0 = the container link), checked against conf.cni_version.
+    Returns the Result (interface 0 = the container link).
     """
-    from cni import ipam
-    from cni.types import Interface, Result
-    iface = Interface(args.ifname, link.mac or "", args.netns)
-    result = None
+    ifaces = [Interface(args.ifname, link.mac or "", args.netns)]
     if prev is not None and prev.ips and not conf.ipam_type():
-        result = prev                                      # chained (ipvlan): reuse its IPs
+        result = ipam.relabel(prev, conf, ifaces, 0)        # chained (ipvlan): reuse its IPs
     elif conf.ipam_type():
-        result = ipam.exec_add(conf, args)
-        undo(ipam.exec_del, conf, args)
-        if not result.ips:
-            raise CNIError("IPAM plugin returned missing IP config", conf.ipam_type())
+        result = ipam.add(conf, args, undo, ifaces, 0)
     elif ipam_required:
         raise InvalidConfigError("missing IPAM configuration", "this plugin needs \"ipam\"")
-    if result is None:
-        from cni.nl.rtnl import Rtnl
+    else:
         with Rtnl(ns) as c:
             c.link_up(link.index)
-        result = Result(conf.cni_version, [iface])
-    else:
-        result.cni_version = conf.cni_version
-        result.interfaces = [iface]
-        for ipc in result.ips:
-            ipc.interface = 0
-        configure(ns, args.ifname, result, sysctls)
-    if conf.dns is not None and not conf.dns.is_empty():
-        result.dns = conf.dns
-    ensure_printable(result, conf.cni_version)
+        return ipam.relabel(Result(conf.cni_version), conf, ifaces, 0)
+    configure(ns, args.ifname, result, sysctls)
     return result
 
 
 def configure(ns, ifname: str, result, sysctls=("arp_notify", "ndisc_notify")) -> None:
-    from cni import sysctl
-    from cni.ipam.configure import configure_iface
     for key in sysctls:
         fam = "ipv6" if key == "ndisc_notify" else "ipv4"
         sysctl.ensure(f"net/{fam}/conf/{ifname}/{key}", "1", ns=ns, missing_ok=True)
     configure_iface(ns, ifname, result)
 
 
-def ensure_printable(result, ver: str) -> None:
-    """Fail inside ADD (so rollback runs) when the result cannot be written in `ver`."""
-    from cni.convert import to_json
-    to_json(result, ver or "0.1.0")
-
-
-def delete(args, conf, *, ipam: bool = True) -> None:
+def delete(args, conf, *, with_ipam: bool = True) -> None:
     """IPAM DEL (when configured) then delete CNI_IFNAME; missing netns/link = success."""
-    from cni.ip import del_link_collect_addrs, open_netns_for_del
-    if ipam and conf.ipam_type():
-        from cni import ipam as _ipam
-        _ipam.exec_del(conf, args)
+    if with_ipam and conf.ipam_type():
+        ipam.exec_del(conf, args)
     ns = open_netns_for_del(args.netns)
     if ns is not None:
         with ns:
             del_link_collect_addrs(ns, args.ifname)
 
 
+def status(args, conf) -> None:
+    """STATUS: forward to the IPAM delegate (when configured)."""
+    if conf.ipam_type():
+        ipam.exec_status(conf, args)
+
+
 def gc(args, conf) -> None:
     """GC: forward to the IPAM delegate (when configured), which drops stale reservations."""
     if conf.ipam_type():
-        from cni import ipam
         ipam.exec_gc(conf, args)
 
 
-def check(args, conf, *, kind: str | None, verify=None, ipam: bool = True):
+def check(args, conf, *, kind: str | None, verify=None, with_ipam: bool = True):
     """IPAM CHECK (if set), then prevResult iface/MAC/IPs/routes; `verify(link)` adds kind checks."""
-    from cni.check import check_container_iface
-    from cni.ip import open_netns
-    from cni.nl.rtnl import Rtnl
-    if ipam and conf.ipam_type():
-        from cni import ipam as _ipam
-        _ipam.exec_check(conf, args)
+    if with_ipam and conf.ipam_type():
+        ipam.exec_check(conf, args)
     prev = conf.prev_result
     if prev is None:
         raise CNIError("required prevResult missing", "CHECK needs the ADD result")
@@ -186,3 +159,10 @@ def info(link, key: str, default=None):
     if data is None or isinstance(data, (bytes, bytearray)):
         return default
     return data.get(key, default)
+
+
+def plugin(name: str, config, *, add, check, delete=delete, status=status, gc=gc):
+    """The skel.Plugin of a single-link plugin: DEL, STATUS and GC of this module unless
+    given, and the IPAM plugins its archive runs in-process (cni.embed)."""
+    return skel.Plugin(name, config, add=add, check=check, delete=delete, status=status, gc=gc,
+                       embeds=ipam.EMBEDDABLE)

@@ -11,6 +11,7 @@ import os
 
 from cni.std import json as jsonx
 from cni.errors import CNIError, InvalidConfigError
+from cni.nl.socket import NetlinkError
 
 SYS_PCI = "/sys/bus/pci/devices"
 SYS_AUX = "/sys/bus/auxiliary/devices"
@@ -103,7 +104,7 @@ def select_name(h, *, device="", hwaddr="", kernelpath="", pci="", aux="") -> st
     if pci:
         net = os.path.join(SYS_PCI, pci, "net")
         if not os.path.lexists(net):
-            import glob
+            import glob  # lazy: only a kernelpath lookup globs
             found = sorted(glob.glob(os.path.join(SYS_PCI, pci, "virtio*", "net")))
             if not found:
                 raise CNIError("failed to find host device", f"no net directory under {pci}")
@@ -180,8 +181,7 @@ def host_addrs(h, index: int) -> list:
 
 def restore_on_host(h, index: int, state: dict) -> None:
     """Put back MTU, addresses and up-state recorded at ADD (best effort per item)."""
-    from cni.log import warn
-    from cni.nl.socket import NetlinkError
+    from cni.log import warn  # lazy: an error path only
     link = h.link_get(index)
     mtu = state.get("mtu")
     try:
@@ -196,7 +196,6 @@ def restore_on_host(h, index: int, state: dict) -> None:
         if a in have:
             continue
         try:
-            h.addr_add(index, a)
+            h.addr_add(index, a, exist_ok=True)
         except (NetlinkError, ValueError) as exc:
-            if getattr(exc, "errno", 0) != 17:
-                warn(f"host-device: restoring address {a} on {link.name}: {exc}")
+            warn(f"host-device: restoring address {a} on {link.name}: {exc}")

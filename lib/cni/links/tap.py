@@ -5,6 +5,7 @@ name, so we never adopt (and later delete) a device we did not make. No `ip` is 
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -73,7 +74,7 @@ def create_tap(ns, name: str, *, multi_queue: bool = False, owner: int | None = 
         else:
             _create(name, flags, owner, group, ns)
     except OSError as exc:
-        if exc.errno in (16, 17):                     # EBUSY (exists, EXCL), EEXIST
+        if exc.errno in (errno.EBUSY, errno.EEXIST):   # EBUSY: exists, opened with EXCL
             raise CNIError("container interface already exists",
                            f"{name} already exists in {ns.path}") from None
         raise CNIError("failed to create tap", f"{name}: {exc.strerror or exc}") from None

@@ -15,7 +15,7 @@ from cni import invoke
 from cni.std import json as jsonx
 from cni.std import process as proc
 from cni import version as _v
-from cni.errors import CNIError, InternalError, InvalidConfigError
+from cni.errors import CNIError, InternalError, InvalidConfigError, PluginNotFoundError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,13 +48,13 @@ class PathFinder:
 
 def not_found(plugin_type: str, where: str) -> InvalidConfigError:
     """The error for a plugin no finder knows (the one that DEL skips with a warning)."""
-    return InvalidConfigError(f"failed to find plugin {plugin_type!r} in path {where}",
-                              "install it into a CNI_PATH directory")
+    return PluginNotFoundError(f"failed to find plugin {plugin_type!r} in path {where}",
+                               "install it into a CNI_PATH directory")
 
 
 def is_not_found(exc: Exception) -> bool:
     """True if exc says that a plugin could not be found."""
-    return isinstance(exc, InvalidConfigError) and exc.msg.startswith("failed to find plugin")
+    return isinstance(exc, PluginNotFoundError)
 
 
 class CancelledError(InternalError):

@@ -52,7 +52,7 @@ def check_attachment(network: str, rt: RuntimeConf) -> None:
         raise InvalidEnvError("invalid characters in containerID",
                               f"{rt.container_id!r} must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     check_name(network)
-    from cni.skel import valid_ifname
+    from cni.config import valid_ifname
     why = valid_ifname(rt.ifname)
     if why:
         raise InvalidEnvError("invalid interface name", f"{rt.ifname!r}: {why}")
