@@ -218,15 +218,15 @@ def run(argv: list, env=None, out=None, err=None) -> int:
         else:
             rt = _rtconf(opts, env)
             if verb == "add":
-                from cni.runtime.libcni import go_result_dict
+                from cni.runtime.results import go_dict
                 res = cfg.add_network_list(net, rt)
-                out.write(jsonx.dumps(go_result_dict(res), indent=4))
+                out.write(jsonx.dumps(go_dict(res), indent=4))
                 out.flush()
             elif verb == "update":
-                from cni.runtime.libcni import go_result_dict
+                from cni.runtime.results import go_dict
                 caps = rt.capability_args if env.get("CAP_ARGS") else None
                 res = cfg.update_network_list(net, rt, caps)
-                out.write(jsonx.dumps(go_result_dict(res), indent=4))
+                out.write(jsonx.dumps(go_dict(res), indent=4))
                 out.flush()
             elif verb == "check":
                 cfg.check_network_list(net, rt)
