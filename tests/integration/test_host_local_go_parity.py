@@ -1,4 +1,4 @@
-"""Audit of issue 4: host-local and static against the Go binaries, config by config.
+"""host-local and static against the Go binaries, config by config.
 
 Each scenario runs the same sequence of calls against ours and Go's host-local, each with
 its own data dir, and compares exit codes, results (error codes) and the files on disk.

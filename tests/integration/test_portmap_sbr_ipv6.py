@@ -1,4 +1,4 @@
-"""Audit of issue 6 (meta plugins): IPv6 port mappings through the exec protocol (both backends)
+"""Meta plugins on IPv6: port mappings through the exec protocol (both backends)
 and sbr with one table per address on a dual-stack interface."""
 from __future__ import annotations
 

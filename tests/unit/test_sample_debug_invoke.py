@@ -1,4 +1,4 @@
-"""Audit of issue 2: the sample and debug plugins, invoke's timeout and exec protocol, the error tree."""
+"""The sample and debug plugins, invoke's timeout and exec protocol, the error tree."""
 from __future__ import annotations
 
 import io
