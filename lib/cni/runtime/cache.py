@@ -16,6 +16,7 @@ crash never leaves half a file behind.
 """
 from __future__ import annotations
 
+import binascii
 import os
 
 from cni import jsonx
@@ -59,7 +60,6 @@ def path(cache_dir: str, network: str, container_id: str, ifname: str) -> str:
 def encode(network: str, container_id: str, ifname: str, config: bytes, *, netns: str = "",
            cni_args=None, capability_args=None, result: dict | None = None) -> bytes:
     """The file content libcni's cacheAdd writes (byte-compatible)."""
-    import binascii
     parts = [
         '{"kind":' + gojson.quote(KIND),
         '"containerId":' + gojson.quote(container_id),
@@ -152,7 +152,6 @@ def read_result(cache_dir: str, network: str, container_id: str, ifname: str):
 
 
 def _decode_b64(v) -> bytes:
-    import binascii
     if not isinstance(v, str) or not v:
         return b""
     try:

@@ -7,6 +7,7 @@ from cni import jsonx
 from cni.config import check_name, valid_id
 from cni.errors import InvalidEnvError, UnknownContainerError
 from cni.runtime.conf import PluginConf
+from cni.skel import valid_ifname
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ def check_attachment(network: str, rt: RuntimeConf) -> None:
         raise InvalidEnvError("invalid characters in containerID",
                               f"{rt.container_id!r} must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     check_name(network)
-    from cni.skel import valid_ifname
     why = valid_ifname(rt.ifname)
     if why:
         raise InvalidEnvError("invalid interface name", f"{rt.ifname!r}: {why}")
