@@ -86,3 +86,19 @@ def leases(tmp_path, net: str) -> list:
     """The addresses host_local(tmp_path) has reserved in network `net`, sorted."""
     d = tmp_path / "ipam" / net
     return sorted(p.name for p in d.iterdir() if p.name[0].isdigit()) if d.exists() else []
+
+
+# ---- IPAM plugins run directly (no netns: CNI_NETNS is only a name to them) --------------
+
+def ipam_env(cmd: str, cid: str = "c1", ifname: str = "eth0", args: str = "") -> dict:
+    return {"CNI_COMMAND": cmd, "CNI_CONTAINERID": cid, "CNI_NETNS": "/var/run/netns/x",
+            "CNI_IFNAME": ifname, "CNI_PATH": "/opt/cni/bin", "CNI_ARGS": args,
+            "PATH": "/usr/bin:/bin"}
+
+
+def exec_ipam(binary: str, conf: dict, cmd: str = "ADD", cid: str = "c1", ifname: str = "eth0",
+              args: str = "") -> tuple:
+    """(CompletedProcess, its stdout parsed or None) of one run of an IPAM plugin binary."""
+    p = subprocess.run([binary], input=json.dumps(conf).encode(),
+                       env=ipam_env(cmd, cid, ifname, args), capture_output=True, timeout=30)
+    return p, (json.loads(p.stdout) if p.stdout.strip() else None)
