@@ -19,7 +19,7 @@ from __future__ import annotations
 import binascii
 import os
 
-from cni import jsonx
+from cni import atomicfile, jsonx
 from cni.runtime import gojson
 
 KIND = "cniCacheV1"
@@ -90,22 +90,7 @@ def write(cache_dir: str, network: str, container_id: str, ifname: str, config: 
     d = os.path.dirname(dest)
     os.makedirs(d, mode=0o700, exist_ok=True)
     tmp = os.path.join(d, f".{os.path.basename(dest)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomicfile.replace(dest, data, tmp=tmp)
     return dest
 
 
