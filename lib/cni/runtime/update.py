@@ -14,14 +14,15 @@ from __future__ import annotations
 from cni import invoke
 from cni import version as _v
 from cni.convert import from_json
-from cni.errors import CNIError, IncompatibleVersionError, InvalidConfigError, UnknownContainerError
+from cni.errors import (CNIError, IncompatibleVersionError, InvalidConfigError, InvalidEnvError,
+                        UnknownContainerError)
 from cni.runtime.conf import NetworkConfigList, list_from_bytes, list_from_conf
 from cni.runtime import results
 from cni.runtime.plugins import CancelledError, plugin_error
 from cni.runtime.request import RuntimeConf, check_attachment
 
 MIN_VERSION = "1.0.0"
-UNKNOWN_COMMAND = 4
+UNKNOWN_COMMAND = InvalidEnvError.code   # what skel answers to a CNI_COMMAND it does not know
 
 
 def _first_plugin_view(net: NetworkConfigList, rt: RuntimeConf) -> tuple:
