@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from test_portmap import chained, container_ip, ok, run
+from chain_helpers import chained, container_ip, ok, run
 
 pytestmark = pytest.mark.root
 EGRESS, INGRESS = 8_000_000, 16_000_000          # bits/s

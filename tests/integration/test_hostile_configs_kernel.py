@@ -79,7 +79,7 @@ def test_host_device_selectors_are_code_7(hd_lab, kw, field):
 
 # ---- bandwidth and tuning: numbers beyond what the kernel holds, NUL in a sysctl key --------
 
-from test_portmap import chained, run  # noqa: E402
+from chain_helpers import chained, run  # noqa: E402
 
 
 def _tc_state(host_ns):

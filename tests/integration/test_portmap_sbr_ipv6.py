@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from test_portmap import chained, ok, per_container, pm_conf, run
+from chain_helpers import chained, ok, run
+from test_portmap import per_container, pm_conf
 
 pytestmark = pytest.mark.root
 

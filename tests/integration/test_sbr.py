@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_portmap import chained, container_ip, ok, run
+from chain_helpers import chained, container_ip, ok, run
 
 pytestmark = pytest.mark.root
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from test_portmap import chained, ok, run
+from chain_helpers import chained, ok, run
 
 pytestmark = pytest.mark.root
 MAC = "02:11:22:33:44:55"
