@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from helpers import exec_ipam, ipam_env
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import ROOT, exec_ipam, ipam_env
+
 OURS = os.path.join(ROOT, "bin", "host-local")
 GO = "/usr/lib/cni/host-local"
 VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from helpers import exec_ipam, ipam_env
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import ROOT, exec_ipam, ipam_env
+
 OURS = os.path.join(ROOT, "bin", "host-local")
 OWNERS = ".pycni-owners"
 

@@ -10,8 +10,8 @@ import pytest
 
 from cni import invoke, jsonx, skel
 from cni import errors as E
+from helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "plugins"))
 
 import debug  # noqa: E402
