@@ -15,6 +15,7 @@ import sys
 
 from cni import log, meta, skel
 from cni.config import NetConf
+from cni.convert import from_json
 from cni.dhcp import plugin_side
 from cni.errors import (CNIError, InvalidConfigError, PluginNotAvailableError,
                         UnknownContainerError)
@@ -45,7 +46,6 @@ def _call(op: str, args: skel.Args, conf: Config) -> dict:
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.convert import from_json
     return from_json(_call("allocate", args, conf), "1.1.0")
 
 
@@ -100,7 +100,7 @@ PLUGIN = skel.Plugin("dhcp", Config, add=add, delete=delete, check=check, status
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "daemon":
-        from cni.dhcp import daemon
+        from cni.dhcp import daemon  # lazy: the daemon process only, never a plugin run
         sys.exit(daemon.run(sys.argv[2:]))
     skel.main(PLUGIN)
 

@@ -45,7 +45,7 @@ class Config(NetConf):
             raise InvalidConfigError("duplicated sysctl keys are not allowed", ", ".join(dups))
         self.data_dir = check_path(self.data_dir or DEFAULT_DATA_DIR, "dataDir")
         if self.if_name:
-            from cni.skel import valid_ifname
+            from cni.config import valid_ifname
             why = valid_ifname(self.if_name)
             if why:
                 raise InvalidConfigError("invalid ifName", f"{self.if_name!r}: {why}")

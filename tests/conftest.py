@@ -1,6 +1,7 @@
 """Shared fixtures: fresh network namespaces, plugin runner, markers."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -8,9 +9,8 @@ import uuid
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "bin")
-GO_BIN = "/usr/lib/cni"
+from helpers import BIN, GO_BIN, ROOT
+
 NS_PREFIX = "cnit-"
 
 
@@ -72,7 +72,6 @@ class NetNSHandle:
 
     def ipj(self, *args):
         """`ip -j` output inside this netns, decoded."""
-        import json
         out = subprocess.run(["ip", "-j", "-n", self.name, *args], check=True,
                              capture_output=True, text=True).stdout
         return json.loads(out or "[]")

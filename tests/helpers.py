@@ -52,3 +52,53 @@ def run_plugin(plugin: str, command: str, conf, *, container_id: str = "cnit-ctr
         r = subprocess.run(argv, stdin=f, capture_output=True, env=e, timeout=timeout)
     return PluginResult(r.returncode, r.stdout.decode(errors="replace"),
                         r.stderr.decode(errors="replace"))
+
+
+# ---- plugin tests in a test "host" netns (tests/integration) ------------------------------
+
+BIN_AND_GO = f"{BIN}:{GO_BIN}"   # CNI_PATH: our plugins first, then Go's
+
+
+def run_in_host(plugin: str, command: str, conf, host, cont, **kw) -> PluginResult:
+    """run_plugin inside the test netns `host`, with CNI_NETNS the netns `cont` and CNI_PATH
+    BIN_AND_GO unless netns=/path= say otherwise."""
+    kw.setdefault("netns", cont.path)
+    kw.setdefault("path", BIN_AND_GO)
+    return run_plugin(plugin, command, conf, in_netns=host.name, **kw)
+
+
+def netconf(version: str, name: str, plugin: str, base: dict, overrides: dict) -> dict:
+    """A network configuration: `base` updated with `overrides`, keys whose value is None left
+    out (how a test drops a default)."""
+    c = {"cniVersion": version, "name": name, "type": plugin, **base, **overrides}
+    return {k: v for k, v in c.items() if v is not None}
+
+
+def host_local(tmp_path, *ranges: dict, routes: list | None = None) -> dict:
+    """A host-local ipam section with one range set, its data under tmp_path/ipam."""
+    ipam = {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "ranges": [list(ranges)]}
+    if routes is not None:
+        ipam["routes"] = routes
+    return ipam
+
+
+def leases(tmp_path, net: str) -> list:
+    """The addresses host_local(tmp_path) has reserved in network `net`, sorted."""
+    d = tmp_path / "ipam" / net
+    return sorted(p.name for p in d.iterdir() if p.name[0].isdigit()) if d.exists() else []
+
+
+# ---- IPAM plugins run directly (no netns: CNI_NETNS is only a name to them) --------------
+
+def ipam_env(cmd: str, cid: str = "c1", ifname: str = "eth0", args: str = "") -> dict:
+    return {"CNI_COMMAND": cmd, "CNI_CONTAINERID": cid, "CNI_NETNS": "/var/run/netns/x",
+            "CNI_IFNAME": ifname, "CNI_PATH": "/opt/cni/bin", "CNI_ARGS": args,
+            "PATH": "/usr/bin:/bin"}
+
+
+def exec_ipam(binary: str, conf: dict, cmd: str = "ADD", cid: str = "c1", ifname: str = "eth0",
+              args: str = "") -> tuple:
+    """(CompletedProcess, its stdout parsed or None) of one run of an IPAM plugin binary."""
+    p = subprocess.run([binary], input=json.dumps(conf).encode(),
+                       env=ipam_env(cmd, cid, ifname, args), capture_output=True, timeout=30)
+    return p, (json.loads(p.stdout) if p.stdout.strip() else None)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from test_portmap import bridge_conf, chained, container_ip, ok, run
+from chain_helpers import chained, container_ip, ok, run
 
 pytestmark = pytest.mark.root
 EGRESS, INGRESS = 8_000_000, 16_000_000          # bits/s
@@ -64,13 +64,6 @@ def bw_conf(prev, **rates):
 
 def qdiscs(host, dev):
     return json.loads(host.run("tc", "-j", "qdisc", "show", "dev", dev).stdout)
-
-
-@pytest.fixture
-def attached(tmp_path, host_ns, cont_ns, built_bins):
-    prev = ok(run("bridge", "ADD", bridge_conf(tmp_path), host_ns, cont_ns, "ctr1"))
-    yield prev
-    run("bridge", "DEL", bridge_conf(tmp_path), host_ns, cont_ns, "ctr1")
 
 
 def test_bandwidth_shapes_both_directions(attached, host_ns, cont_ns, tmp_path):

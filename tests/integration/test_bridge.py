@@ -340,7 +340,7 @@ def test_add_sends_gratuitous_arp(host_ns, cont_ns, tmp_path):
     """As Go's bridge: after ADD, each IPv4 address is announced on the bridge."""
     import socket
     import time
-    from test_audit_nl_kernel import _frames, _sniff
+    from test_nl_kernel_wire import _frames, _sniff
     host_ns.ip("link", "add", "cnitbr0", "type", "bridge")
     host_ns.ip("link", "set", "cnitbr0", "up")
     s = _sniff(host_ns.path, "cnitbr0")

@@ -18,7 +18,8 @@ import uuid
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import ROOT
+
 PLUGIN = os.path.join(ROOT, "plugins", "dhcp.py")
 LIB = os.path.join(ROOT, "lib")
 pytestmark = [pytest.mark.root, pytest.mark.tool("dnsmasq")]

@@ -1,26 +1,21 @@
 """dummy over the exec protocol (skips where the kernel has no dummy driver)."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 
-from helpers import BIN, GO_BIN, run_plugin
+from helpers import host_local, netconf, run_in_host
 
 pytestmark = [pytest.mark.root, pytest.mark.kmod("dummy")]
-PATH = f"{BIN}:{GO_BIN}"
 
 
 def conf(tmp_path, ver="1.0.0", **kw):
-    c = {"cniVersion": ver, "name": "dnet", "type": "dummy",
-         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"),
-                  "ranges": [[{"subnet": "10.71.0.0/24"}]]}}
-    c.update(kw)
-    return {k: v for k, v in c.items() if v is not None}
+    ipam = host_local(tmp_path, {"subnet": "10.71.0.0/24"})
+    return netconf(ver, "dnet", "dummy", {"ipam": ipam}, kw)
 
 
-def run(cmd, c, host, cont, **kw):
-    kw.setdefault("netns", cont.path)
-    kw.setdefault("path", PATH)
-    return run_plugin("dummy", cmd, c, in_netns=host.name, **kw)
+run = functools.partial(run_in_host, "dummy")
 
 
 @pytest.mark.parametrize("ver", ["0.2.0", "0.4.0", "1.0.0", "1.1.0"])

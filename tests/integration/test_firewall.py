@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from test_portmap import bridge_conf, chained, container_ip, ok, run
+from chain_helpers import bridge_conf, chained, container_ip, ok, run
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit"))
 from test_meta_dbus import fake_firewalld, private_bus  # noqa: E402,F401  (fixtures)

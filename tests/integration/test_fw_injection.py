@@ -14,7 +14,8 @@ import random
 
 import pytest
 
-from test_portmap import bridge_conf, chained, ok, pm_conf, run
+from chain_helpers import bridge_conf, chained, ok, run
+from test_portmap import pm_conf
 
 pytestmark = [pytest.mark.root, pytest.mark.tool("iptables-restore", "ip6tables-restore", "nft")]
 MARK = "6.6.6.6"         # the injected rules match this source address

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import BIN, run_plugin
+from helpers import BIN, leases, run_plugin
 from test_bridge import add as bridge_add
 from test_bridge import conf as bridge_conf
 from test_bridge import delete as bridge_delete
@@ -28,11 +28,6 @@ def _bins(built_bins):
 def ipam(tmp_path, net):
     return {"type": "host-local", "dataDir": str(tmp_path / "ipam"),
             "ranges": [[{"subnet": "10.77.0.0/24"}]]}
-
-
-def leases(tmp_path, net):
-    d = tmp_path / "ipam" / net
-    return sorted(p.name for p in d.iterdir() if p.name[0].isdigit()) if d.exists() else []
 
 
 def reserve(tmp_path, net, cid):

@@ -1,16 +1,17 @@
 """host-device over the exec protocol; the "host device" is a veth end made in host_ns."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
 
 import pytest
 
-from helpers import BIN, GO_BIN, run_plugin
+from helpers import BIN_AND_GO, GO_BIN, host_local, netconf, run_in_host, run_plugin
+from helpers import leases as host_local_leases
 
 pytestmark = [pytest.mark.root]
-PATH = f"{BIN}:{GO_BIN}"
 STATE_DIR = "/run/cni/host-device"
 
 
@@ -29,29 +30,23 @@ def lab(host_ns, cont_ns, built_bins, tmp_path):
 
 
 def conf(tmp_path, ver="1.0.0", ipam=True, **kw):
-    c = {"cniVersion": ver, "name": "hdnet", "type": "host-device", "device": "hd0"}
+    base = {"device": "hd0"}
     if ipam:
-        c["ipam"] = {"type": "host-local", "dataDir": str(tmp_path / "ipam"),
-                     "ranges": [[{"subnet": "10.68.0.0/24", "gateway": "10.68.0.254"}]],
-                     "routes": [{"dst": "10.96.0.0/16"}]}
-    c.update(kw)
-    return {k: v for k, v in c.items() if v is not None}
+        base["ipam"] = host_local(tmp_path, {"subnet": "10.68.0.0/24", "gateway": "10.68.0.254"},
+                                  routes=[{"dst": "10.96.0.0/16"}])
+    return netconf(ver, "hdnet", "host-device", base, kw)
 
 
 def run(cmd, c, host, cont, cid, **kw):
-    kw.setdefault("netns", cont.path)
-    kw.setdefault("path", PATH)
     kw.setdefault("ifname", "net1")
-    return run_plugin("host-device", cmd, c, in_netns=host.name, container_id=cid, **kw)
+    return run_in_host("host-device", cmd, c, host, cont, container_id=cid, **kw)
 
 
 def names(ns):
     return sorted(x["ifname"] for x in ns.ipj("link"))
 
 
-def leases(tmp_path):
-    d = tmp_path / "ipam" / "hdnet"
-    return [f for f in os.listdir(d) if f[0].isdigit()] if d.exists() else []
+leases = functools.partial(host_local_leases, net="hdnet")
 
 
 def host_dev(host):
@@ -169,7 +164,7 @@ def test_interop_go_add_our_del(lab):
     host, cont, tmp, cid = lab
     c = conf(tmp)
     r = run_plugin(f"{GO_BIN}/host-device", "ADD", c, netns=cont.path, in_netns=host.name,
-                   path=PATH, ifname="net1", container_id=cid)
+                   path=BIN_AND_GO, ifname="net1", container_id=cid)
     assert r.rc == 0, r
     assert "net1" in names(cont)
     assert run("CHECK", dict(c, prevResult=json.loads(r.stdout)), host, cont, cid).rc == 0

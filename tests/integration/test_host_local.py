@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import ROOT, exec_ipam, ipam_env
+
 OURS = os.path.join(ROOT, "bin", "host-local")
 GO = "/usr/lib/cni/host-local"
 VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
@@ -27,16 +28,8 @@ def netconf(data_dir, ranges=None, ver="1.0.0", name="net", **ipam):
     return {"cniVersion": ver, "name": name, "type": "bridge", "ipam": d}
 
 
-def env_for(cmd, cid="c1", ifname="eth0", args=""):
-    return {"CNI_COMMAND": cmd, "CNI_CONTAINERID": cid, "CNI_NETNS": "/var/run/netns/x",
-            "CNI_IFNAME": ifname, "CNI_PATH": "/opt/cni/bin", "CNI_ARGS": args,
-            "PATH": "/usr/bin:/bin"}
-
-
 def run(conf, cmd="ADD", cid="c1", ifname="eth0", args="", binary=OURS):
-    p = subprocess.run([binary], input=json.dumps(conf).encode(),
-                       env=env_for(cmd, cid, ifname, args), capture_output=True, timeout=30)
-    out = json.loads(p.stdout) if p.stdout.strip() else None
+    p, out = exec_ipam(binary, conf, cmd, cid, ifname, args)
     return p.returncode, out
 
 
@@ -115,7 +108,7 @@ def test_hostile_names(bins, tmp_path):
 def _spawn(conf_path, cmd, cid):
     f = open(conf_path, "rb")
     p = subprocess.Popen([OURS], stdin=f, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         env=env_for(cmd, cid))
+                         env=ipam_env(cmd, cid))
     f.close()
     return p
 

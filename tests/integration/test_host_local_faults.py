@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import ROOT, exec_ipam, ipam_env
+
 OURS = os.path.join(ROOT, "bin", "host-local")
 OWNERS = ".pycni-owners"
 
@@ -24,16 +25,9 @@ def netconf(data_dir, ver="1.1.0", subnet="10.1.0.0/24"):
                      "ranges": [[{"subnet": subnet}]]}}
 
 
-def env_for(cmd, cid="c1", ifname="eth0"):
-    return {"CNI_COMMAND": cmd, "CNI_CONTAINERID": cid, "CNI_NETNS": "/var/run/netns/x",
-            "CNI_IFNAME": ifname, "CNI_PATH": "/opt/cni/bin", "PATH": "/usr/bin:/bin"}
-
-
 def run(conf, cmd="ADD", cid="c1", ifname="eth0"):
-    p = subprocess.run([OURS], input=json.dumps(conf).encode(), env=env_for(cmd, cid, ifname),
-                       capture_output=True, timeout=30)
+    p, out = exec_ipam(OURS, conf, cmd, cid, ifname)
     assert b"Traceback" not in p.stderr, p.stderr
-    out = json.loads(p.stdout) if p.stdout.strip() else None
     return p.returncode, out
 
 
@@ -124,7 +118,7 @@ def test_add_fsyncs_owner_before_linking(bins, tmp_path):
     log = tmp_path / "trace"
     p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=fsync,link,linkat,rename,renameat,"
                         "renameat2,openat", "-o", str(log), OURS],
-                       input=json.dumps(conf).encode(), env=env_for("ADD"),
+                       input=json.dumps(conf).encode(), env=ipam_env("ADD"),
                        capture_output=True, timeout=30)
     assert p.returncode == 0, p.stdout
     calls = [ln.split(None, 1)[1] for ln in log.read_text().splitlines()
@@ -148,7 +142,7 @@ def test_read_only_store(bins, tmp_path):
     before = listing(d / "net")
 
     def in_ro(cmd, cid, conf_file="conf.json"):
-        env = " ".join(f"{k}={v}" for k, v in env_for(cmd, cid).items())
+        env = " ".join(f"{k}={v}" for k, v in ipam_env(cmd, cid).items())
         script = (f"mount --bind {d} {d} && mount -o remount,ro,bind {d} && "
                   f"exec env -i {env} {OURS} < {tmp_path / conf_file}")
         p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],

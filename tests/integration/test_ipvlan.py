@@ -1,16 +1,16 @@
 """ipvlan over the exec protocol (skips where the kernel has no ipvlan)."""
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import uuid
 
 import pytest
 
-from helpers import BIN, GO_BIN, run_plugin
+from helpers import host_local, netconf, run_in_host
 
 pytestmark = [pytest.mark.root]
-PATH = f"{BIN}:{GO_BIN}"
 _CAN: dict = {}
 
 
@@ -42,17 +42,11 @@ def lab(host_ns, cont_ns, built_bins, tmp_path):
 
 
 def conf(tmp_path, ver="1.0.0", **kw):
-    c = {"cniVersion": ver, "name": "ipvnet", "type": "ipvlan", "master": "eth0",
-         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"),
-                  "ranges": [[{"subnet": "10.69.0.0/24"}]], "routes": [{"dst": "10.95.0.0/16"}]}}
-    c.update(kw)
-    return {k: v for k, v in c.items() if v is not None}
+    ipam = host_local(tmp_path, {"subnet": "10.69.0.0/24"}, routes=[{"dst": "10.95.0.0/16"}])
+    return netconf(ver, "ipvnet", "ipvlan", {"master": "eth0", "ipam": ipam}, kw)
 
 
-def run(cmd, c, host, cont, **kw):
-    kw.setdefault("netns", cont.path)
-    kw.setdefault("path", PATH)
-    return run_plugin("ipvlan", cmd, c, in_netns=host.name, **kw)
+run = functools.partial(run_in_host, "ipvlan")
 
 
 @pytest.mark.parametrize("mode", ["l2", "l3", "l3s"])

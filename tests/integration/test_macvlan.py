@@ -1,15 +1,15 @@
 """macvlan over the exec protocol, in test netns only (the master is a veth made in host_ns)."""
 from __future__ import annotations
 
+import functools
 import json
-import os
 
 import pytest
 
-from helpers import BIN, GO_BIN, run_plugin
+from helpers import BIN_AND_GO, GO_BIN, host_local, netconf, run_in_host, run_plugin
+from helpers import leases as host_local_leases
 
 pytestmark = [pytest.mark.root]
-PATH = f"{BIN}:{GO_BIN}"
 VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 
@@ -25,25 +25,15 @@ def lab(host_ns, cont_ns, built_bins, tmp_path):
 
 
 def conf(tmp_path, ver="1.0.0", **kw):
-    c = {"cniVersion": ver, "name": "mvnet", "type": "macvlan",
-         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"),
-                  "ranges": [[{"subnet": "10.66.0.0/24", "gateway": "10.66.0.254"}]],
-                  "routes": [{"dst": "0.0.0.0/0"}, {"dst": "10.99.0.0/16"}]}}
-    c.update(kw)
-    return {k: v for k, v in c.items() if v is not None}
+    ipam = host_local(tmp_path, {"subnet": "10.66.0.0/24", "gateway": "10.66.0.254"},
+                      routes=[{"dst": "0.0.0.0/0"}, {"dst": "10.99.0.0/16"}])
+    return netconf(ver, "mvnet", "macvlan", {"ipam": ipam}, kw)
 
 
-def run(cmd, c, host, cont, **kw):
-    kw.setdefault("netns", cont.path)
-    kw.setdefault("path", PATH)
-    return run_plugin("macvlan", cmd, c, in_netns=host.name, **kw)
+run = functools.partial(run_in_host, "macvlan")
 
 
-def leases(tmp_path):
-    d = tmp_path / "ipam" / "mvnet"
-    if not d.exists():
-        return []
-    return [f for f in os.listdir(d) if f[0].isdigit()]
+leases = functools.partial(host_local_leases, net="mvnet")
 
 
 @pytest.mark.parametrize("ver", VERSIONS)
@@ -202,7 +192,7 @@ def test_status(lab):
 def test_interop_go_add_our_del(lab):
     host, cont, tmp = lab
     c = conf(tmp, master="eth0")
-    r = run_plugin(f"{GO_BIN}/macvlan", "ADD", c, netns=cont.path, in_netns=host.name, path=PATH)
+    r = run_plugin(f"{GO_BIN}/macvlan", "ADD", c, netns=cont.path, in_netns=host.name, path=BIN_AND_GO)
     assert r.rc == 0, r
     assert any(x["ifname"] == "eth0" for x in cont.ipj("link"))
     r = run("CHECK", dict(c, prevResult=json.loads(r.stdout)), host, cont)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 SHIPPED = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "lib", "plugins", "zipapp")

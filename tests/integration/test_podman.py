@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 NEEDED = ("bridge", "host-local", "portmap", "tuning", "debug")
 PACKAGES = ("podman", "runc", "conmon", "busybox-static")

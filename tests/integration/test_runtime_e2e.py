@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 NEEDED = ("bridge", "host-local", "portmap", "tuning", "loopback", "cnitool")
 SCRIPTS = os.path.join(ROOT, "scripts")

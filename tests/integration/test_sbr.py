@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from test_portmap import bridge_conf, chained, container_ip, ok, run
+from chain_helpers import chained, container_ip, ok, run
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def attached(tmp_path, host_ns, cont_ns, built_bins):
-    prev = ok(run("bridge", "ADD", bridge_conf(tmp_path), host_ns, cont_ns, "ctr1"))
-    yield prev
-    run("bridge", "DEL", bridge_conf(tmp_path), host_ns, cont_ns, "ctr1")
 
 
 def rules(cont):

@@ -1,14 +1,15 @@
 """tap over the exec protocol: /dev/net/tun inside the container netns, bridge attach, IPAM."""
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
 
-from helpers import BIN, GO_BIN, run_plugin
+from helpers import host_local, netconf, run_in_host
+from helpers import leases as host_local_leases
 
 pytestmark = [pytest.mark.root]
-PATH = f"{BIN}:{GO_BIN}"
 
 
 @pytest.fixture
@@ -19,27 +20,18 @@ def lab(host_ns, cont_ns, built_bins, tmp_path):
 
 
 def conf(tmp_path, ver="1.0.0", **kw):
-    c = {"cniVersion": ver, "name": "tapnet", "type": "tap",
-         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"),
-                  "ranges": [[{"subnet": "10.67.0.0/24"}]],
-                  "routes": [{"dst": "10.97.0.0/16"}]}}
-    c.update(kw)
-    return {k: v for k, v in c.items() if v is not None}
+    ipam = host_local(tmp_path, {"subnet": "10.67.0.0/24"}, routes=[{"dst": "10.97.0.0/16"}])
+    return netconf(ver, "tapnet", "tap", {"ipam": ipam}, kw)
 
 
-def run(cmd, c, host, cont, **kw):
-    kw.setdefault("netns", cont.path)
-    kw.setdefault("path", PATH)
-    return run_plugin("tap", cmd, c, in_netns=host.name, **kw)
+run = functools.partial(run_in_host, "tap")
 
 
 def names(ns):
     return sorted(x["ifname"] for x in ns.ipj("link"))
 
 
-def leases(tmp_path):
-    d = tmp_path / "ipam" / "tapnet"
-    return [f for f in os.listdir(d) if f[0].isdigit()] if d.exists() else []
+leases = functools.partial(host_local_leases, net="tapnet")
 
 
 @pytest.mark.parametrize("ver", ["0.2.0", "0.4.0", "1.0.0", "1.1.0"])

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from test_portmap import bridge_conf, chained, ok, run
+from chain_helpers import chained, ok, run
 
 pytestmark = pytest.mark.root
 MAC = "02:11:22:33:44:55"
@@ -19,13 +19,6 @@ def link(cont):
 
 def sysctl(cont, key):
     return cont.run("sysctl", "-n", key).stdout.strip()
-
-
-@pytest.fixture
-def attached(tmp_path, host_ns, cont_ns, built_bins):
-    prev = ok(run("bridge", "ADD", bridge_conf(tmp_path), host_ns, cont_ns, "ctr1"))
-    yield prev
-    run("bridge", "DEL", bridge_conf(tmp_path), host_ns, cont_ns, "ctr1")
 
 
 def test_tuning_apply_check_restore(attached, host_ns, cont_ns, tmp_path):

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
+from chain_helpers import connect
 from helpers import BIN, GO_BIN
 from test_bandwidth import measure
-from test_portmap import connect
 
 pytestmark = pytest.mark.root
 

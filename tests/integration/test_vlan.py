@@ -1,15 +1,15 @@
 """vlan over the exec protocol (skips where the kernel has no 802.1Q)."""
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
 
-from helpers import BIN, GO_BIN, run_plugin
+from helpers import host_local, netconf, run_in_host
 from test_ipvlan import can_create
 
 pytestmark = [pytest.mark.root]
-PATH = f"{BIN}:{GO_BIN}"
 
 
 @pytest.fixture
@@ -22,17 +22,11 @@ def lab(host_ns, cont_ns, built_bins, tmp_path):
 
 
 def conf(tmp_path, ver="1.0.0", **kw):
-    c = {"cniVersion": ver, "name": "vlnet", "type": "vlan", "master": "trunk0", "vlanId": 42,
-         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"),
-                  "ranges": [[{"subnet": "10.70.0.0/24"}]]}}
-    c.update(kw)
-    return {k: v for k, v in c.items() if v is not None}
+    ipam = host_local(tmp_path, {"subnet": "10.70.0.0/24"})
+    return netconf(ver, "vlnet", "vlan", {"master": "trunk0", "vlanId": 42, "ipam": ipam}, kw)
 
 
-def run(cmd, c, host, cont, **kw):
-    kw.setdefault("netns", cont.path)
-    kw.setdefault("path", PATH)
-    return run_plugin("vlan", cmd, c, in_netns=host.name, **kw)
+run = functools.partial(run_in_host, "vlan")
 
 
 @pytest.mark.parametrize("ver", ["0.3.1", "0.4.0", "1.0.0", "1.1.0"])

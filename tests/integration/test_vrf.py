@@ -1,9 +1,11 @@
 """vrf (chained) over the exec protocol (skips where the kernel has no VRF driver)."""
 from __future__ import annotations
 
+import functools
+
 import pytest
 
-from helpers import BIN, run_plugin
+from helpers import BIN, run_in_host
 
 pytestmark = [pytest.mark.root, pytest.mark.kmod("vrf")]
 PREV = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0"}],
@@ -29,9 +31,7 @@ def conf(**kw):
     return {k: v for k, v in c.items() if v is not None}
 
 
-def run(cmd, c, host, cont, **kw):
-    kw.setdefault("netns", cont.path)
-    return run_plugin("vrf", cmd, c, in_netns=host.name, path=BIN, **kw)
+run = functools.partial(run_in_host, "vrf", path=BIN)
 
 
 def test_add_check_del(lab):

@@ -17,11 +17,43 @@ from cni.dhcp import flags as F
 from cni.dhcp import lease as L
 from cni.dhcp import packet as P
 from cni.dhcp import plugin_side as PS
+from cni.dhcp import request as R
 from cni.dhcp import server as S
+from cni.dhcp import transport as T
 from cni.errors import CNIError
 
 IP = ipaddress.IPv4Address
 NET = ipaddress.IPv4Network
+
+
+# ---- option encoders: what a server sends (the daemon only decodes) -----------------------
+
+def encode_static_routes(routes) -> bytes:
+    return b"".join(ipaddress.IPv4Address(d).packed + ipaddress.IPv4Address(g).packed
+                    for d, g in routes)
+
+
+def encode_classless_routes(routes) -> bytes:
+    out = bytearray()
+    for dst, gw in routes:
+        net = ipaddress.IPv4Network(dst)
+        sig = (net.prefixlen + 7) // 8
+        out.append(net.prefixlen)
+        out += net.network_address.packed[:sig] + ipaddress.IPv4Address(gw).packed
+    return bytes(out)
+
+
+def encode_domain_search(names) -> bytes:
+    """Option 119 without compression."""
+    out = bytearray()
+    for name in names:
+        for label in name.strip(".").split("."):
+            if label:
+                out.append(len(label))
+                out += label.encode("ascii")
+        out.append(0)
+    return bytes(out)
+
 
 # Captured on a veth in a test netns (tcpdump): our client <-> dnsmasq 2.90.
 # Exchange 1: client sends option 57 (max size 576) and asks for 30 classless routes, so
@@ -229,17 +261,17 @@ def test_ack_classless():
 def test_captured_frame_ip_udp_headers():
     ip = RENEW_FRAME[14:]
     assert RENEW_FRAME[12:14] == b"\x08\x00"
-    assert C.build_ip_udp(RENEW, "10.77.0.40", "10.77.0.1") == ip
-    assert C.checksum(ip[:20]) == 0
-    src, payload = C.parse_ip_udp(ip, dport=67)
+    assert T.build_ip_udp(RENEW, "10.77.0.40", "10.77.0.1") == ip
+    assert T.checksum(ip[:20]) == 0
+    src, payload = T.parse_ip_udp(ip, dport=67)
     assert src == IP("10.77.0.40") and payload == RENEW
-    assert C.parse_ip_udp(ip) is None  # not to port 68
+    assert T.parse_ip_udp(ip) is None  # not to port 68
 
 
 def test_udp_checksum_verifies():
-    pkt = C.build_ip_udp(b"hello", "1.2.3.4", "5.6.7.8")
+    pkt = T.build_ip_udp(b"hello", "1.2.3.4", "5.6.7.8")
     pseudo = pkt[12:20] + b"\x00\x11" + pkt[24:26]
-    assert C.checksum(pseudo + pkt[20:]) == 0
+    assert T.checksum(pseudo + pkt[20:]) == 0
 
 
 # ---- codec: synthetic cases ----------------------------------------------------------------
@@ -253,7 +285,7 @@ def test_udp_checksum_verifies():
 ])
 def test_classless_routes(routes, wire):
     exp = [(NET(d), IP(g)) for d, g in routes]
-    assert P.encode_classless_routes(exp).hex() == wire
+    assert encode_classless_routes(exp).hex() == wire
     assert P.decode_classless_routes(bytes.fromhex(wire)) == exp
 
 
@@ -267,17 +299,17 @@ def test_classless_route_without_router_is_link_scope():
     ack = P.Packet(P.BOOTREPLY, 1, yiaddr="10.0.0.5", options=[
         (P.OPT_MESSAGE_TYPE, b"\x05"), (P.OPT_SUBNET_MASK, IP("255.255.255.0").packed),
         (P.OPT_ROUTER, IP("10.0.0.1").packed),
-        (P.OPT_CLASSLESS_ROUTES, P.encode_classless_routes([(NET("10.9.0.0/16"), IP(0))]))])
+        (P.OPT_CLASSLESS_ROUTES, encode_classless_routes([(NET("10.9.0.0/16"), IP(0))]))])
     lease = C.Lease(P.decode(P.encode(ack)), b"", 0.0)
     assert lease.routes() == [(NET("10.9.0.0/16"), IP(0), C.SCOPE_LINK)]
-    res = D.lease_result(lease, 7)
+    res = R.lease_result(lease, 7)
     assert res["routes"] == [{"dst": "10.9.0.0/16", "gw": "0.0.0.0", "priority": 7, "scope": 253}]
 
 
 def test_malformed_classless_falls_back_to_static():
     ack = P.Packet(P.BOOTREPLY, 1, yiaddr="10.0.0.5", options=[
         (P.OPT_SUBNET_MASK, IP("255.0.0.0").packed), (P.OPT_CLASSLESS_ROUTES, b"\x21\x00"),
-        (P.OPT_STATIC_ROUTES, P.encode_static_routes([("172.16.5.0", "10.0.0.2")]))])
+        (P.OPT_STATIC_ROUTES, encode_static_routes([("172.16.5.0", "10.0.0.2")]))])
     lease = C.Lease(ack, b"", 0.0)
     assert lease.routes() == [(NET("172.16.0.0/16"), IP("10.0.0.2"), None)]
     assert lease.gateway() is None
@@ -334,7 +366,7 @@ def test_decode_errors(mutate, err):
 def test_domain_search_compression():
     raw = bytes.fromhex("0161076578616d706c650474657374000162c002076578616d706c65036f726700")
     assert P.decode_domain_search(raw) == ["a.example.test", "b.example.test", "example.org"]
-    assert P.decode_domain_search(P.encode_domain_search(["x.y", "z"])) == ["x.y", "z"]
+    assert P.decode_domain_search(encode_domain_search(["x.y", "z"])) == ["x.y", "z"]
     with pytest.raises(P.DHCPDecodeError):
         P.decode_domain_search(b"\xc0\x00")
 
@@ -739,21 +771,21 @@ def test_prepare_options():
     ipam = {"request": [{"option": "121"}, {"option": "host-name"}],
             "provide": [{"option": "host-name", "fromArg": "K8S_POD_NAME"},
                         {"option": "60", "value": "vend"}]}
-    req, prov = D.prepare_options("IgnoreUnknown=1;K8S_POD_NAME=web-0", ipam)
+    req, prov = R.prepare_options("IgnoreUnknown=1;K8S_POD_NAME=web-0", ipam)
     assert req == [121, 12, 3, 1]
     assert prov == {12: b"web-0", 60: b"vend"}
-    req, _ = D.prepare_options("", {"request": [{"option": "6", "skipDefault": True}]})
+    req, _ = R.prepare_options("", {"request": [{"option": "6", "skipDefault": True}]})
     assert req == [6]
     with pytest.raises(CNIError) as ei:
-        D.prepare_options("", {"provide": [{"option": "12", "value": "x" * 256}]})
+        R.prepare_options("", {"provide": [{"option": "12", "value": "x" * 256}]})
     assert ei.value.code == 7
     with pytest.raises(CNIError):
-        D.prepare_options("", {"request": [{"option": "bogus"}]})
+        R.prepare_options("", {"request": [{"option": "bogus"}]})
 
 
 def test_lease_result_shape():
     lease = C.Lease(P.decode(ACK_CLASSLESS), b"", 0.0)
-    assert D.lease_result(lease) == {
+    assert R.lease_result(lease) == {
         "cniVersion": "1.1.0", "ips": [{"address": "10.77.0.40/24", "gateway": "10.77.0.1"}],
         "routes": [{"dst": "10.20.0.0/16", "gw": "10.77.0.1"}, {"dst": "0.0.0.0/0", "gw": "10.77.0.1"}],
         "dns": {"nameservers": ["10.77.0.53"], "domain": "example.test"}}

@@ -23,153 +23,19 @@ import stat
 import sys
 import threading
 
-from cni.std import json as jsonx
-from cni.config import valid_id
 from cni.dhcp import client as C
-from cni.dhcp import packet as P
 from cni.dhcp import server, state
 from cni.dhcp.flags import USAGE, UsageError, parse_flags
 from cni.dhcp.lease import Keeper, Settings, log
-from cni.errors import (DecodingError, InvalidConfigError, InvalidEnvError,
-                        UnknownContainerError)
+from cni.dhcp.request import arg_str, gc_keep, lease_result, netconf, owner, prepare_options
+from cni.errors import DecodingError, InvalidEnvError, UnknownContainerError
 from cni.netns import NetNS
-from cni.skel import valid_ifname
 
 PROTOCOL_VERSION = server.PROTOCOL_VERSION
 SD_LISTEN_FDS_START = 3
 READY_MARGIN = 10.0          # wait_ready deadline beyond the client's own resend timeout
 
 # ---- lease table and request handling ----------------------------------------------------
-
-def _config(args: dict) -> tuple[dict, dict]:
-    raw = args.get("config")
-    if not isinstance(raw, str):
-        raise DecodingError("invalid daemon request", "args.config must be a string")
-    try:
-        conf = jsonx.loads(raw)
-    except ValueError as exc:
-        raise DecodingError("error parsing netconf", str(exc)) from None
-    if not isinstance(conf, dict):
-        raise DecodingError("error parsing netconf", "not a JSON object")
-    if not isinstance(conf.get("name", ""), str):
-        raise InvalidConfigError("invalid network name", "name must be a string")
-    ipam = conf.get("ipam") or {}
-    if not isinstance(ipam, dict):
-        raise InvalidConfigError("invalid ipam section", "not an object")
-    prio = ipam.get("priority") or 0
-    if not isinstance(prio, int) or isinstance(prio, bool) or not 0 <= prio < 1 << 32:
-        raise InvalidConfigError("invalid ipam.priority", repr(prio)[:64])
-    return conf, ipam
-
-
-def _arg_str(args: dict, key: str) -> str:
-    v = args.get(key, "")
-    if not isinstance(v, str):
-        raise DecodingError("invalid daemon request", f"args.{key} must be a string")
-    return v
-
-
-def _owner(args: dict) -> tuple[str, str]:
-    """(containerID, ifName), checked as CNI_CONTAINERID and CNI_IFNAME are."""
-    cid, ifname = _arg_str(args, "containerID"), _arg_str(args, "ifName")
-    if not valid_id(cid) or len(cid) > 1024:
-        raise InvalidEnvError("invalid containerID",
-                              f"{cid[:64]!r} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-    why = valid_ifname(ifname)
-    if why:
-        raise InvalidEnvError("invalid ifName", f"{ifname[:64]!r}: {why}")
-    return cid, ifname
-
-
-def prepare_options(cni_args: str, ipam: dict) -> tuple[list, dict]:
-    """(request list, {code: value}) from the ipam `request`/`provide` entries and CNI_ARGS."""
-    parsed = {}
-    for pair in (cni_args or "").split(";"):
-        if "=" in pair:
-            k, v = pair.split("=", 1)
-            parsed[k] = v
-    provide: dict = {}
-    for key in ("provide", "request"):
-        if not isinstance(ipam.get(key) or [], list):
-            raise InvalidConfigError(f"invalid ipam.{key}", "not a list")
-    for ent in ipam.get("provide") or []:
-        if not isinstance(ent, dict):
-            raise InvalidConfigError("invalid provide entry", repr(ent))
-        try:
-            code = P.parse_option_name(ent.get("option", ""))
-        except ValueError as exc:
-            raise InvalidConfigError(f"can not parse option {ent.get('option')!r}",
-                                     str(exc)) from None
-        value = ent.get("value") or ""
-        arg = ent.get("fromArg")
-        if not isinstance(value, str) or not isinstance(arg if arg is not None else "", str):
-            raise InvalidConfigError("invalid provide entry", "value and fromArg are strings")
-        if value:
-            if len(value.encode()) > 255:
-                raise InvalidConfigError(f"value too long for option {ent.get('option')!r}")
-            provide[code] = value.encode()
-        if arg and arg in parsed:
-            if len(parsed[arg].encode()) > 255:
-                raise InvalidConfigError(f"value too long for option {ent.get('option')!r} "
-                                         f"from CNI_ARGS {arg!r}")
-            provide[code] = parsed[arg].encode()
-    request: list = []
-    skip_default = False
-    for ent in ipam.get("request") or []:
-        if not isinstance(ent, dict):
-            raise InvalidConfigError("invalid request entry", repr(ent))
-        skip_default = skip_default or bool(ent.get("skipDefault"))
-        try:
-            code = P.parse_option_name(ent.get("option", ""))
-        except ValueError as exc:
-            raise InvalidConfigError(f"can not parse option {ent.get('option')!r}",
-                                     str(exc)) from None
-        if code not in request:
-            request.append(code)
-    if not skip_default:
-        for code in (P.OPT_ROUTER, P.OPT_SUBNET_MASK):
-            if code not in request:
-                request.append(code)
-    return request, provide
-
-
-def lease_result(lease: C.Lease, priority: int = 0) -> dict:
-    """CNI 1.1.0 result JSON for a lease."""
-    ipc = {"address": str(lease.interface())}
-    gw = lease.gateway()
-    if gw is not None:
-        ipc["gateway"] = str(gw)
-    routes = []
-    for dst, via, scope in lease.routes():
-        r = {"dst": str(dst), "gw": str(via)}
-        if priority:
-            r["priority"] = priority
-        if scope is not None:
-            r["scope"] = scope
-        routes.append(r)
-    res = {"cniVersion": "1.1.0", "ips": [ipc], "routes": routes}
-    dns = lease.dns()
-    if dns:
-        res["dns"] = dns
-    return res
-
-
-def _gc_keep(args: dict) -> set | None:
-    """The attachments a GC request keeps, or None (no list given: keep everything)."""
-    valid = args.get("valid")
-    if valid is None:
-        return None
-    if not isinstance(valid, list):
-        raise DecodingError("invalid daemon request", "args.valid must be a list")
-    keep = set()
-    for pair in valid:
-        if not (isinstance(pair, list) and len(pair) == 2
-                and all(isinstance(x, str) for x in pair)):
-            raise DecodingError("invalid daemon request",
-                                "args.valid holds [containerID, ifName] pairs")
-        keep.add(tuple(pair))
-    return keep
-
 
 def own_netns() -> tuple[int, int]:
     st = os.stat("/proc/self/ns/net")
@@ -226,10 +92,10 @@ class Daemon:
                                    on_change=self._changed, **kw)
 
     def allocate(self, args: dict) -> dict:
-        cid, ifname = _owner(args)
-        conf, ipam = _config(args)
-        request, provide = prepare_options(_arg_str(args, "cniArgs"), ipam)
-        netns = _arg_str(args, "netns")
+        cid, ifname = owner(args)
+        conf, ipam = netconf(args)
+        request, provide = prepare_options(arg_str(args, "cniArgs"), ipam)
+        netns = arg_str(args, "netns")
         if not netns or not os.path.isabs(netns):
             raise InvalidEnvError("invalid netns", f"{netns[:256]!r} is not an absolute path")
         netns = self.hostprefix + netns
@@ -266,8 +132,8 @@ class Daemon:
             k.stop(release=True, timeout=self.settings.timeout + 5)
 
     def release(self, args: dict) -> dict:
-        cid, ifname = _owner(args)
-        conf, _ = _config(args)
+        cid, ifname = owner(args)
+        conf, _ = netconf(args)
         key = C.client_id_for(cid, conf.get("name", ""), ifname)
         with self.lock:
             k = self.leases.pop(key, None)
@@ -277,8 +143,8 @@ class Daemon:
 
     def gc(self, args: dict) -> dict:
         """Release the leases of this network whose attachment is not in args.valid."""
-        conf, _ = _config(args)
-        keep = _gc_keep(args)
+        conf, _ = netconf(args)
+        keep = gc_keep(args)
         if keep is None:
             return {"released": 0}
         name = conf.get("name", "")
@@ -292,8 +158,8 @@ class Daemon:
         return {"released": len(gone)}
 
     def check(self, args: dict) -> dict:
-        cid, ifname = _owner(args)
-        conf, ipam = _config(args)
+        cid, ifname = owner(args)
+        conf, ipam = netconf(args)
         key = C.client_id_for(cid, conf.get("name", ""), ifname)
         with self.lock:
             k = self.leases.get(key)

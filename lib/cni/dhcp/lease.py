@@ -8,6 +8,7 @@ import threading
 import time
 
 from cni.dhcp import client as C
+from cni.dhcp import transport
 from cni.errors import CNIError, TryAgainLaterError
 from cni.netns import NetNS
 
@@ -34,12 +35,12 @@ class Settings:
 
 class LinkOps:
     """Interface operations; replaced by fakes in unit tests."""
-    exists = staticmethod(C.link_exists)
-    set_up = staticmethod(C.set_link_up)
+    exists = staticmethod(transport.link_exists)
+    set_up = staticmethod(transport.set_link_up)
 
     @staticmethod
     def open_client(keeper: "Keeper"):
-        t = C.PacketTransport(keeper.ifname)
+        t = transport.PacketTransport(keeper.ifname)
         return t, C.Client(t, t.mac, client_id=keeper.client_id, request=keeper.request,
                            provide=keeper.provide, timeout=keeper.settings.timeout,
                            broadcast=keeper.settings.broadcast,

@@ -261,11 +261,6 @@ def decode_static_routes(value: bytes) -> list:
             for i in range(0, len(value), 8)]
 
 
-def encode_static_routes(routes) -> bytes:
-    return b"".join(ipaddress.IPv4Address(d).packed + ipaddress.IPv4Address(g).packed
-                    for d, g in routes)
-
-
 def decode_classless_routes(value: bytes) -> list:
     """RFC 3442: width, significant destination octets, router -> [(IPv4Network, IPv4Address)]."""
     out = []
@@ -282,16 +277,6 @@ def decode_classless_routes(value: bytes) -> list:
         out.append((ipaddress.IPv4Network((dst, width), strict=False), ipaddress.IPv4Address(gw)))
         i += 5 + sig
     return out
-
-
-def encode_classless_routes(routes) -> bytes:
-    out = bytearray()
-    for dst, gw in routes:
-        net = ipaddress.IPv4Network(dst)
-        sig = (net.prefixlen + 7) // 8
-        out.append(net.prefixlen)
-        out += net.network_address.packed[:sig] + ipaddress.IPv4Address(gw).packed
-    return bytes(out)
 
 
 def decode_domain_search(value: bytes) -> list:
@@ -325,18 +310,6 @@ def _read_name(buf: bytes, i: int) -> tuple[str, int]:
             raise DHCPDecodeError("domain search label truncated")
         labels.append(buf[i + 1:i + 1 + n].decode("ascii", "replace"))
         i += 1 + n
-
-
-def encode_domain_search(names) -> bytes:
-    """Option 119 without compression."""
-    out = bytearray()
-    for name in names:
-        for label in name.strip(".").split("."):
-            if label:
-                out.append(len(label))
-                out += label.encode("ascii")
-        out.append(0)
-    return bytes(out)
 
 
 def parse_option_name(name) -> int:

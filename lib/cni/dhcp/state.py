@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 
+from cni import atomicfile
 from cni.std import json as jsonx
 from cni.dhcp import client as C
 from cni.dhcp import packet as P
@@ -75,24 +76,8 @@ def save(path: str, records: list) -> None:
     """Replace the state file with `records` (atomic; file and directory fsync'd)."""
     d = os.path.dirname(path) or "."
     os.makedirs(d, mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
     data = jsonx.dumps({"v": STATE_VERSION, "leases": records}).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
-                 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomicfile.replace(path, data, tmp=f"{path}.tmp{os.getpid()}", sync_dir=True)
 
 
 def load(path: str, log) -> list:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import _socket
 
 from cni.errors import InternalError, InvalidConfigError
-from cni.skel import valid_ifname
+from cni.config import valid_ifname
 
 IPT_CHAIN_MAX = 28          # XT_EXTENSION_MAXNAMELEN (29) - 1
 NFT_NAME_MAX = 255          # NFT_NAME_MAXLEN (256) - 1

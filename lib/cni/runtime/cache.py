@@ -16,8 +16,10 @@ crash never leaves half a file behind.
 """
 from __future__ import annotations
 
+import binascii
 import os
 
+from cni import atomicfile
 from cni.std import json as jsonx
 
 KIND = "cniCacheV1"
@@ -58,7 +60,6 @@ def path(cache_dir: str, network: str, container_id: str, ifname: str) -> str:
 def encode(network: str, container_id: str, ifname: str, config: bytes, *, netns: str = "",
            cni_args=None, capability_args=None, result: dict | None = None) -> bytes:
     """The file content libcni's cacheAdd writes (byte-compatible)."""
-    import binascii
     parts = [
         '{"kind":' + jsonx.quote(KIND, go=True),
         '"containerId":' + jsonx.quote(container_id, go=True),
@@ -89,22 +90,7 @@ def write(cache_dir: str, network: str, container_id: str, ifname: str, config: 
     d = os.path.dirname(dest)
     os.makedirs(d, mode=0o700, exist_ok=True)
     tmp = os.path.join(d, f".{os.path.basename(dest)}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomicfile.replace(dest, data, tmp=tmp)
     return dest
 
 
@@ -151,7 +137,6 @@ def read_result(cache_dir: str, network: str, container_id: str, ifname: str):
 
 
 def _decode_b64(v) -> bytes:
-    import binascii
     if not isinstance(v, str) or not v:
         return b""
     try:

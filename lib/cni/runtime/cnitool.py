@@ -33,11 +33,15 @@ usage error, 130 when interrupted).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 
 from cni.std import json as jsonx
 from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
+from cni.log import warn
+from cni.runtime import CNIConfig, RuntimeConf, load, load_all
+from cni.runtime.results import go_dict
 
 VERBS = ("add", "check", "del", "update", "gc", "status", "list", "version", "help")
 
@@ -48,7 +52,6 @@ class Usage(Exception):
 
 def container_id(netns: str) -> str:
     """Go cnitool's container ID: 'cnitool-' + 20 hex chars of SHA-512(abs netns path)."""
-    import hashlib
     return "cnitool-" + hashlib.sha512(os.path.abspath(netns).encode()).hexdigest()[:20]
 
 
@@ -102,7 +105,6 @@ def parse_argv(argv: list) -> dict:
 
 
 def _runtime(opts: dict, env):
-    from cni.runtime import CNIConfig
     timeout = env.get("CNI_TIMEOUT")
     try:
         timeout = float(timeout) if timeout else 60.0
@@ -113,7 +115,6 @@ def _runtime(opts: dict, env):
 
 
 def _rtconf(opts: dict, env):
-    from cni.runtime import RuntimeConf
     netns = os.path.abspath(opts["args"][2]) if len(opts["args"]) > 2 else ""
     caps = {}
     if env.get("CAP_ARGS"):
@@ -143,8 +144,6 @@ def _confdir(env) -> str:
 
 
 def cmd_list(opts: dict, env, out) -> int:
-    from cni.log import warn
-    from cni.runtime import load_all
     errors: list = []
     nets = load_all(_confdir(env), errors=errors)
     for fn, exc in errors:
@@ -162,7 +161,6 @@ def cmd_list(opts: dict, env, out) -> int:
 def cmd_version(opts: dict, env, out) -> int:
     cfg = _runtime(opts, env)
     if len(opts["args"]) > 1:
-        from cni.runtime import load
         net = load(_confdir(env), opts["args"][1])
         types = list(dict.fromkeys(p.type for p in net.plugins))
         out.write(f"network {net.name}: selected version {cfg.select_version(net)}\n")
@@ -208,7 +206,6 @@ def run(argv: list, env=None, out=None, err=None) -> int:
             return cmd_list(opts, env, out)
         if verb == "version":
             return cmd_version(opts, env, out)
-        from cni.runtime import load
         cfg = _runtime(opts, env)
         net = load(_confdir(env), opts["args"][1])
         if verb == "status":
@@ -218,15 +215,13 @@ def run(argv: list, env=None, out=None, err=None) -> int:
         else:
             rt = _rtconf(opts, env)
             if verb == "add":
-                from cni.runtime.libcni import go_result_dict
                 res = cfg.add_network_list(net, rt)
-                out.write(jsonx.dumps(go_result_dict(res), indent=4))
+                out.write(jsonx.dumps(go_dict(res), indent=4))
                 out.flush()
             elif verb == "update":
-                from cni.runtime.libcni import go_result_dict
                 caps = rt.capability_args if env.get("CAP_ARGS") else None
                 res = cfg.update_network_list(net, rt, caps)
-                out.write(jsonx.dumps(go_result_dict(res), indent=4))
+                out.write(jsonx.dumps(go_dict(res), indent=4))
                 out.flush()
             elif verb == "check":
                 cfg.check_network_list(net, rt)

@@ -247,12 +247,10 @@ def load_conf(dirname: str, name: str) -> NetworkConfig:
     files = conf_files(dirname, CONF_EXTS)
     if not files:
         raise NoConfigsFoundError("no net configurations found", f"in {dirname}")
-    for fn in files:
-        conf = conf_from_file(fn)
-        if conf.name == name:
-            return conf
-    raise NotFoundError(f"no net configuration with name \"{name}\" in {dirname}",
-                        "check the file's \"name\"")
+    conf = _named(files, name, conf_from_file)
+    if conf is None:
+        raise _not_found(name, dirname, "check the file's \"name\"")
+    return conf
 
 
 def sibling_plugins(dirname: str, network: str) -> list:
@@ -297,19 +295,29 @@ def conf_files(dirname: str, exts) -> list:
 def load(dirname: str, name: str) -> NetworkConfigList:
     """The network called `name` (libcni's LoadNetworkConf / LoadConfList)."""
     files = conf_files(dirname, LIST_EXTS)
-    for fn in files:
-        net = list_from_file(fn)
-        if net.name == name:
-            return net
+    net = _named(files, name, list_from_file)
+    if net is not None:
+        return net
     singles = conf_files(dirname, CONF_EXTS)
     if not files and not singles:
         raise NoConfigsFoundError("no net configurations found", f"in {dirname}")
-    for fn in singles:
-        net = list_from_file(fn)
+    net = _named(singles, name, list_from_file)
+    if net is None:
+        raise _not_found(name, dirname, "check NETCONFPATH and the network's \"name\"")
+    return net
+
+
+def _named(files: list, name: str, read):
+    """The first of `files`, read by `read`, whose name is `name`; None if none is."""
+    for fn in files:
+        net = read(fn)
         if net.name == name:
             return net
-    raise NotFoundError(f"no net configuration with name \"{name}\" in {dirname}",
-                        "check NETCONFPATH and the network's \"name\"")
+    return None
+
+
+def _not_found(name: str, dirname: str, hint: str) -> NotFoundError:
+    return NotFoundError(f"no net configuration with name \"{name}\" in {dirname}", hint)
 
 
 def load_all(dirname: str, *, errors: list | None = None) -> list:

@@ -36,12 +36,13 @@ import os
 
 from cni import invoke
 from cni import version as _v
-from cni.convert import from_json, to_json
-from cni.errors import CNIError, IncompatibleVersionError, InternalError, InvalidConfigError
-from cni.runtime import cache, plugins, request, update
+from cni.convert import from_json
+from cni.errors import CNIError, IncompatibleVersionError, InvalidConfigError
+from cni.log import warn
+from cni.runtime import cache, gc, plugins, request, results, update
 from cni.runtime.conf import NetworkConfig, NetworkConfigList, PluginConf
 from cni.runtime.plugins import (Cancel, CancelledError, PathFinder, VersionInfo, is_not_found,
-                                 not_found)
+                                 not_found, plugin_error)
 from cni.runtime.request import RuntimeConf, check_attachment
 from cni.types import Result
 
@@ -52,11 +53,6 @@ if TYPE_CHECKING:
 DEFAULT_CACHE_DIR = cache.DEFAULT_DIR
 
 _VERSION_CACHE: dict = {}  # (path, ino, size, mtime_ns) -> VersionInfo
-
-
-def _wrap(exc: CNIError, plugin: PluginConf, verb: str) -> CNIError:
-    desc = f'type="{plugin.type}"' + (f' name="{plugin.name}"' if plugin.name else "")
-    return exc.__class__(f"plugin {desc} failed ({verb}): {exc.msg}", exc.details, code=exc.code)
 
 
 class CNIConfig:
@@ -201,50 +197,14 @@ class CNIConfig:
     # ---- cache ----------------------------------------------------------------------------
 
     def _cached(self, name: str, version: str, rt: RuntimeConf) -> dict | None:
-        """The cached ADD result as a dict in `version`, or None (raises on a bad file)."""
-        try:
-            obj = cache.read_result(self.cache_dir, name, rt.container_id, rt.ifname)
-        except ValueError as exc:
-            raise InternalError(f"failed to get network {name!r} cached result",
-                                str(exc)) from None
-        if obj is None:
-            return None
-        try:
-            return to_json(from_json(obj, version), version)
-        except CNIError as exc:
-            raise exc.__class__(f"failed to convert cached result to config version {version!r}",
-                                str(exc), code=exc.code) from None
+        return results.cached_dict(self.cache_dir, name, version, rt)
 
     def _cached_result(self, name: str, version: str, rt: RuntimeConf) -> Result | None:
         obj = self._cached(name, version, rt)
         return from_json(obj, version) if obj is not None else None
 
-    def _cached_config(self, name: str, rt: RuntimeConf) -> tuple:
-        try:
-            att = cache.read_attachment(self.cache_dir, name, rt.container_id, rt.ifname)
-            exists = att is not None or os.path.exists(
-                cache.path(self.cache_dir, name, rt.container_id, rt.ifname))
-        except ValueError as exc:
-            raise InternalError(f"failed to read cached network {name!r} config",
-                                str(exc)) from None
-        if att is None:
-            if exists:
-                raise InternalError(f"failed to read cached network {name!r} config",
-                                    f"not a {cache.KIND} cache file")
-            return None, None
-        new = RuntimeConf(rt.container_id, rt.netns, rt.ifname,
-                          args=rt.args if att.cni_args is None else att.cni_args,
-                          capability_args=att.capability_args)
-        return att.config, new
-
     def _cache_add(self, name: str, config: bytes, rt: RuntimeConf, result: Result) -> None:
-        try:
-            cache.write(self.cache_dir, name, rt.container_id, rt.ifname, config,
-                        netns=rt.netns, cni_args=rt.args, capability_args=rt.capability_args,
-                        result=go_result_dict(result))
-        except (OSError, ValueError) as exc:
-            raise InternalError(f"failed to set network {name!r} cached result",
-                                str(exc)) from None
+        results.store(self.cache_dir, name, config, rt, result)
 
     def get_network_list_cached_result(self, net: NetworkConfigList, rt: RuntimeConf, *,
                                        cancel: Cancel | None = None) -> Result | None:
@@ -257,7 +217,7 @@ class CNIConfig:
         """(configuration bytes, RuntimeConf) as the last ADD cached them: `rt` with
         the cached CNI_ARGS and capability arguments, or (None, None) without a
         cache file (GetNetworkListCachedConfig)."""
-        return self._cached_config(net.name, rt)
+        return results.cached_config(self.cache_dir, net.name, rt)
 
     def get_network_cached_result(self, conf: NetworkConfig, rt: RuntimeConf) -> Result | None:
         """get_network_list_cached_result for a single-plugin configuration."""
@@ -266,7 +226,7 @@ class CNIConfig:
     def get_network_cached_config(self, conf: NetworkConfig, rt: RuntimeConf) \
             -> tuple[bytes | None, RuntimeConf | None]:
         """get_network_list_cached_config for a single-plugin configuration."""
-        return self._cached_config(conf.name, rt)
+        return results.cached_config(self.cache_dir, conf.name, rt)
 
     def get_cached_attachments(self, container_id: str = "") -> list[cache.Attachment]:
         """The cached attachments (of every network), all or one container's."""
@@ -292,8 +252,8 @@ class CNIConfig:
                                                            rt=rt), rt, cancel)
                 result = invoke.parse_result(out, version)
             except CNIError as exc:
-                raise _wrap(exc, p, "add") from None
-            prev = _result_dict(result, version)
+                raise plugin_error(exc, p, "add") from None
+            prev = results.as_prev(result, version)
         if result is None:
             raise InvalidConfigError("no plugin configs found", f"network {net.name!r}")
         self._cache_add(net.name, net.bytes, rt, result)
@@ -316,7 +276,7 @@ class CNIConfig:
                 self._exec(self.find(p.type), "CHECK",
                            self.request(net, version, p, prev_result=prev, rt=rt), rt, cancel)
             except CNIError as exc:
-                raise _wrap(exc, p, "check") from None
+                raise plugin_error(exc, p, "check") from None
 
     def del_network_list(self, net: NetworkConfigList, rt: RuntimeConf, *,
                          cancel: Cancel | None = None) -> None:
@@ -326,7 +286,6 @@ class CNIConfig:
         with a warning, and the first error is raised after the others ran (the
         cache file is kept then). Cancelling stops at once.
         """
-        from cni.log import warn
         version = self.select_version(net, cancel=cancel)
         prev = None
         if _v.has_check(version):  # prevResult on DEL since 0.4.0
@@ -343,18 +302,18 @@ class CNIConfig:
                 if is_not_found(exc):
                     warn(f"network {net.name}: skipping DEL of missing plugin {p.type!r}: {exc}")
                     continue
-                first = first or _wrap(exc, p, "delete")
+                first = first or plugin_error(exc, p, "delete")
                 continue
             try:
                 self._exec(path, "DEL", self.request(net, version, p, prev_result=prev, rt=rt),
                            rt, cancel)
             except CancelledError as exc:
-                raise _wrap(exc, p, "delete") from None
+                raise plugin_error(exc, p, "delete") from None
             except CNIError as exc:
                 if first is None:
-                    first = _wrap(exc, p, "delete")
+                    first = plugin_error(exc, p, "delete")
                 else:
-                    warn(f"network {net.name}: {_wrap(exc, p, 'delete')}")
+                    warn(f"network {net.name}: {plugin_error(exc, p, 'delete')}")
         if first is not None:
             raise first
         if rt.container_id and rt.ifname:
@@ -384,46 +343,7 @@ class CNIConfig:
 
         Errors are collected; the first is raised with the others in its details.
         """
-        if net.disable_gc:
-            return
-        valid = None if valid_attachments is None else [(str(c), str(i))
-                                                         for c, i in valid_attachments]
-        vset = set(valid or ())
-        errs = []
-        for att in self.get_cached_attachments():
-            if att.network != net.name or (att.container_id, att.ifname) in vset:
-                continue
-            rt = RuntimeConf(att.container_id, att.netns, att.ifname, args=att.cni_args,
-                             capability_args=att.capability_args)
-            try:
-                self.del_network_list(net, rt, cancel=cancel)
-            except CancelledError:
-                raise
-            except CNIError as exc:
-                errs.append(exc.__class__(f"failed to delete stale attachment {att.container_id}"
-                                          f" {att.ifname}: {exc.msg}", exc.details,
-                                          code=exc.code))
-        version = self.select_version(net, cancel=cancel)
-        if _v.has_gc(version):
-            inject = None
-            if valid is not None:
-                lst = [{"containerID": c, "ifname": i} for c, i in valid]
-                inject = {"cni.dev/valid-attachments": lst, "cni.dev/attachments": lst}
-            for p in net.plugins:
-                try:
-                    self._exec(self.find(p.type), "GC",
-                               self.request(net, version, p, inject=inject), None, cancel)
-                except CancelledError:
-                    raise
-                except CNIError as exc:
-                    errs.append(exc.__class__(f"failed to GC plugin {p.type}: {exc.msg}",
-                                              exc.details, code=exc.code))
-        if errs:
-            first = errs[0]
-            if len(errs) > 1:
-                first.details = "; ".join(filter(None, [first.details] + [str(e) for e in
-                                                                           errs[1:]]))
-            raise first
+        gc.run(self, net, valid_attachments, cancel)
 
     def status_network_list(self, net: NetworkConfigList, *, cancel: Cancel | None = None) -> None:
         """STATUS: ask each plugin in order whether it is ready for ADD; the first
@@ -473,17 +393,3 @@ class CNIConfig:
         if rt.container_id and rt.ifname:
             cache.delete(self.cache_dir, conf.name, rt.container_id, rt.ifname)
 
-
-def _result_dict(result: Result, version: str) -> dict:
-    """A result as the next request's prevResult, in the list version when expressible."""
-    try:
-        return to_json(result, version)
-    except CNIError:
-        return to_json(result, result.cni_version)
-
-
-def go_result_dict(result: Result) -> dict:
-    """The result as Go's struct marshalling writes it (the 1.x/0.x `dns` is never omitted)."""
-    d = to_json(result, result.cni_version)
-    d.setdefault("dns", {})
-    return d

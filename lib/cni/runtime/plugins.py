@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from cni.runtime.conf import PluginConf
+
 _PIPE_BYTE = b"x"
 
 
@@ -55,6 +57,12 @@ def not_found(plugin_type: str, where: str) -> InvalidConfigError:
 def is_not_found(exc: Exception) -> bool:
     """True if exc says that a plugin could not be found."""
     return isinstance(exc, PluginNotFoundError)
+
+
+def plugin_error(exc: CNIError, plugin: PluginConf, verb: str) -> CNIError:
+    """exc, of the same class and code, with the plugin and the verb in front of its message."""
+    desc = f'type="{plugin.type}"' + (f' name="{plugin.name}"' if plugin.name else "")
+    return exc.__class__(f"plugin {desc} failed ({verb}): {exc.msg}", exc.details, code=exc.code)
 
 
 class CancelledError(InternalError):

@@ -4,7 +4,7 @@ the checks made before ADD, the environment and the stdin (spec section 3,
 from __future__ import annotations
 
 from cni.std import json as jsonx
-from cni.config import check_name, valid_id
+from cni.config import check_name, valid_id, valid_ifname
 from cni.errors import InvalidEnvError, UnknownContainerError
 from cni.runtime.conf import PluginConf
 
@@ -52,7 +52,6 @@ def check_attachment(network: str, rt: RuntimeConf) -> None:
         raise InvalidEnvError("invalid characters in containerID",
                               f"{rt.container_id!r} must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     check_name(network)
-    from cni.config import valid_ifname
     why = valid_ifname(rt.ifname)
     if why:
         raise InvalidEnvError("invalid interface name", f"{rt.ifname!r}: {why}")

@@ -14,13 +14,15 @@ from __future__ import annotations
 from cni import invoke
 from cni import version as _v
 from cni.convert import from_json
-from cni.errors import CNIError, IncompatibleVersionError, InvalidConfigError, UnknownContainerError
+from cni.errors import (CNIError, IncompatibleVersionError, InvalidConfigError, InvalidEnvError,
+                        UnknownContainerError)
 from cni.runtime.conf import NetworkConfigList, list_from_bytes, list_from_conf
-from cni.runtime.plugins import CancelledError
+from cni.runtime import results
+from cni.runtime.plugins import CancelledError, plugin_error
 from cni.runtime.request import RuntimeConf, check_attachment
 
 MIN_VERSION = "1.0.0"
-UNKNOWN_COMMAND = 4
+UNKNOWN_COMMAND = InvalidEnvError.code   # what skel answers to a CNI_COMMAND it does not know
 
 
 def _first_plugin_view(net: NetworkConfigList, rt: RuntimeConf) -> tuple:
@@ -59,14 +61,14 @@ def _cached_list(data: bytes, name: str) -> NetworkConfigList:
 def run(cfg, net: NetworkConfigList, rt: RuntimeConf, new_capability_args: dict | None,
         cancel=None):
     """The body of CNIConfig.update_network_list (cfg is the CNIConfig)."""
-    from cni.runtime.libcni import _result_dict, _wrap   # libcni imports this module
     check_attachment(net.name, rt)
     version = cfg.select_version(net, cancel=cancel)
     if not _v.ge(version or "0.1.0", MIN_VERSION):
         raise IncompatibleVersionError(f"configuration version {version!r} does not allow UPDATE",
                                        f"UPDATE needs cniVersion {MIN_VERSION} or later")
     old_bytes, old_rt = cfg.get_network_list_cached_config(net, rt)
-    cached = cfg._cached(net.name, version, rt) if old_bytes is not None else None
+    cached = None if old_bytes is None else results.cached_dict(cfg.cache_dir, net.name, version,
+                                                                 rt)
     if old_bytes is None or cached is None:
         raise UnknownContainerError(
             f"no cached attachment of network {net.name!r} to update",
@@ -97,9 +99,9 @@ def run(cfg, net: NetworkConfigList, rt: RuntimeConf, new_capability_args: dict 
                                                              rt=new_rt), new_rt, cancel)
                     result = invoke.parse_result(out, version)
         except CNIError as exc:
-            raise _wrap(exc, p, "update") from None
-        prev = _result_dict(result, version)
-    cfg._cache_add(net.name, net.bytes, new_rt, result)
+            raise plugin_error(exc, p, "update") from None
+        prev = results.as_prev(result, version)
+    results.store(cfg.cache_dir, net.name, net.bytes, new_rt, result)
     return result
 
 

@@ -1,4 +1,4 @@
-"""Audit of issue 3's kernel operations not read back elsewhere: rule oif, gratuitous ARP and
+"""Netlink operations checked on the wire and by other tools: rule oif, gratuitous ARP and
 unsolicited NA actually on the wire, DAD failure, clsact and htb classes seen by `tc -j`."""
 from __future__ import annotations
 

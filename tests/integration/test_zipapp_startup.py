@@ -1,4 +1,4 @@
-"""Audit of issue 2's zipapp requirements: start-up imports per verb, bytecode with source
+"""Zipapp requirements: start-up imports per verb, bytecode with source
 fallback, the PYTHON override, `make install` with DESTDIR, the README's two commands."""
 from __future__ import annotations
 

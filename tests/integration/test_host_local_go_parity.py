@@ -1,17 +1,15 @@
-"""Audit of issue 4: host-local and static against the Go binaries, config by config.
+"""host-local and static against the Go binaries, config by config.
 
 Each scenario runs the same sequence of calls against ours and Go's host-local, each with
 its own data dir, and compares exit codes, results (error codes) and the files on disk.
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 
 import pytest
 
-from helpers import BIN
+from helpers import BIN, exec_ipam
 
 OURS = os.path.join(BIN, "host-local")
 GO = "/usr/lib/cni/host-local"
@@ -19,12 +17,7 @@ pytestmark = pytest.mark.gobin("host-local")
 
 
 def call(binary, conf, cmd="ADD", cid="c1", ifname="eth0", args=""):
-    env = {"CNI_COMMAND": cmd, "CNI_CONTAINERID": cid, "CNI_NETNS": "/var/run/netns/x",
-           "CNI_IFNAME": ifname, "CNI_PATH": "/opt/cni/bin", "CNI_ARGS": args,
-           "PATH": "/usr/bin:/bin"}
-    p = subprocess.run([binary], input=json.dumps(conf).encode(), env=env, capture_output=True,
-                       timeout=30)
-    out = json.loads(p.stdout) if p.stdout.strip() else None
+    p, out = exec_ipam(binary, conf, cmd, cid, ifname, args)
     if p.returncode and isinstance(out, dict):
         out = {"code": out.get("code")}                # messages differ in wording
     elif isinstance(out, dict) and out.get("dns") == {}:

@@ -1,5 +1,5 @@
-"""Audit of issue 5 (bridge, ptp, rule layer): options and behaviours the main test files left
-untested. All runs go through the exec protocol inside test namespaces."""
+"""bridge and ptp options and behaviours beyond test_bridge.py/test_ptp.py (and the rule
+layer under them). All runs go through the exec protocol inside test namespaces."""
 from __future__ import annotations
 
 import os

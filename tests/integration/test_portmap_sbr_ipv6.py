@@ -1,4 +1,4 @@
-"""Audit of issue 6 (meta plugins): IPv6 port mappings through the exec protocol (both backends)
+"""Meta plugins on IPv6: port mappings through the exec protocol (both backends)
 and sbr with one table per address on a dual-stack interface."""
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from test_portmap import chained, ok, per_container, pm_conf, run
+from chain_helpers import chained, ok, run
+from test_portmap import per_container, pm_conf
 
 pytestmark = pytest.mark.root
 

@@ -1,4 +1,4 @@
-"""Audit of issue 2: the sample and debug plugins, invoke's timeout and exec protocol, the error tree."""
+"""The sample and debug plugins, invoke's timeout and exec protocol, the error tree."""
 from __future__ import annotations
 
 import io
@@ -11,8 +11,8 @@ import pytest
 from cni import invoke, skel
 from cni.std import json as jsonx
 from cni import errors as E
+from helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "plugins"))
 
 import debug  # noqa: E402

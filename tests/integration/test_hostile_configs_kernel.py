@@ -79,14 +79,7 @@ def test_host_device_selectors_are_code_7(hd_lab, kw, field):
 
 # ---- bandwidth and tuning: numbers beyond what the kernel holds, NUL in a sysctl key --------
 
-from test_portmap import bridge_conf, chained, ok, run  # noqa: E402
-
-
-@pytest.fixture
-def attached(tmp_path, host_ns, cont_ns, built_bins):
-    prev = ok(run("bridge", "ADD", bridge_conf(tmp_path), host_ns, cont_ns, "ctr1"))
-    yield prev
-    run("bridge", "DEL", bridge_conf(tmp_path), host_ns, cont_ns, "ctr1")
+from chain_helpers import chained, run  # noqa: E402
 
 
 def _tc_state(host_ns):
