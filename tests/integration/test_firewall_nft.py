@@ -31,7 +31,7 @@ from helpers import BIN
 from test_embedded import chroot, ex  # noqa: F401  (fixtures: python3-minimal node)
 from test_embedded import ok as ok_emb
 from test_firewall import blocked, ping
-from test_portmap import Server, bridge_conf, chained, connect, container_ip, ok, run
+from chain_helpers import Server, bridge_conf, chained, connect, container_ip, ok, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIB = os.path.join(ROOT, "lib")
