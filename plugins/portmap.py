@@ -36,7 +36,7 @@ class Config(NetConf):
     __slots__ = tuple(a for a, _, _ in FIELDS.values()) + ("mappings", "which")
 
     def validate(self) -> None:
-        from cni.fw.portmap import normalize_mappings
+        from cni.fw.portmap_config import normalize_mappings
         self.mappings = normalize_mappings(_runtime_mappings(self.runtime_config))
         if self.backend == "":
             self.backend = None
@@ -49,7 +49,7 @@ class Config(NetConf):
                 "masq_all": self.masq_all}
 
     def resolved_backend(self) -> str:
-        from cni.fw.portmap import resolve_backend
+        from cni.fw.portmap_config import resolve_backend
         return resolve_backend(self.backend, conditions_v4=self.conditions_v4,
                                conditions_v6=self.conditions_v6,
                                external_setmark_chain=self.external_setmark_chain,

@@ -227,7 +227,8 @@ def test_native_portmap_reads_as_nft_text_one(make_netns):
     py(a, PM + "nn.portmap_add('cid-1', mappings(), [V4, V6])")
     py(b, """
 from cni.fw import portmap as p, nftables as t
-ms = p.normalize_mappings([{'hostPort': 8080, 'containerPort': 80, 'protocol': 'tcp'},
+from cni.fw.portmap_config import normalize_mappings
+ms = normalize_mappings([{'hostPort': 8080, 'containerPort': 80, 'protocol': 'tcp'},
     {'hostPort': 5353, 'containerPort': 53, 'protocol': 'udp', 'hostIP': '10.1.2.3'},
     {'hostPort': 9090, 'containerPort': 90, 'protocol': 'sctp'}])
 for ipi in ips('10.99.0.2/24', 'fd99::2/64'):
