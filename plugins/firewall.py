@@ -7,7 +7,7 @@ nftables), iptablesAdminChainName (CNI-ADMIN; with nftables the admin chain's na
 still iptables rules, as Go). nftables (ours; Go has none) writes table `inet cni_firewall`
 over netlink (layout in cni.fw.nft_firewall). DEL removes what the iptables and nftables
 backends wrote for the container whichever is configured, so switching backends leaks nothing.
-firewalld is reached over the system bus socket with our own D-Bus client (cni.meta.dbus).
+firewalld is reached over the system bus socket with our own D-Bus client (cni.dbus).
 iptablesAdminChainName and firewalldZone are checked with the config (code 7); the bridge name
 from prevResult, which only ADD's ingressPolicy rules use, at the start of ADD.
 """

@@ -14,7 +14,7 @@ import firewall as firewall_plugin
 import portmap as portmap_plugin
 from cni import skel
 from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
-from cni.fw import firewall, iptables, masq, nftables, portmap, portmap_config, rules, spoofchk
+from cni.fw import firewall, iptables, masq, nft_text, portmap, portmap_config, rules, spoofchk
 from cni.fw.backend import format_comment
 from test_fw_masq import _nft_rules, fake  # noqa: F401  (fixture)
 
@@ -301,7 +301,7 @@ def test_comments_network_and_container_id():
 
 def test_ifname_spoofchk_and_masq(monkeypatch):
     captured = []
-    monkeypatch.setattr(nftables, "apply", lambda lines: captured.append(list(lines)))
+    monkeypatch.setattr(nft_text, "apply", lambda lines: captured.append(list(lines)))
     ok_chars = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
     for v in values(8, "eth0"):
         refused, _ = refuses(spoofchk.validate, "ctr1", v, code=4)
@@ -397,7 +397,7 @@ def test_errors_name_the_field():
 
 
 def test_last_line_of_defence(monkeypatch):
-    """Batch.text() and nftables.apply() refuse a line break, NUL or an overlong line before any
+    """Batch.text() and nft_text.apply() refuse a line break, NUL or an overlong line before any
     exec, whatever a builder did."""
     from cni.fw import backend
     monkeypatch.setattr(backend, "check_run", lambda *a, **k: pytest.fail("a tool ran"))
@@ -409,7 +409,7 @@ def test_last_line_of_defence(monkeypatch):
             b.text()
         assert ei.value.code == 999
         with pytest.raises(rules.RuleTextError):
-            nftables.apply(["add table ip t", f"add rule ip t c {bad}"])
+            nft_text.apply(["add table ip t", f"add rule ip t c {bad}"])
     b = batch()
     b.ensure_chain("CNI-X\nCOMMIT")
     with pytest.raises(rules.RuleTextError):

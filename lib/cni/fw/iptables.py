@@ -173,9 +173,6 @@ class Batch:
         self.t = table
         self.lines: list = []
 
-    def has_chain(self, chain: str) -> bool:
-        return chain in self.t.chains
-
     def has(self, chain: str, spec: str) -> bool:
         return self.t.has(chain, spec)
 

@@ -129,15 +129,15 @@ def _ipt_gc(network: str, valid_ids: set, v6: bool) -> None:
 # --- nftables ------------------------------------------------------------------------------
 
 def _nft_find(prefix: str) -> list:
-    from cni.fw import nftables
-    rs = nftables.list_table("inet", TABLE, CHAIN)
+    from cni.fw import nft_text
+    rs = nft_text.list_table("inet", TABLE, CHAIN)
     if rs is None:
         return []
     return [r for r in rs.in_chain(CHAIN) if r.comment and r.comment.startswith(prefix)]
 
 
 def nft_setup_lines(network: str, container_id: str, ifname: str, ips: list, stale: list) -> list:
-    from cni.fw.nftables import delete_rule
+    from cni.fw.nft_text import delete_rule
     comment = rules.nft_comment
     t = f"inet {TABLE}"
     lines = [
@@ -165,9 +165,9 @@ def _nft_setup(network: str, container_id: str, ifname: str, ips: list) -> None:
                                       "name/CNI_IFNAME/CNI_CONTAINERID")
         _native(nft_native.setup, ips, text, prefix)
         return
-    from cni.fw import nftables
+    from cni.fw import nft_text
     be.require("nft")
-    nftables.apply(nft_setup_lines(network, container_id, ifname, ips, _nft_find(prefix)))
+    nft_text.apply(nft_setup_lines(network, container_id, ifname, ips, _nft_find(prefix)))
 
 
 def _nft_teardown(network: str, container_id: str, ifname: str) -> None:
@@ -175,8 +175,8 @@ def _nft_teardown(network: str, container_id: str, ifname: str) -> None:
     if be.nft_native():
         _native(nft_native.teardown, prefix)
         return
-    from cni.fw import nftables
-    nftables.apply([nftables.delete_rule(r) for r in _nft_find(prefix)])
+    from cni.fw import nft_text
+    nft_text.apply([nft_text.delete_rule(r) for r in _nft_find(prefix)])
 
 
 def _native(fn, *args):
@@ -262,9 +262,9 @@ def gc(network: str, valid_attachments, backend: str | None = None) -> None:
         if be.nft_native():
             _native(nft_native.gc, hash_for_network(network) + "-", valid)
         else:
-            from cni.fw import nftables
+            from cni.fw import nft_text
             found = _nft_find(hash_for_network(network) + "-")
-            nftables.apply([nftables.delete_rule(r) for r in found if r.comment not in valid])
+            nft_text.apply([nft_text.delete_rule(r) for r in found if r.comment not in valid])
     ids = {cid for cid, _ in pairs}
     for v6 in (False, True):
         if be.have_iptables(v6):

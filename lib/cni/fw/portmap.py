@@ -178,7 +178,7 @@ def _ipt_check(t, network, container_id, mappings, ipi, o) -> None:
 def nft_lines(container_id: str, mappings: list, ipi, stale=(), *, snat: bool = True,
               masq_all: bool = False, conditions=None) -> list:
     """The `nft -f -` transaction for one container address (Go's forwardPorts)."""
-    from cni.fw.nftables import delete_rule
+    from cni.fw.nft_text import delete_rule
     v6 = ipi.version == 6
     fam = ipx = "ip6" if v6 else "ip"
     t = f"{fam} {NFT_TABLE}"
@@ -231,8 +231,8 @@ def _nft_call(fn, *args, **kw):
 
 
 def _nft_owned(fam: str, container_id: str) -> list:
-    from cni.fw import nftables
-    rs = nftables.list_table(fam, NFT_TABLE)
+    from cni.fw import nft_text
+    rs = nft_text.list_table(fam, NFT_TABLE)
     if rs is None:
         return []
     return [r for r in rs.rules if r.chain in NFT_CHAINS and r.comment == container_id]
@@ -271,10 +271,10 @@ def add(network: str, container_id: str, mappings: list, container_ips, *,
         return
     for ver, ipi in sorted(_pick_ips(container_ips).items()):
         if which == NFTABLES:
-            from cni.fw import nftables
+            from cni.fw import nft_text
             be.require("nft")
             stale = _nft_owned("ip6" if ver == 6 else "ip", container_id)
-            nftables.apply(nft_lines(container_id, mappings, ipi, stale, snat=o["snat"], masq_all=o["masq_all"],
+            nft_text.apply(nft_lines(container_id, mappings, ipi, stale, snat=o["snat"], masq_all=o["masq_all"],
                                      conditions=o["conditions_v6"] if ver == 6 else o["conditions_v4"]))
         else:
             from cni.fw import iptables
@@ -293,10 +293,10 @@ def delete(network: str, container_id: str, backend: str | None = None) -> None:
         if be.nft_native():
             _nft_call(nft_native.portmap_delete, rules.nft_comment_text(container_id, "CNI_CONTAINERID"))
         elif be.have_nft():
-            from cni.fw import nftables
+            from cni.fw import nft_text
             for fam in ("ip", "ip6"):
                 if be.nft_table_may_exist(fam, NFT_TABLE):
-                    nftables.apply([nftables.delete_rule(r) for r in _nft_owned(fam, container_id)])
+                    nft_text.apply([nft_text.delete_rule(r) for r in _nft_owned(fam, container_id)])
     from cni.fw import iptables
     for v6 in (False, True):
         if be.have_iptables(v6) and be.ipt_table_may_exist("nat", v6):

@@ -88,10 +88,10 @@ def _drop_nft_text(container_id: str) -> None:
     """The container's nftables rules out, through `nft -f` (nothing without the tool)."""
     if not be.have_nft():
         return
-    from cni.fw import nftables
+    from cni.fw import nft_text
     for fam in ("ip", "ip6"):
         if be.nft_table_may_exist(fam, NFT_TABLE):
-            nftables.apply([nftables.delete_rule(r) for r in _nft_owned(fam, container_id)])
+            nft_text.apply([nft_text.delete_rule(r) for r in _nft_owned(fam, container_id)])
 
 
 def _dnat_ports(specs, out: set) -> None:

@@ -11,7 +11,7 @@ is rendered here from a typed, checked value, never by pasting an input string.
 - user conditions (portmap conditionsV4/V6): ipt_conditions() keeps each element one argv
   token, as Go passes it; nft_conditions() accepts an expression with no statement separator
   (see there);
-- check_lines() is the last line of defence of iptables.Batch.text() and nftables.apply(): a line
+- check_lines() is the last line of defence of iptables.Batch.text() and nft_text.apply(): a line
   holding \\n, \\r or \\0, or longer than MAX_LINE (iptables-restore reads 10240-byte chunks and
   would take the rest as a new line), is an internal error raised before anything runs.
 

@@ -19,7 +19,7 @@ def _bus_socket_absent() -> bool:
 
 
 def connect(address: str | None = None):
-    from cni.meta import dbus
+    from cni import dbus
     return dbus.Connection(address)
 
 
@@ -27,7 +27,7 @@ def is_running(address: str | None = None) -> bool:
     """True when the bus answers GetNameOwner for firewalld (as Go isFirewalldRunning)."""
     if address is None and _bus_socket_absent():
         return False
-    from cni.meta import dbus
+    from cni import dbus
     try:
         with dbus.Connection(address, timeout=2.0) as c:
             c.call(dbus.BUS_NAME, dbus.BUS_PATH, dbus.BUS_NAME, "GetNameOwner", "s", [NAME])
@@ -46,7 +46,7 @@ def _zone_call(conn, member: str, zone: str, ip):
 
 
 def _connect(address):
-    from cni.meta import dbus
+    from cni import dbus
     try:
         return dbus.Connection(address)
     except OSError as exc:
@@ -54,7 +54,7 @@ def _connect(address):
 
 
 def add(ips, zone: str, address: str | None = None) -> None:
-    from cni.meta import dbus
+    from cni import dbus
     with _connect(address) as conn:
         for ip in ips:
             try:
@@ -67,7 +67,7 @@ def add(ips, zone: str, address: str | None = None) -> None:
 
 def delete(ips, zone: str, address: str | None = None) -> None:
     """removeSource for each address; every error is ignored (as Go)."""
-    from cni.meta import dbus
+    from cni import dbus
     try:
         conn = dbus.Connection(address)
     except OSError:
@@ -81,7 +81,7 @@ def delete(ips, zone: str, address: str | None = None) -> None:
 
 
 def check(ips, zone: str, address: str | None = None) -> None:
-    from cni.meta import dbus
+    from cni import dbus
     with _connect(address) as conn:
         for ip in ips:
             try:
