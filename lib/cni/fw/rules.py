@@ -151,26 +151,25 @@ def handle(n) -> int:
 
 # --- names ---------------------------------------------------------------------------------
 
-def ipt_chain(name, field: str = "chain") -> str:
-    """An iptables chain name: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 28 characters."""
+def _identifier(name, field: str, most: int, first: frozenset, pattern: str) -> str:
+    """A non-empty name of at most `most` characters, `first` then [A-Za-z0-9_.-]*."""
     if not isinstance(name, str) or not name:
         _refuse(field, name, "must be a non-empty string")
-    if len(name) > IPT_CHAIN_MAX:
-        _refuse(field, name, f"longer than {IPT_CHAIN_MAX} characters")
-    if name[0] not in _ALNUM or not set(name) <= _NAME:
-        _refuse(field, name, "must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    if len(name) > most:
+        _refuse(field, name, f"longer than {most} characters")
+    if name[0] not in first or not set(name) <= _NAME:
+        _refuse(field, name, f"must match {pattern}")
     return name
+
+
+def ipt_chain(name, field: str = "chain") -> str:
+    """An iptables chain name: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 28 characters."""
+    return _identifier(name, field, IPT_CHAIN_MAX, _ALNUM, "^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def nft_name(name, field: str = "nft name") -> str:
     """An nft table/chain identifier: [A-Za-z][A-Za-z0-9_.-]*, below 256 bytes."""
-    if not isinstance(name, str) or not name:
-        _refuse(field, name, "must be a non-empty string")
-    if len(name) > NFT_NAME_MAX:
-        _refuse(field, name, f"longer than {NFT_NAME_MAX} characters")
-    if name[0] not in _LETTER or not set(name) <= _NAME:
-        _refuse(field, name, "must match ^[A-Za-z][A-Za-z0-9_.-]*$")
-    return name
+    return _identifier(name, field, NFT_NAME_MAX, _LETTER, "^[A-Za-z][A-Za-z0-9_.-]*$")
 
 
 def ifname(name, field: str = "interface name") -> str:
