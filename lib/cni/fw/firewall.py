@@ -147,7 +147,7 @@ def add(ips, *, admin_chain: str = "", ingress_policy: str = "open", bridge: str
 
 def delete(ips, *, admin_chain: str = "") -> None:
     """Remove the per-address rules only (shared chains stay); missing tools/rules are fine."""
-    from cni.fw import iptables
+    from cni.fw import iptables       # lazy: the iptables backend only
     for ver, group in sorted(_families(ips).items()):
         if not be.have_iptables(ver == 6):
             continue
@@ -265,7 +265,7 @@ def teardown(ips, *, network: str, container_id: str, ifname: str, admin_chain: 
 
 def check(ips, *, admin_chain: str = "") -> None:
     """Raise FirewallCheckError unless the jump rules and every per-address rule exist."""
-    from cni.fw import iptables
+    from cni.fw import iptables       # lazy: the iptables backend only
     priv_jump, admin_jump = _jump_rules(admin_chain or ADMIN_CHAIN)
     for ver, group in sorted(_families(ips).items()):
         t = iptables.save("filter", v6=ver == 6)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from cni.fw import backend, iptables_nft
 from cni.fw.rules import check_lines
-from cni.nl.nftables import NftSocket
+from cni.nl import nftables as nft
+from cni.nl.socket import NetlinkError
 
 BUILTIN = {"nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
            "filter": ("INPUT", "FORWARD", "OUTPUT"),
@@ -150,7 +151,7 @@ def save(table: str, *, v6: bool = False, rules: int = 0, only=None) -> Table:
     rules the caller looks at (over netlink the others are listed empty, unread)."""
     if _netlink(v6, rules):
         try:
-            with NftSocket() as nl:
+            with nft.NftSocket() as nl:
                 return Table(table, iptables_nft.read(nl, table, v6, only).chains)
         except OSError as exc:
             raise backend.RuleError(f"reading table {table} failed", str(exc)) from None
@@ -309,8 +310,6 @@ def drop_chains_nft(table: str, chains, sources, *, v6: bool = False) -> bool:
     """
     if not backend.iptables_nft(v6):
         return False
-    from cni.nl import nftables as nft
-    from cni.nl.socket import NetlinkError
     fam = "ip6" if v6 else "ip"
     with nft.NftSocket() as nl:
         for attempt in range(RETRIES * 10):

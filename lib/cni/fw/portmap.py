@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from cni.errors import InternalError
 from cni.fw import backend as be
-from cni.fw import rules
-from cni.fw import nft_native
+from cni.fw import nft_native, nft_text, rules
 from cni.fw.backend import NFTABLES
 from cni.fw.portmap_config import resolve_backend
 
@@ -178,7 +177,6 @@ def _ipt_check(t, network, container_id, mappings, ipi, o) -> None:
 def nft_lines(container_id: str, mappings: list, ipi, stale=(), *, snat: bool = True,
               masq_all: bool = False, conditions=None) -> list:
     """The `nft -f -` transaction for one container address (Go's forwardPorts)."""
-    from cni.fw.nft_text import delete_rule
     v6 = ipi.version == 6
     fam = ipx = "ip6" if v6 else "ip"
     t = f"{fam} {NFT_TABLE}"
@@ -195,7 +193,7 @@ def nft_lines(container_id: str, mappings: list, ipi, stale=(), *, snat: bool = 
                   f"add rule {t} {hook} {cond}fib daddr type local jump hostports_all"]
     if snat:
         lines.append(f"add chain {t} masquerading {{ type nat hook postrouting priority 100 ; }}")
-    lines += [delete_rule(r) for r in stale]
+    lines += [nft_text.delete_rule(r) for r in stale]
     cmt = rules.nft_comment(container_id, "CNI_CONTAINERID")
     ip = rules.addr(ipi)
     for m in mappings:
@@ -231,7 +229,6 @@ def _nft_call(fn, *args, **kw):
 
 
 def _nft_owned(fam: str, container_id: str) -> list:
-    from cni.fw import nft_text
     rs = nft_text.list_table(fam, NFT_TABLE)
     if rs is None:
         return []
@@ -271,13 +268,12 @@ def add(network: str, container_id: str, mappings: list, container_ips, *,
         return
     for ver, ipi in sorted(_pick_ips(container_ips).items()):
         if which == NFTABLES:
-            from cni.fw import nft_text
             be.require("nft")
             stale = _nft_owned("ip6" if ver == 6 else "ip", container_id)
             nft_text.apply(nft_lines(container_id, mappings, ipi, stale, snat=o["snat"], masq_all=o["masq_all"],
                                      conditions=o["conditions_v6"] if ver == 6 else o["conditions_v4"]))
         else:
-            from cni.fw import iptables
+            from cni.fw import iptables  # lazy: the iptables backend only
             for tool in iptables.tools(ver == 6):
                 be.require(tool)
             iptables.apply("nat", lambda b, ipi=ipi: _ipt_build(b, network, container_id, mappings, ipi, o),
@@ -293,11 +289,10 @@ def delete(network: str, container_id: str, backend: str | None = None) -> None:
         if be.nft_native():
             _nft_call(nft_native.portmap_delete, rules.nft_comment_text(container_id, "CNI_CONTAINERID"))
         elif be.have_nft():
-            from cni.fw import nft_text
             for fam in ("ip", "ip6"):
                 if be.nft_table_may_exist(fam, NFT_TABLE):
                     nft_text.apply([nft_text.delete_rule(r) for r in _nft_owned(fam, container_id)])
-    from cni.fw import iptables
+    from cni.fw import iptables  # lazy: the iptables backend only
     for v6 in (False, True):
         if be.have_iptables(v6) and be.ipt_table_may_exist("nat", v6):
             if not iptables.drop_chains_nft("nat", _ipt_chains(network, container_id),
@@ -328,7 +323,7 @@ def check(network: str, container_id: str, mappings: list, container_ips, *,
             if have.get("masquerading", 0) < masq:
                 raise PortmapCheckError('missing hostport rules in "masquerading" chain')
         else:
-            from cni.fw import iptables
+            from cni.fw import iptables  # lazy: the iptables backend only
             t = iptables.save("nat", v6=ver == 6, rules=3 * len(mappings),
                               only=(DNAT_CHAIN, dn_chain(network, container_id)))
             _ipt_check(t, network, container_id, mappings, ipi, o)
@@ -337,7 +332,7 @@ def check(network: str, container_id: str, mappings: list, container_ips, *,
 def gc(network: str, valid_container_ids, backend: str | None = None) -> None:
     """Drop this network's per-container chains whose container is not valid (iptables only:
     nftables rules are commented with the container ID alone, so their network is unknown)."""
-    from cni.fw import iptables
+    from cni.fw import iptables  # lazy: the iptables backend only
     valid = set(valid_container_ids)
     prefix = rules.quote(f'dnat name: "{network}" id: "')[:-1]
 

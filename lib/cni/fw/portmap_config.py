@@ -7,6 +7,7 @@ externalSetMarkChain, markMasqBit) at config time, so that every value can becom
 """
 from __future__ import annotations
 
+from cni import addr as ipaddress
 from cni.errors import InvalidConfigError
 from cni.fw import backend as be
 from cni.fw import rules
@@ -23,7 +24,6 @@ def normalize_mappings(raw, field: str = "runtimeConfig.portMappings") -> list:
     and is lower-cased; hostIP "" means unset (None), else an ipaddress object (a plain
     address: an IPv6 zone such as `fe80::1%eth0` is refused).
     """
-    from cni import addr as ipaddress
     if raw is None:
         return []
     if not isinstance(raw, list):

@@ -11,7 +11,7 @@ teardown() has nothing to remove for them.
 from __future__ import annotations
 
 from cni.errors import InvalidEnvError
-from cni.fw import nft_text, rules
+from cni.fw import backend, nft_text, rules
 
 FAMILY, TABLE, BASE = "bridge", "nat", "PREROUTING"
 
@@ -56,7 +56,6 @@ def setup(container_id: str, ifname: str, host_if: str, mac: str) -> None:
 
 def teardown(container_id: str, ifname: str) -> None:
     """Remove this port's rules and chains; nothing there (or no nft) is fine."""
-    from cni.fw import backend
     try:
         iface, macc, comment = validate(container_id, ifname)
     except InvalidEnvError:
