@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from cni import skel
 from cni.config import NetConf
-from cni.errors import InvalidConfigError
+from cni.errors import CNIError, InvalidConfigError
+from cni.ip import open_netns, open_netns_for_del
+from cni.meta import ifname_ips, require_prev, sbr
+from cni.nl.rtnl import Rtnl
+from cni.rollback import on_error
 
 
 def _gateways(value, field):
@@ -34,12 +38,6 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.errors import CNIError
-    from cni.ip import open_netns
-    from cni.meta import ifname_ips, require_prev
-    from cni.meta import sbr
-    from cni.nl.rtnl import Rtnl
-    from cni.rollback import on_error
     prev = require_prev(conf, "this plugin must be called as chained plugin")
     if not prev.ips:
         raise CNIError(f"no IP addresses supplied on interface: {args.ifname}")
@@ -55,9 +53,6 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni.ip import open_netns_for_del
-    from cni.meta import sbr
-    from cni.nl.rtnl import Rtnl
     ns = open_netns_for_del(args.netns)
     if ns is None:
         return
