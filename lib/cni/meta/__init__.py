@@ -1,6 +1,7 @@
 """Helpers shared by the chained (meta) plugins: portmap, firewall, bandwidth, tuning, sbr."""
 from __future__ import annotations
 
+from cni.config import lookup
 from cni.errors import CNIError, InvalidConfigError
 
 
@@ -47,7 +48,6 @@ def valid_attachments(conf) -> list | None:
     `cni.dev/attachments` some runtimes send). None means "nothing is known to be stale":
     a GC handler then removes nothing. A list of the wrong shape is a config error (code 7).
     """
-    from cni.config import lookup
     key = "cni.dev/valid-attachments"
     if lookup(conf.raw, key) is None:
         key = "cni.dev/attachments"
