@@ -14,18 +14,11 @@ import gc as _gc
 
 from cni import skel
 from cni.config import NetConf
-from cni.errors import InvalidConfigError
 from cni.fw import portmap, portmap_update
 from cni.fw.portmap_config import normalize_mappings, resolve_backend
-from cni.meta import container_ips, require_prev, valid_attachments
+from cni.meta import container_ips, require_prev, string_list, valid_attachments
 from cni.meta.hostnet import enable_route_localnet, flush_udp_conntrack
 from cni.rollback import on_error
-
-
-def _strings(value, field):
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise InvalidConfigError("invalid config", f"{field} must be a list of strings")
-    return value
 
 
 class Config(NetConf):
@@ -34,8 +27,8 @@ class Config(NetConf):
         "snat": ("snat", bool, True),
         "markMasqBit": ("mark_masq_bit", int, None),
         "externalSetMarkChain": ("external_setmark_chain", str, None),
-        "conditionsV4": ("conditions_v4", _strings, None),
-        "conditionsV6": ("conditions_v6", _strings, None),
+        "conditionsV4": ("conditions_v4", string_list, None),
+        "conditionsV6": ("conditions_v6", string_list, None),
         "masqAll": ("masq_all", bool, False),
     }
     __slots__ = tuple(a for a, _, _ in FIELDS.values()) + ("mappings", "which")

@@ -13,21 +13,15 @@ from cni import skel
 from cni.config import NetConf
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import open_netns, open_netns_for_del
-from cni.meta import ifname_ips, require_prev, sbr
+from cni.meta import ifname_ips, require_prev, sbr, string_list
 from cni.nl.rtnl import Rtnl
 from cni.rollback import on_error
-
-
-def _gateways(value, field):
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise InvalidConfigError("invalid config", f"{field} must be a list of strings")
-    return value
 
 
 class Config(NetConf):
     FIELDS = {
         "table": ("table", int, None),
-        "gateways": ("gateways", _gateways, list),
+        "gateways": ("gateways", string_list, list),
         "addSourceHints": ("add_source_hints", bool, False),
     }
     __slots__ = tuple(a for a, _, _ in FIELDS.values())

@@ -5,6 +5,13 @@ from cni.config import lookup
 from cni.errors import CNIError, InvalidConfigError
 
 
+def string_list(value, field: str) -> list:
+    """A config field that must be a list of strings (portmap conditionsV4/V6, sbr gateways)."""
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise InvalidConfigError("invalid config", f"{field} must be a list of strings")
+    return value
+
+
 def require_prev(conf, msg: str = "must be called as chained plugin"):
     """The parsed prevResult, or a CNIError when the runtime sent none."""
     if conf.prev_result is None:
