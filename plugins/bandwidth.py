@@ -15,6 +15,7 @@ from cni.log import warn
 from cni.meta import bandwidth as bw
 from cni.meta import require_prev
 from cni.nl.rtnl import Rtnl
+from cni.nl.rtnl_defs import TC_H_INGRESS
 from cni.rollback import on_error
 from cni.types import Interface, Result
 from cni.version import starting_from
@@ -55,11 +56,11 @@ def add(args: skel.Args, conf: Config):
         veth = bw.host_veth(host, cont, prev, args.ifname)
         if conf.ingress_rate:
             bw.add_tbf(host, veth.index, conf.ingress_rate, conf.ingress_burst)
-            undo(host.qdisc_del, veth.index, handle=0x10000)
+            undo(host.qdisc_del, veth.index, handle=bw.TBF_HANDLE)
         if conf.egress_rate:
             name = bw.ifb_name(conf.name, args.container_id)
             undo(bw.teardown, host, name)
-            undo(host.qdisc_del, veth.index, parent=0xFFFFFFF1, handle=0xFFFF0000)
+            undo(host.qdisc_del, veth.index, parent=TC_H_INGRESS, handle=bw.INGRESS_HANDLE)
             ifb = bw.setup_egress(host, veth, name, conf.egress_rate, conf.egress_burst)
             prev.interfaces.append(Interface(ifb.name, ifb.mac or ""))
     return prev

@@ -10,6 +10,8 @@ whole and is recomputed from a fresh read.
 """
 from __future__ import annotations
 
+from errno import EBUSY, ENOENT, ERESTART
+
 from cni.fw import backend, iptables_nft
 from cni.fw.rules import check_lines
 from cni.nl import nftables as nft
@@ -21,7 +23,6 @@ BUILTIN = {"nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
            "raw": ("PREROUTING", "OUTPUT")}
 RETRIES = 3
 BULK_RULES = 2000
-_ENOENT, _EBUSY, _ERESTART = 2, 16, 85
 
 
 def tools(v6: bool) -> tuple:
@@ -332,8 +333,8 @@ def drop_chains_nft(table: str, chains, sources, *, v6: bool = False) -> bool:
                 b.commit(nl, genid=genid)
                 return True
             except NetlinkError as exc:
-                if exc.errno == _EBUSY:
+                if exc.errno == EBUSY:
                     return False
-                if exc.errno not in (_ERESTART, _ENOENT) or attempt == RETRIES * 10 - 1:
+                if exc.errno not in (ERESTART, ENOENT) or attempt == RETRIES * 10 - 1:
                     raise backend.RuleError(f"nf_tables {table} update failed", str(exc)) from None
     return False  # pragma: no cover

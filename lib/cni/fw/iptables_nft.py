@@ -7,10 +7,9 @@ text lives in cni.fw.ipt_rule, its expressions in cni.fw.ipt_expr; a line beyond
 """
 from __future__ import annotations
 
-from errno import EBUSY, EEXIST, ENOENT, ERESTART
-
 from cni.fw.ipt_expr import decode, encode
 from cni.fw.ipt_rule import Rule, Unsupported, parse
+from cni.fw.nft_commit import transact
 from cni.nl import nft_defs as d
 from cni.nl import nftables as nft
 from cni.nl.codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, AttrList
@@ -171,27 +170,13 @@ def apply(table: str, build, make_batch, *, v6: bool = False, only=None):
     Raises Unsupported when a rule or line is beyond this translator (nothing was written).
     `only`: read just these chains' rules (see read()).
     """
-    with nft.NftSocket() as nl:
-        for attempt in range(RETRIES):
-            genid = nl.genid()
-            snap = read(nl, table, v6, only)
-            batch = make_batch({c: list(specs) for c, specs in snap.chains.items()})
-            build(batch)
-            if not batch.lines:
-                return batch
-            ops = translate(batch.lines, snap, table, v6)
-            try:
-                ops.commit(nl, genid=genid)
-                return batch
-            except OSError as exc:
-                if exc.errno not in (ERESTART, EBUSY, ENOENT, EEXIST) or attempt == RETRIES - 1:
-                    raise
-            _backoff(attempt)
-    return batch  # pragma: no cover
+    made = None
 
-
-def _backoff(attempt: int) -> None:
-    """A short randomised pause so racing writers stop colliding (iptables-nft just loops)."""
-    from posix import urandom          # lazy: only a writer that lost a race pays for these
-    from select import select
-    select([], [], [], (1 + attempt) * urandom(1)[0] / 255 * 0.004)
+    def attempt(nl):
+        nonlocal made
+        snap = read(nl, table, v6, only)
+        made = make_batch({c: list(specs) for c, specs in snap.chains.items()})
+        build(made)
+        return translate(made.lines, snap, table, v6) if made.lines else None
+    transact(attempt, retries=RETRIES)
+    return made

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cni.errors import CNIError, InvalidConfigError
 from cni.fw.backend import hash_with_prefix
+from cni.nl.rtnl_defs import TC_H_INGRESS
 from cni.nl.socket import LinkNotFoundError
 from cni.nl.tc import handle, tbf_params
 from cni.rollback import on_error
@@ -150,12 +151,12 @@ def update_egress(h, veth, ifb: str, rate_bits: int, burst_bits: int):
         if dev is not None:
             teardown(h, ifb)
         if any(q.kind == "ingress" for q in h.qdisc_list(veth.index)):
-            h.qdisc_del(veth.index, parent=0xFFFFFFF1, handle=INGRESS_HANDLE)
+            h.qdisc_del(veth.index, parent=TC_H_INGRESS, handle=INGRESS_HANDLE)
         return None
     if dev is None:
         with on_error() as undo:
             undo(teardown, h, ifb)
-            undo(h.qdisc_del, veth.index, parent=0xFFFFFFF1, handle=INGRESS_HANDLE)
+            undo(h.qdisc_del, veth.index, parent=TC_H_INGRESS, handle=INGRESS_HANDLE)
             return setup_egress(h, veth, ifb, rate_bits, burst_bits)
     set_tbf(h, dev.index, rate_bits, burst_bits)
     return dev

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from errno import ESRCH
 
 from cni import addr as ipaddress
 from cni.errors import CNIError, InvalidConfigError
@@ -129,7 +130,7 @@ def _del_route(h, r, warn_only: bool = False) -> None:
     try:
         h.route_del(r.dst, gw=r.gw, dev=r.oif, table=r.table, metric=r.priority)
     except OSError as exc:
-        if getattr(exc, "errno", 0) == 3:          # ESRCH: already gone
+        if getattr(exc, "errno", 0) == ESRCH:      # already gone
             return
         if warn_only:
             warn(f"failed to delete route {r.dst}: {exc}")
