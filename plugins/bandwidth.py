@@ -8,8 +8,16 @@ capability (runtimeConfig.bandwidth) counts only when none of the four keys is s
 from __future__ import annotations
 
 from cni import skel
-from cni.config import NetConf
-from cni.errors import InvalidConfigError
+from cni.config import NetConf, parse_fields
+from cni.errors import CNIError, InvalidConfigError
+from cni.ip import open_netns
+from cni.log import warn
+from cni.meta import bandwidth as bw
+from cni.meta import require_prev
+from cni.nl.rtnl import Rtnl
+from cni.nl.rtnl_defs import TC_H_INGRESS
+from cni.rollback import on_error
+from cni.types import Interface, Result
 from cni.version import starting_from
 
 KEYS = (("ingressRate", "ingress_rate"), ("ingressBurst", "ingress_burst"),
@@ -22,21 +30,18 @@ class Config(NetConf):
 
     def validate(self) -> None:
         if all(getattr(self, a) is None for _, a in KEYS):
-            bw = self.runtime_config.get("bandwidth")
-            if bw is not None:
-                if not isinstance(bw, dict):
+            limits = self.runtime_config.get("bandwidth")
+            if limits is not None:
+                if not isinstance(limits, dict):
                     raise InvalidConfigError("invalid config", "runtimeConfig.bandwidth must be an object")
-                from cni.config import parse_fields
-                parse_fields(bw, self.FIELDS, self, "runtimeConfig.bandwidth.")
+                parse_fields(limits, self.FIELDS, self, "runtimeConfig.bandwidth.")
         for _, a in KEYS:
             if getattr(self, a) is None:
                 setattr(self, a, 0)
-        from cni.meta.bandwidth import validate_rate_burst
-        validate_rate_burst(self.ingress_rate, self.ingress_burst, "ingress")
-        validate_rate_burst(self.egress_rate, self.egress_burst, "egress")
+        bw.validate_rate_burst(self.ingress_rate, self.ingress_burst, "ingress")
+        bw.validate_rate_burst(self.egress_rate, self.egress_burst, "egress")
         for k in ("shapedSubnets", "unshapedSubnets"):
             if self.raw.get(k):
-                from cni.log import warn
                 warn(f"{k} is ignored (the Go plugin reverted it; all traffic is shaped)")
 
     def is_zero(self) -> bool:
@@ -44,41 +49,29 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.types import Interface, Result
     if conf.is_zero():
         return conf.prev_result or Result(conf.cni_version)
-    from cni.ip import open_netns
-    from cni.meta import bandwidth as bw
-    from cni.meta import require_prev
-    from cni.nl.rtnl import Rtnl
-    from cni.rollback import on_error
     prev = require_prev(conf)
     with open_netns(args.netns) as ns, Rtnl(ns) as cont, Rtnl() as host, on_error() as undo:
         veth = bw.host_veth(host, cont, prev, args.ifname)
         if conf.ingress_rate:
             bw.add_tbf(host, veth.index, conf.ingress_rate, conf.ingress_burst)
-            undo(host.qdisc_del, veth.index, handle=0x10000)
+            undo(host.qdisc_del, veth.index, handle=bw.TBF_HANDLE)
         if conf.egress_rate:
             name = bw.ifb_name(conf.name, args.container_id)
             undo(bw.teardown, host, name)
-            undo(host.qdisc_del, veth.index, parent=0xFFFFFFF1, handle=0xFFFF0000)
+            undo(host.qdisc_del, veth.index, parent=TC_H_INGRESS, handle=bw.INGRESS_HANDLE)
             ifb = bw.setup_egress(host, veth, name, conf.egress_rate, conf.egress_burst)
             prev.interfaces.append(Interface(ifb.name, ifb.mac or ""))
     return prev
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni.meta import bandwidth as bw
-    from cni.nl.rtnl import Rtnl
     with Rtnl() as host:
         bw.teardown(host, bw.ifb_name(conf.name, args.container_id))
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni.ip import open_netns
-    from cni.meta import bandwidth as bw
-    from cni.meta import require_prev
-    from cni.nl.rtnl import Rtnl
     prev = require_prev(conf, "must be called as a chained plugin")
     with open_netns(args.netns) as ns, Rtnl(ns) as cont, Rtnl() as host:
         veth = bw.host_veth(host, cont, prev, args.ifname)
@@ -88,7 +81,6 @@ def check(args: skel.Args, conf: Config) -> None:
             name = bw.ifb_name(conf.name, args.container_id)
             ifb = host.link_lookup(name)
             if ifb is None:
-                from cni.errors import CNIError
                 raise CNIError("get ifb device", f"{name} not found")
             bw.check_redirect(host, veth, ifb)
             bw.check_tbf(host, ifb.index, conf.egress_rate, conf.egress_burst, name)
@@ -98,11 +90,6 @@ def update(args: skel.Args, conf: Config):
     """UPDATE (our extension): rates and bursts changed in place with `tc qdisc change` (the
     qdiscs keep their handles; no teardown); a direction whose rate becomes 0 is unshaped, one
     that gains a rate is set up as ADD does. The result lists the IFB while egress is shaped."""
-    from cni.ip import open_netns
-    from cni.meta import bandwidth as bw
-    from cni.meta import require_prev
-    from cni.nl.rtnl import Rtnl
-    from cni.types import Interface
     prev = require_prev(conf)
     name = bw.ifb_name(conf.name, args.container_id)
     listed = any(i.name == name and not i.sandbox for i in prev.interfaces)  # cached result

@@ -7,7 +7,7 @@ nftables), iptablesAdminChainName (CNI-ADMIN; with nftables the admin chain's na
 still iptables rules, as Go). nftables (ours; Go has none) writes table `inet cni_firewall`
 over netlink (layout in cni.fw.nft_firewall). DEL removes what the iptables and nftables
 backends wrote for the container whichever is configured, so switching backends leaks nothing.
-firewalld is reached over the system bus socket with our own D-Bus client (cni.meta.dbus).
+firewalld is reached over the system bus socket with our own D-Bus client (cni.dbus).
 iptablesAdminChainName and firewalldZone are checked with the config (code 7); the bridge name
 from prevResult, which only ADD's ingressPolicy rules use, at the start of ADD.
 """
@@ -16,6 +16,11 @@ from __future__ import annotations
 from cni import skel
 from cni.config import NetConf
 from cni.errors import InvalidConfigError
+from cni.fw import backend as be
+from cni.fw import firewall, rules
+from cni.ip import container_addrs
+from cni.meta import firewalld, isolation, require_prev
+from cni.rollback import on_error
 from cni.version import starting_from
 
 BACKENDS = ("", "iptables", "firewalld", "nftables")
@@ -31,8 +36,6 @@ class Config(NetConf):
     __slots__ = tuple(a for a, _, _ in FIELDS.values())
 
     def validate(self) -> None:
-        from cni.fw import rules
-        from cni.fw.firewall import validate_ingress_policy
         if self.backend not in BACKENDS:
             raise InvalidConfigError(f"unknown backend {self.backend!r}",
                                      "backend must be iptables, nftables or firewalld")
@@ -40,17 +43,15 @@ class Config(NetConf):
             rules.ipt_chain(self.admin_chain, "iptablesAdminChainName")
         self.zone = self.zone or "trusted"
         rules.zone_name(self.zone, "firewalldZone")
-        self.ingress_policy = validate_ingress_policy(self.ingress_policy)
+        self.ingress_policy = firewall.validate_ingress_policy(self.ingress_policy)
 
     def use_firewalld(self) -> bool:
         if self.backend:
             return self.backend == "firewalld"
-        from cni.meta import firewalld
         return firewalld.is_running()
 
     def rule_backend(self) -> str:
         """iptables or nftables: the explicit one, else iptables where its tools exist."""
-        from cni.fw import backend as be
         return be.select(self.backend if self.backend != "firewalld" else None)
 
 
@@ -62,25 +63,19 @@ def _bridge(prev) -> str:
     """The first interface of prevResult (the bridge), checked when ADD will use it."""
     if not prev.interfaces or not prev.interfaces[0].name:
         return ""
-    from cni.fw import rules
     return rules.ifname(prev.interfaces[0].name, "prevResult.interfaces[0].name")
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.fw import firewall
-    from cni.meta import require_prev
-    from cni.rollback import on_error
     prev = require_prev(conf, "missing prevResult from earlier plugin")
     ips = _ips(prev)
     bridge = _bridge(prev) if conf.ingress_policy != "open" else ""
     if conf.use_firewalld():
-        from cni.meta import firewalld
         with on_error() as undo:
             firewalld.add(ips, conf.zone)
             undo(firewalld.delete, ips, conf.zone)
             if conf.ingress_policy != "open":
-                from cni.meta.isolation import setup
-                setup(ips, conf.ingress_policy, bridge)
+                isolation.setup(ips, conf.ingress_policy, bridge)
         return prev
     if conf.rule_backend() == "nftables":    # one transaction: nothing to undo
         firewall.nft_add(ips, network=conf.name, container_id=args.container_id,
@@ -98,24 +93,18 @@ def delete(args: skel.Args, conf: Config) -> None:
     # per-container rules only; the shared chains and isolation rules stay (as Go)
     ips = _ips(conf.prev_result)
     if conf.prev_result is None and args.netns:
-        from cni.ip import container_addrs   # 0.3.x: DEL carries no prevResult
-        ips = container_addrs(args.netns, args.ifname)
+        ips = container_addrs(args.netns, args.ifname)   # 0.3.x: DEL carries no prevResult
     if ips and conf.use_firewalld():
-        from cni.meta import firewalld
         firewalld.delete(ips, conf.zone)
-    from cni.fw import firewall             # both rule backends, whichever is configured
     firewall.teardown(ips, network=conf.name, container_id=args.container_id,
                       ifname=args.ifname, admin_chain=conf.admin_chain)
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni.meta import require_prev
     prev = require_prev(conf, "missing prevResult from earlier plugin")
     if conf.use_firewalld():
-        from cni.meta import firewalld
         firewalld.check(_ips(prev), conf.zone)
         return
-    from cni.fw import firewall
     if conf.rule_backend() == "nftables":
         bridge = _bridge(prev) if conf.ingress_policy != "open" else ""
         firewall.nft_check(_ips(prev), network=conf.name, container_id=args.container_id,
@@ -129,14 +118,11 @@ def update(args: skel.Args, conf: Config):
     """UPDATE (our extension): switch the bridge's ingress policy and the admin chain in place
     (cni.fw.firewall.update, one restore batch per family); with firewalld, the addresses
     go to the (new) zone and the ingress policy is switched in iptables as for ADD."""
-    from cni.fw import firewall
-    from cni.meta import require_prev
     prev = require_prev(conf, "missing prevResult from earlier plugin")
     ips = _ips(prev)
     bridge = _bridge(prev)
     if conf.use_firewalld():
-        from cni.fw import iptables
-        from cni.meta import firewalld
+        from cni.fw import iptables    # lazy: the iptables backend only
         firewalld.add(ips, conf.zone)
         if bridge:
             for v6 in sorted({ip.version == 6 for ip in ips}):

@@ -14,13 +14,11 @@ import gc as _gc
 
 from cni import skel
 from cni.config import NetConf
-from cni.errors import InvalidConfigError
-
-
-def _strings(value, field):
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise InvalidConfigError("invalid config", f"{field} must be a list of strings")
-    return value
+from cni.fw import portmap, portmap_update
+from cni.fw.portmap_config import normalize_mappings, resolve_backend
+from cni.meta import container_ips, require_prev, string_list, valid_attachments
+from cni.meta.hostnet import enable_route_localnet, flush_udp_conntrack
+from cni.rollback import on_error
 
 
 class Config(NetConf):
@@ -29,14 +27,13 @@ class Config(NetConf):
         "snat": ("snat", bool, True),
         "markMasqBit": ("mark_masq_bit", int, None),
         "externalSetMarkChain": ("external_setmark_chain", str, None),
-        "conditionsV4": ("conditions_v4", _strings, None),
-        "conditionsV6": ("conditions_v6", _strings, None),
+        "conditionsV4": ("conditions_v4", string_list, None),
+        "conditionsV6": ("conditions_v6", string_list, None),
         "masqAll": ("masq_all", bool, False),
     }
     __slots__ = tuple(a for a, _, _ in FIELDS.values()) + ("mappings", "which")
 
     def validate(self) -> None:
-        from cni.fw.portmap import normalize_mappings
         self.mappings = normalize_mappings(_runtime_mappings(self.runtime_config))
         if self.backend == "":
             self.backend = None
@@ -49,7 +46,6 @@ class Config(NetConf):
                 "masq_all": self.masq_all}
 
     def resolved_backend(self) -> str:
-        from cni.fw.portmap import resolve_backend
         return resolve_backend(self.backend, conditions_v4=self.conditions_v4,
                                conditions_v6=self.conditions_v6,
                                external_setmark_chain=self.external_setmark_chain,
@@ -66,9 +62,6 @@ def _runtime_mappings(rc: dict):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.fw import portmap
-    from cni.meta import container_ips, require_prev
-    from cni.rollback import on_error
     prev = require_prev(conf)
     if not conf.mappings:
         return prev
@@ -79,25 +72,19 @@ def add(args: skel.Args, conf: Config):
         portmap.add(conf.name, args.container_id, conf.mappings, ips, backend=backend,
                     **conf.options())
         if conf.snat and any(i.version == 4 for i in ips):
-            from cni.meta.hostnet import enable_route_localnet
             enable_route_localnet(next(i for i in ips if i.version == 4).ip)
-    from cni.meta.hostnet import flush_udp_conntrack
     flush_udp_conntrack(conf.mappings, {i.version for i in ips})
     return prev
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni.fw import portmap
     # by chain name / comment: needs neither prevResult nor runtimeConfig nor the netns
     portmap.delete(conf.name, args.container_id, conf.which)
     if conf.mappings:
-        from cni.meta.hostnet import flush_udp_conntrack
         flush_udp_conntrack(conf.mappings, {4, 6})
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni.fw import portmap
-    from cni.meta import container_ips, require_prev
     prev = require_prev(conf, "required prevResult missing")
     if not conf.mappings:
         return
@@ -109,15 +96,11 @@ def update(args: skel.Args, conf: Config):
     """UPDATE (our extension): this container's mappings become runtimeConfig.portMappings,
     old rules out and new ones in as one transaction per family (cni.fw.portmap_update);
     UDP conntrack entries of the old and the new host ports are flushed."""
-    from cni.fw import portmap_update
-    from cni.meta import container_ips, require_prev
-    from cni.meta.hostnet import flush_udp_conntrack
     prev = require_prev(conf)
     ips = container_ips(prev, args.ifname)
     old = portmap_update.update(conf.name, args.container_id, conf.mappings, ips,
                                 backend=conf.which, **conf.options())
     if conf.mappings and conf.snat and any(i.version == 4 for i in ips):
-        from cni.meta.hostnet import enable_route_localnet
         enable_route_localnet(next(i for i in ips if i.version == 4).ip)
     gone = [{"hostPort": port, "protocol": proto} for proto, port in old]
     flush_udp_conntrack(conf.mappings + gone, {i.version for i in ips} or {4, 6})
@@ -125,8 +108,6 @@ def update(args: skel.Args, conf: Config):
 
 
 def gc(args: skel.Args, conf: Config) -> None:
-    from cni.fw import portmap
-    from cni.meta import valid_attachments
     valid = valid_attachments(conf)
     if valid is not None:  # no list: nothing is known to be stale
         portmap.gc(conf.name, [cid for cid, _ in valid], conf.which)

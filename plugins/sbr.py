@@ -11,19 +11,17 @@ from __future__ import annotations
 
 from cni import skel
 from cni.config import NetConf
-from cni.errors import InvalidConfigError
-
-
-def _gateways(value, field):
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise InvalidConfigError("invalid config", f"{field} must be a list of strings")
-    return value
+from cni.errors import CNIError, InvalidConfigError
+from cni.ip import open_netns, open_netns_for_del
+from cni.meta import ifname_ips, require_prev, sbr, string_list
+from cni.nl.rtnl import Rtnl
+from cni.rollback import on_error
 
 
 class Config(NetConf):
     FIELDS = {
         "table": ("table", int, None),
-        "gateways": ("gateways", _gateways, list),
+        "gateways": ("gateways", string_list, list),
         "addSourceHints": ("add_source_hints", bool, False),
     }
     __slots__ = tuple(a for a, _, _ in FIELDS.values())
@@ -34,12 +32,6 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.errors import CNIError
-    from cni.ip import open_netns
-    from cni.meta import ifname_ips, require_prev
-    from cni.meta import sbr
-    from cni.nl.rtnl import Rtnl
-    from cni.rollback import on_error
     prev = require_prev(conf, "this plugin must be called as chained plugin")
     if not prev.ips:
         raise CNIError(f"no IP addresses supplied on interface: {args.ifname}")
@@ -55,9 +47,6 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    from cni.ip import open_netns_for_del
-    from cni.meta import sbr
-    from cni.nl.rtnl import Rtnl
     ns = open_netns_for_del(args.netns)
     if ns is None:
         return

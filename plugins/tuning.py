@@ -9,9 +9,16 @@ dataDir (atomically) and restored on DEL; sysctls are not restored.
 """
 from __future__ import annotations
 
+import os
+
 from cni import skel
-from cni.config import NetConf, check_path
-from cni.errors import InvalidConfigError
+from cni.config import NetConf, check_path, parse_fields, valid_ifname
+from cni.errors import CNIError, InvalidConfigError
+from cni.ip import check_mac, open_netns, open_netns_for_del
+from cni.meta import require_prev
+from cni.meta import tuning as t
+from cni.nl.rtnl import Rtnl
+from cni.rollback import on_error
 
 
 def _sysctl_map(value, field):
@@ -39,13 +46,11 @@ class Config(NetConf):
     __slots__ = tuple(a for a, _, _ in FIELDS.values())
 
     def validate(self) -> None:
-        from cni.meta.tuning import DEFAULT_DATA_DIR, duplicate_sysctl_keys
-        dups = duplicate_sysctl_keys(self.raw_bytes)
+        dups = t.duplicate_sysctl_keys(self.raw_bytes)
         if dups:
             raise InvalidConfigError("duplicated sysctl keys are not allowed", ", ".join(dups))
-        self.data_dir = check_path(self.data_dir or DEFAULT_DATA_DIR, "dataDir")
+        self.data_dir = check_path(self.data_dir or t.DEFAULT_DATA_DIR, "dataDir")
         if self.if_name:
-            from cni.config import valid_ifname
             why = valid_ifname(self.if_name)
             if why:
                 raise InvalidConfigError("invalid ifName", f"{self.if_name!r}: {why}")
@@ -61,8 +66,6 @@ class Config(NetConf):
             self.mac = self.runtime_config["mac"]
         cni = self.args.get("cni") if isinstance(self.args, dict) else None
         if isinstance(cni, dict):
-            from cni.config import parse_fields
-
             class Over:
                 __slots__ = tuple(a for a, _, _ in Config.ARGS.values())
             o = Over()
@@ -73,13 +76,11 @@ class Config(NetConf):
                 if getattr(o, a) is not None:
                     setattr(self, a, getattr(o, a))
         if self.mac:
-            from cni.ip import check_mac
             self.mac = check_mac(self.mac)
-        from cni.meta.tuning import check_allowlist, check_values, sysctl_path
-        check_values(self.mtu, self.txqlen)
+        t.check_values(self.mtu, self.txqlen)
         for key in self.sysctl:
-            sysctl_path(key, "IFNAME")
-        check_allowlist(self.sysctl)
+            t.sysctl_path(key, "IFNAME")
+        t.check_allowlist(self.sysctl)
 
     def wanted(self) -> dict:
         return {"mac": self.mac, "promisc": self.promisc, "mtu": self.mtu,
@@ -87,9 +88,6 @@ class Config(NetConf):
 
 
 def add(args: skel.Args, conf: Config):
-    from cni.ip import open_netns
-    from cni.meta import require_prev
-    from cni.meta import tuning as t
     prev = require_prev(conf, "required prevResult missing")
     conf.resolve(args)
     want = conf.wanted()
@@ -99,12 +97,9 @@ def add(args: skel.Args, conf: Config):
         if not (want["mac"] or want["promisc"] or want["mtu"] or want["allmulti"] is not None
                 or want["txQLen"] is not None or want["ifName"]):
             return prev
-        from cni.nl.rtnl import Rtnl
-        from cni.rollback import on_error
         with Rtnl(ns) as h, on_error() as undo:
             link = h.link_lookup(args.ifname)
             if link is None:
-                from cni.errors import CNIError
                 raise CNIError(f"failed to get {args.ifname}", f"not found in {args.netns}")
             path = t.backup_path(conf.data_dir, args.container_id, args.ifname)
             saved = t.snapshot(link, want)
@@ -135,8 +130,6 @@ def _rename(h, index: int, name: str) -> None:
 def _restore_file(h, ifname: str, path: str, index=None) -> None:
     """Put the saved attributes back on the link (by index, or by its current name), then
     its original name if tuning renamed it."""
-    import os
-    from cni.meta import tuning as t
     data = t.read_backup(path)
     ref = index if index is not None else ifname
     if data:
@@ -148,9 +141,6 @@ def _restore_file(h, ifname: str, path: str, index=None) -> None:
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    import os
-    from cni.ip import open_netns_for_del
-    from cni.meta import tuning as t
     path = t.backup_path(conf.data_dir, args.container_id, args.ifname)
     if not os.path.exists(path):
         return
@@ -158,7 +148,6 @@ def delete(args: skel.Args, conf: Config) -> None:
     if ns is None:              # no netns (any more): nothing can be restored
         os.unlink(path)
         return
-    from cni.nl.rtnl import Rtnl
     with ns, Rtnl(ns) as h:
         current = conf.if_name or args.ifname       # the name tuning gave it, if any
         link = h.link_lookup(current) or h.link_lookup(args.ifname)
@@ -169,11 +158,6 @@ def delete(args: skel.Args, conf: Config) -> None:
 
 
 def check(args: skel.Args, conf: Config) -> None:
-    from cni.errors import CNIError
-    from cni.ip import open_netns
-    from cni.meta import require_prev
-    from cni.meta import tuning as t
-    from cni.nl.rtnl import Rtnl
     require_prev(conf, "required prevResult missing")
     conf.resolve(args)
     with open_netns(args.netns) as ns:
@@ -193,11 +177,6 @@ def update(args: skel.Args, conf: Config):
     longer sets gets its original back). The backup is widened before the link changes and
     narrowed after, so a crash at any point leaves DEL able to restore. Renaming (ifName)
     is not an update: the interface must already carry the configured name (code 7)."""
-    from cni.errors import CNIError
-    from cni.ip import open_netns
-    from cni.meta import require_prev
-    from cni.meta import tuning as t
-    from cni.nl.rtnl import Rtnl
     prev = require_prev(conf, "required prevResult missing")
     conf.resolve(args)
     name = conf.if_name or args.ifname

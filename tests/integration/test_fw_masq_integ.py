@@ -19,7 +19,7 @@ C = '-m comment --comment "name: \\"mynet\\" id: \\"abc123\\""'
 
 
 class InNetns:
-    """Route cni.proc.run through `ip netns exec <ns>` and record each tool exec."""
+    """Route cni.std.process.run through `ip netns exec <ns>` and record each tool exec."""
 
     def __init__(self, ns, real):
         self.ns, self.real, self.calls = ns, real, []

@@ -22,7 +22,7 @@ import subprocess
 import pytest
 
 from cni.std import process as proc
-from cni.fw import backend, masq, portmap
+from cni.fw import backend, masq, portmap, portmap_config
 from test_fw_masq_integ import CH, cni_rules, go_plugin, masq_nft_rules
 from test_fw_portmap_integ import RAW, V4, V6, go_conf, nat, per_container
 
@@ -88,7 +88,7 @@ def test_portmap_iptables_matches_go_both_ways(host_ns, cont_ns, make_netns, net
     go_ns = make_netns("gopm")
     go_plugin("portmap", go_ns, cont_ns, "ADD", go_conf(cont_ns))
     netlink_in(host_ns)
-    ms = portmap.normalize_mappings(RAW)
+    ms = portmap_config.normalize_mappings(RAW)
     portmap.add("mynet", "abc123", ms, [V4, V6], backend="iptables")
     for v6 in (False, True):
         assert nat(host_ns, v6) == nat(go_ns, v6)
@@ -106,7 +106,7 @@ def test_portmap_iptables_matches_go_both_ways(host_ns, cont_ns, make_netns, net
 
 def test_nftables_backend_without_the_binary(host_ns, netlink_in):
     netlink_in(host_ns)
-    ms = portmap.normalize_mappings(RAW[:2])
+    ms = portmap_config.normalize_mappings(RAW[:2])
     masq.setup("mynet", "abc123", "eth0", [V4, V6], "nftables")
     portmap.add("mynet", "abc123", ms, [V4, V6], backend="nftables")
     masq.check("mynet", "abc123", "eth0", [V4, V6], "nftables")
@@ -124,7 +124,7 @@ def test_nftables_backend_without_the_binary(host_ns, netlink_in):
 def test_delete_cleans_both_backends(host_ns, netlink_in):
     """A host that switched backends between ADD and DEL leaks nothing."""
     netlink_in(host_ns)
-    ms = portmap.normalize_mappings(RAW[:2])
+    ms = portmap_config.normalize_mappings(RAW[:2])
     portmap.add("mynet", "abc123", ms, [V4], backend="iptables")
     portmap.add("mynet", "abc123", ms, [V4], backend="nftables")
     masq.setup("mynet", "abc123", "eth0", [V4], "iptables")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cni.fw import portmap
+from cni.fw import portmap, portmap_config
 from test_fw_masq_integ import go_plugin, tools_in  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.root
@@ -45,14 +45,14 @@ def test_iptables_add_matches_go_exactly(host_ns, cont_ns, make_netns, tools_in)
     go_ns = make_netns("gohost")
     go_plugin("portmap", go_ns, cont_ns, "ADD", go_conf(cont_ns))
     calls = tools_in(host_ns).calls
-    portmap.add("mynet", "abc123", portmap.normalize_mappings(RAW), [V4, V6], backend="iptables")
+    portmap.add("mynet", "abc123", portmap_config.normalize_mappings(RAW), [V4, V6], backend="iptables")
     assert calls == ["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"]
     for v6 in (False, True):
         assert nat(host_ns, v6) == nat(go_ns, v6)
     calls.clear()
-    portmap.add("mynet", "abc123", portmap.normalize_mappings(RAW), [V4, V6], backend="iptables")
+    portmap.add("mynet", "abc123", portmap_config.normalize_mappings(RAW), [V4, V6], backend="iptables")
     assert calls == ["iptables-save", "ip6tables-save"]  # nothing missing: no write
-    portmap.check("mynet", "abc123", portmap.normalize_mappings(RAW), [V4, V6], backend="iptables")
+    portmap.check("mynet", "abc123", portmap_config.normalize_mappings(RAW), [V4, V6], backend="iptables")
 
 
 @pytest.mark.gobin("portmap")
@@ -61,7 +61,7 @@ def test_go_add_our_delete(host_ns, cont_ns, tools_in):  # noqa: F811
     go_plugin("portmap", host_ns, cont_ns, "ADD", go_conf(cont_ns))
     assert per_container(nat(host_ns)) and per_container(nat(host_ns, True))
     calls = tools_in(host_ns).calls
-    portmap.check("mynet", "abc123", portmap.normalize_mappings(RAW), [V4, V6], backend="iptables")
+    portmap.check("mynet", "abc123", portmap_config.normalize_mappings(RAW), [V4, V6], backend="iptables")
     calls.clear()
     portmap.delete("mynet", "abc123", backend="iptables")
     assert calls == ["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"]
@@ -69,7 +69,7 @@ def test_go_add_our_delete(host_ns, cont_ns, tools_in):  # noqa: F811
         assert per_container(nat(host_ns, v6)) == []
         assert any("CNI-HOSTPORT-DNAT" in line for line in nat(host_ns, v6))  # shared chains stay
     with pytest.raises(portmap.PortmapCheckError):
-        portmap.check("mynet", "abc123", portmap.normalize_mappings(RAW), [V4], backend="iptables")
+        portmap.check("mynet", "abc123", portmap_config.normalize_mappings(RAW), [V4], backend="iptables")
     portmap.delete("mynet", "abc123", backend="iptables")  # again: fine
 
 
@@ -77,7 +77,7 @@ def test_go_add_our_delete(host_ns, cont_ns, tools_in):  # noqa: F811
 @pytest.mark.tool("iptables-restore", "ip6tables-restore")
 def test_our_add_go_delete(host_ns, cont_ns, tools_in):  # noqa: F811
     tools_in(host_ns)
-    portmap.add("mynet", "abc123", portmap.normalize_mappings(RAW), [V4, V6], backend="iptables")
+    portmap.add("mynet", "abc123", portmap_config.normalize_mappings(RAW), [V4, V6], backend="iptables")
     # (no Go CHECK here: Go 1.1.1 portmap CHECK looks for the IPv4 rules in ip6tables too and
     # so fails even on rules its own ADD made)
     go_plugin("portmap", host_ns, cont_ns, "DEL", go_conf(cont_ns))
@@ -88,7 +88,7 @@ def test_our_add_go_delete(host_ns, cont_ns, tools_in):  # noqa: F811
 @pytest.mark.tool("iptables-restore")
 def test_iptables_options(host_ns, tools_in):  # noqa: F811
     tools_in(host_ns)
-    many = portmap.normalize_mappings([{"hostPort": 2000 + i, "containerPort": 80} for i in range(20)])
+    many = portmap_config.normalize_mappings([{"hostPort": 2000 + i, "containerPort": 80} for i in range(20)])
     portmap.add("n", "c", many, [V4], backend="iptables", masq_all=True, mark_masq_bit=5,
                 conditions_v4=["!", "-s", "10.1.0.0/16"])
     lines = nat(host_ns)
@@ -106,7 +106,7 @@ def test_iptables_options(host_ns, tools_in):  # noqa: F811
 @pytest.mark.tool("nft")
 def test_nftables_add_check_delete(host_ns, tools_in):  # noqa: F811
     calls = tools_in(host_ns).calls
-    m = portmap.normalize_mappings(RAW)
+    m = portmap_config.normalize_mappings(RAW)
     portmap.add("mynet", "abc123", m, [V4, V6], backend="nftables")
     portmap.add("mynet", "abc123", m, [V4, V6], backend="nftables")   # idempotent
     assert calls == ["nft", "nft"] * 4

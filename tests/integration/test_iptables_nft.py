@@ -97,7 +97,7 @@ def _sent_form(e):
 
 @pytest.mark.parametrize("v6", [False, True], ids=["ip", "ip6"])
 def test_corpus_decodes_and_encodes_as_iptables_nft(make_netns, v6):
-    from cni.fw import iptables_nft as x
+    from cni.fw import ipt_expr, ipt_rule
     ns = make_netns("iptn")
     _restore(ns, v6)
     for table, specs in CORPUS[v6].items():
@@ -109,14 +109,14 @@ def test_corpus_decodes_and_encodes_as_iptables_nft(make_netns, v6):
         assert saved == specs                      # the corpus is in iptables-save's own form
         for spec, m in zip(specs, msgs):
             exprs = [_sent_form(e) for _, e in m.attrs.get("NFTA_RULE_EXPRESSIONS")]
-            rule = x.decode(exprs, v6)
+            rule = ipt_expr.decode(exprs, v6)
             assert rule is not None, spec
             assert rule.text(v6) == spec
-            ours, proto = x.encode(x.parse(spec, v6), v6)
+            ours, proto = ipt_expr.encode(ipt_rule.parse(spec, v6), v6)
             schema = d.NFTA_EXPR_LIST
             assert schema.pack([("NFTA_LIST_ELEM", e) for e in ours], nest_flag=0) == \
                 schema.pack([("NFTA_LIST_ELEM", e) for e in exprs], nest_flag=0), spec
-            assert proto == (x.PROTOS.get(spec.split("-p ")[1].split()[0], 0)
+            assert proto == (ipt_rule.PROTOS.get(spec.split("-p ")[1].split()[0], 0)
                              if "-p " in spec and "! -p" not in spec else 0)
 
 
@@ -127,6 +127,7 @@ def test_rules_we_write_are_iptables_rules(make_netns, v6):
     code = f"""
 import sys; sys.path.insert(0, {os.path.join(ROOT, 'lib')!r})
 from cni.fw import iptables_nft as x
+from cni.fw.ipt_rule import parse
 from cni.nl import nftables as n
 corpus = {CORPUS[v6]!r}
 b = n.Batch()
@@ -134,10 +135,10 @@ for table, specs in corpus.items():
     x.add_table(b, table, {v6!r})
     x.new_chain(b, table, "CNI-abc", {v6!r})
     for s in specs:
-        x.append_rule(b, table, "CNI-abc", x.parse(s, {v6!r}), {v6!r})
+        x.append_rule(b, table, "CNI-abc", parse(s, {v6!r}), {v6!r})
 x.new_chain(b, "nat", "CNI-post", {v6!r})
 x.add_base_chain(b, "nat", "POSTROUTING", {v6!r})
-x.insert_rule(b, "nat", "POSTROUTING", x.parse("-j CNI-post", {v6!r}), {v6!r})
+x.insert_rule(b, "nat", "POSTROUTING", parse("-j CNI-post", {v6!r}), {v6!r})
 b.commit()
 """
     r = ns.run(sys.executable, "-c", code, check=False)

@@ -60,7 +60,7 @@ def ruleset(ns) -> list:
 
 def text_setup(ns, net, ifn, cid, *addrs):
     py(ns, f"""
-from cni.fw import nftables as t
+from cni.fw import nft_text as t
 lines = masq.nft_setup_lines({net!r}, {cid!r}, {ifn!r}, ips(*{addrs!r}), [])
 t.apply(lines)
 """)
@@ -109,7 +109,7 @@ def test_each_side_deletes_what_the_other_added(make_netns):
     left = ns.run("nft", "list", "chain", "inet", "cni_plugins_masquerade", "masq_checks").stdout
     assert "10.99.0.5" not in left and "10.99.0.6" in left
     py(ns, """
-from cni.fw import nftables as t
+from cni.fw import nft_text as t
 rs = masq._nft_find(masq.hash_for_instance('n1', 'eth0', 'c2'))
 t.apply([t.delete_rule(r) for r in rs])
 """)                                                        # nft -f removes the native rule
@@ -226,8 +226,9 @@ def test_native_portmap_reads_as_nft_text_one(make_netns):
     a, b = make_netns("pma"), make_netns("pmb")
     py(a, PM + "nn.portmap_add('cid-1', mappings(), [V4, V6])")
     py(b, """
-from cni.fw import portmap as p, nftables as t
-ms = p.normalize_mappings([{'hostPort': 8080, 'containerPort': 80, 'protocol': 'tcp'},
+from cni.fw import portmap as p, nft_text as t
+from cni.fw.portmap_config import normalize_mappings
+ms = normalize_mappings([{'hostPort': 8080, 'containerPort': 80, 'protocol': 'tcp'},
     {'hostPort': 5353, 'containerPort': 53, 'protocol': 'udp', 'hostIP': '10.1.2.3'},
     {'hostPort': 9090, 'containerPort': 90, 'protocol': 'sctp'}])
 for ipi in ips('10.99.0.2/24', 'fd99::2/64'):

@@ -293,11 +293,11 @@ def test_bandwidth_limits(rate, burst, frag):
 
 
 def test_port_mapping_count_capped():
-    from cni.fw import portmap
+    from cni.fw import portmap_config
     m = {"hostPort": 8080, "containerPort": 80}
     t = time.perf_counter()
     with pytest.raises(InvalidConfigError) as ei:
-        portmap.normalize_mappings([m] * (65536 * 2 + 1))
+        portmap_config.normalize_mappings([m] * (65536 * 2 + 1))
     assert time.perf_counter() - t < 0.1
     assert ei.value.msg == "too many port mappings"
     assert "131073 entries; at most 131072" in ei.value.details

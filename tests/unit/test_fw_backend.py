@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from cni.errors import CNIError, InvalidConfigError
-from cni.fw import backend, iptables, masq, nftables
+from cni.fw import backend, iptables, masq, nft_text
 
 
 @pytest.fixture
@@ -144,10 +144,10 @@ NFT_JSON = b"""{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_vers
 
 def test_nft_parse_and_lines():
     from cni.fw import rules
-    rs = nftables.Ruleset.parse(NFT_JSON)
+    rs = nft_text.Ruleset.parse(NFT_JSON)
     assert rs.chains == {"masq_checks"}
     assert [(r.handle, r.comment) for r in rs.in_chain("masq_checks")] == [(5, "abc"), (6, None)]
-    assert nftables.delete_rule(rs.rules[0]) == "delete rule inet t masq_checks handle 5"
+    assert nft_text.delete_rule(rs.rules[0]) == "delete rule inet t masq_checks handle 5"
     assert rules.nft_comment('a"b') == 'comment "ab"'
 
 

@@ -30,7 +30,7 @@ COMMIT
 
 
 class FakeTools:
-    """Stands in for cni.proc.run: serves canned *-save / nft -j output, records every exec."""
+    """Stands in for cni.std.process.run: serves canned *-save / nft -j output, records every exec."""
 
     def __init__(self, saves=None, nft_lists=None, available=("iptables-save", "iptables-restore",
                                                             "ip6tables-save", "ip6tables-restore", "nft")):

@@ -6,7 +6,7 @@ import ipaddress
 import pytest
 
 from cni.errors import InvalidConfigError
-from cni.fw import portmap
+from cni.fw import portmap, portmap_config
 from test_fw_masq import fake  # noqa: F401  (fixture)
 
 V4 = ipaddress.ip_interface("10.88.0.2/24")
@@ -20,12 +20,12 @@ DC = '-m comment --comment "dnat name: \\"mynet\\" id: \\"abc123\\""'
 
 
 def test_normalize():
-    m = portmap.normalize_mappings(RAW)
+    m = portmap_config.normalize_mappings(RAW)
     assert m[0] == {"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": None}
     assert m[1]["hostIP"] is None
     assert m[2]["hostIP"] == ipaddress.ip_address("192.168.1.1")
-    assert portmap.normalize_mappings(None) == []
-    assert portmap.normalize_mappings([{"hostPort": 1, "containerPort": 2}])[0]["protocol"] == "tcp"
+    assert portmap_config.normalize_mappings(None) == []
+    assert portmap_config.normalize_mappings([{"hostPort": 1, "containerPort": 2}])[0]["protocol"] == "tcp"
 
 
 @pytest.mark.parametrize("bad,field", [
@@ -38,26 +38,26 @@ def test_normalize():
 ])
 def test_normalize_errors(bad, field):
     with pytest.raises(InvalidConfigError) as ei:
-        portmap.normalize_mappings([bad])
+        portmap_config.normalize_mappings([bad])
     assert field in ei.value.msg and field in ei.value.details
 
 
 def test_resolve_backend():
-    assert portmap.resolve_backend("nftables", conditions_v4=["ip saddr 1.2.3.4"]) == "nftables"
-    assert portmap.resolve_backend("iptables", conditions_v4=["!", "-s", "1.2.3.4"]) == "iptables"
+    assert portmap_config.resolve_backend("nftables", conditions_v4=["ip saddr 1.2.3.4"]) == "nftables"
+    assert portmap_config.resolve_backend("iptables", conditions_v4=["!", "-s", "1.2.3.4"]) == "iptables"
     with pytest.raises(InvalidConfigError):
-        portmap.resolve_backend("nftables", external_setmark_chain="KUBE-MARK-MASQ")
+        portmap_config.resolve_backend("nftables", external_setmark_chain="KUBE-MARK-MASQ")
     with pytest.raises(InvalidConfigError):
-        portmap.resolve_backend("iptables", conditions_v6=["ip6 saddr ::1"])
+        portmap_config.resolve_backend("iptables", conditions_v6=["ip6 saddr ::1"])
     with pytest.raises(InvalidConfigError):
-        portmap.resolve_backend("iptables", mark_masq_bit=32)
+        portmap_config.resolve_backend("iptables", mark_masq_bit=32)
     with pytest.raises(InvalidConfigError):
-        portmap.resolve_backend("iptables", mark_masq_bit=1, external_setmark_chain="X")
+        portmap_config.resolve_backend("iptables", mark_masq_bit=1, external_setmark_chain="X")
 
 
 # Golden: iptables-save of the Go portmap plugin 1.1.1 with RAW on a dual-stack container.
 def test_ipt_rules_golden_v4():
-    m = portmap.normalize_mappings(RAW)
+    m = portmap_config.normalize_mappings(RAW)
     assert portmap.ipt_chain_rules(m, V4) == [
         "-s 10.88.0.0/24 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK",
         "-s 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK",
@@ -74,7 +74,7 @@ def test_ipt_rules_golden_v4():
 
 
 def test_ipt_rules_golden_v6():
-    m = portmap.normalize_mappings(RAW)
+    m = portmap_config.normalize_mappings(RAW)
     assert portmap.ipt_chain_rules(m, V6) == [
         "-s fd00:88::/64 -p tcp -m tcp --dport 8080 -j CNI-HOSTPORT-SETMARK",
         "-p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:88::2]:80",
@@ -85,14 +85,14 @@ def test_ipt_rules_golden_v6():
 
 
 def test_ipt_variants():
-    m = portmap.normalize_mappings([{"hostPort": 53, "containerPort": 5353, "protocol": "sctp",
+    m = portmap_config.normalize_mappings([{"hostPort": 53, "containerPort": 5353, "protocol": "sctp",
                                      "hostIP": "0.0.0.0"}])
     assert portmap.ipt_chain_rules(m, V4, masq_all=True, setmark="KUBE-MARK-MASQ") == [
         "-p sctp -m sctp --dport 53 -j KUBE-MARK-MASQ",
         "-p sctp -m sctp --dport 53 -j DNAT --to-destination 10.88.0.2:5353"]
     assert portmap.ipt_chain_rules(m, V4, snat=False) == [
         "-p sctp -m sctp --dport 53 -j DNAT --to-destination 10.88.0.2:5353"]
-    many = portmap.normalize_mappings([{"hostPort": 1000 + i, "containerPort": 80} for i in range(17)])
+    many = portmap_config.normalize_mappings([{"hostPort": 1000 + i, "containerPort": 80} for i in range(17)])
     rules = portmap.ipt_entry_rules("n", "c", many, ["!", "-s", "10.0.0.0/8", "-m", "comment", "--comment", "a b"])
     assert len(rules) == 2
     assert rules[0].split("--dports ")[1].startswith(",".join(str(1000 + i) for i in range(15)) + " ! -s 10.0.0.0/8")
@@ -104,7 +104,7 @@ def test_ipt_variants():
 
 def test_add_batches_one_restore_per_family(fake):  # noqa: F811
     f = fake()
-    portmap.add("mynet", "abc123", portmap.normalize_mappings(RAW), [V4, V6], backend="iptables")
+    portmap.add("mynet", "abc123", portmap_config.normalize_mappings(RAW), [V4, V6], backend="iptables")
     assert f.names() == ["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"]
     text = f.inputs("iptables-restore")[0].splitlines()
     assert text[0] == "*nat" and text[-1] == "COMMIT"
@@ -126,7 +126,7 @@ def test_add_batches_one_restore_per_family(fake):  # noqa: F811
 
 def test_add_mark_bit_and_external_chain(fake):  # noqa: F811
     f = fake()
-    m = portmap.normalize_mappings(RAW[:1])
+    m = portmap_config.normalize_mappings(RAW[:1])
     portmap.add("mynet", "abc123", m, [V4], backend="iptables", mark_masq_bit=0)
     assert "--set-xmark 0x1/0x1" in f.inputs("iptables-restore")[0]
     f.calls.clear()
@@ -172,7 +172,7 @@ NFT4 = [
 
 
 def test_nft_lines_golden():
-    m = portmap.normalize_mappings(RAW)
+    m = portmap_config.normalize_mappings(RAW)
     assert portmap.nft_lines("abc123", m, V4) == NFT4
     v6 = portmap.nft_lines("abc123", m, V6, masq_all=True, conditions=["ip6 saddr != ::1"])
     assert "add rule ip6 cni_hostport prerouting ip6 saddr != ::1 fib daddr type local jump hostports_all" in v6
@@ -190,7 +190,7 @@ def test_nft_add_delete_exec_counts(fake):  # noqa: F811
         {"rule": {"family": "ip", "table": "cni_hostport", "chain": "masquerading", "handle": 9, "comment": "abc123"}},
         {"rule": {"family": "ip", "table": "cni_hostport", "chain": "masquerading", "handle": 10, "comment": "abc123"}}]}
     f = fake(nft_lists={"table ip cni_hostport": rules})
-    portmap.add("mynet", "abc123", portmap.normalize_mappings(RAW), [V4, V6], backend="nftables")
+    portmap.add("mynet", "abc123", portmap_config.normalize_mappings(RAW), [V4, V6], backend="nftables")
     assert [c[1][:2] for c in f.calls] == [["-j", "list"], ["-f", "-"]] * 2
     v4 = f.inputs("nft")[1].splitlines()
     assert v4[14:17] == ["delete rule ip cni_hostport hostports handle 4",
@@ -201,9 +201,9 @@ def test_nft_add_delete_exec_counts(fake):  # noqa: F811
     assert [c[1][:2] for c in f.calls] == [["-j", "list"], ["-f", "-"], ["-j", "list"],
                                            ["-t", "nat"], ["-t", "nat"]]
     f.calls.clear()
-    portmap.check("mynet", "abc123", portmap.normalize_mappings(RAW[:1]), [V4], backend="nftables")
+    portmap.check("mynet", "abc123", portmap_config.normalize_mappings(RAW[:1]), [V4], backend="nftables")
     with pytest.raises(portmap.PortmapCheckError):
-        portmap.check("mynet", "abc123", portmap.normalize_mappings(RAW[:2]), [V4], backend="nftables")
+        portmap.check("mynet", "abc123", portmap_config.normalize_mappings(RAW[:2]), [V4], backend="nftables")
 
 
 def test_gc_iptables(fake):  # noqa: F811

@@ -14,13 +14,13 @@ import firewall as firewall_plugin
 import portmap as portmap_plugin
 from cni import skel
 from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
-from cni.fw import firewall, iptables, masq, nftables, portmap, rules, spoofchk
+from cni.fw import firewall, iptables, masq, nft_text, portmap, portmap_config, rules, spoofchk
 from cni.fw.backend import format_comment
 from test_fw_masq import _nft_rules, fake  # noqa: F401  (fixture)
 
 V4 = ipaddress.ip_interface("10.88.0.2/24")
 V6 = ipaddress.ip_interface("fd00:88::2/64")
-MAPS = portmap.normalize_mappings([{"hostPort": 8080, "containerPort": 80},
+MAPS = portmap_config.normalize_mappings([{"hostPort": 8080, "containerPort": 80},
                                    {"hostPort": 53, "containerPort": 53, "protocol": "udp"}])
 CASES = 2000
 SUMMARY: dict = {}      # class -> [tried, hostile, hostile refused, accepted]
@@ -157,7 +157,7 @@ def test_portmap_iptables_conditions():
             cond.insert(0, "-s")       # keep the iptables backend (Go detects it from the first element)
         hostile = any(bad_text(c) or not c or len(c.encode()) > rules.TOKEN_MAX for c in cond) \
             or sum(len(c.encode()) + 3 for c in cond) > rules.CONDITIONS_MAX
-        refused, _ = refuses(portmap.check_options, "iptables", conditions_v4=cond)
+        refused, _ = refuses(portmap_config.check_options, "iptables", conditions_v4=cond)
         if not refused:
             o = portmap._options({"conditions_v4": cond})
             b = batch()
@@ -180,7 +180,7 @@ def test_portmap_nft_conditions():
             unbalanced |= depth < 0
         hostile = any(bad_text(c) or not c or set(c) & set(";#\\") or c.count('"') % 2 for c in cond) \
             or unbalanced or depth != 0
-        refused, _ = refuses(portmap.check_options, "nftables", conditions_v6=cond)
+        refused, _ = refuses(portmap_config.check_options, "nftables", conditions_v6=cond)
         if not refused:
             lines = portmap.nft_lines("cid", MAPS, V6, conditions=cond)
             assert len(lines) == base_lines - 1        # (v6: no 127.0.0.1 masquerade rule)
@@ -197,7 +197,7 @@ def _chain_ok(s: str) -> bool:
 
 def test_external_setmark_chain():
     for v in values(3, "KUBE-MARK-MASQ"):
-        refused, _ = refuses(portmap.check_options, "iptables", external_setmark_chain=v)
+        refused, _ = refuses(portmap_config.check_options, "iptables", external_setmark_chain=v)
         if not refused:
             b = batch()
             portmap._ipt_build(b, "net", "cid", MAPS, V4, portmap._options({"external_setmark_chain": v}))
@@ -221,7 +221,7 @@ def test_host_ip():
     for v in values(5, "fd00::1"):
         hostile = not all(c in "0123456789abcdefABCDEF.:" for c in v)   # "" = unset, as in Go
         try:
-            maps = portmap.normalize_mappings([{"hostPort": 80, "containerPort": 80, "hostIP": v}])
+            maps = portmap_config.normalize_mappings([{"hostPort": 80, "containerPort": 80, "hostIP": v}])
             refused = False
         except InvalidConfigError as exc:
             assert "runtimeConfig.portMappings[0].hostIP" in exc.details
@@ -301,7 +301,7 @@ def test_comments_network_and_container_id():
 
 def test_ifname_spoofchk_and_masq(monkeypatch):
     captured = []
-    monkeypatch.setattr(nftables, "apply", lambda lines: captured.append(list(lines)))
+    monkeypatch.setattr(nft_text, "apply", lambda lines: captured.append(list(lines)))
     ok_chars = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
     for v in values(8, "eth0"):
         refused, _ = refuses(spoofchk.validate, "ctr1", v, code=4)
@@ -397,7 +397,7 @@ def test_errors_name_the_field():
 
 
 def test_last_line_of_defence(monkeypatch):
-    """Batch.text() and nftables.apply() refuse a line break, NUL or an overlong line before any
+    """Batch.text() and nft_text.apply() refuse a line break, NUL or an overlong line before any
     exec, whatever a builder did."""
     from cni.fw import backend
     monkeypatch.setattr(backend, "check_run", lambda *a, **k: pytest.fail("a tool ran"))
@@ -409,7 +409,7 @@ def test_last_line_of_defence(monkeypatch):
             b.text()
         assert ei.value.code == 999
         with pytest.raises(rules.RuleTextError):
-            nftables.apply(["add table ip t", f"add rule ip t c {bad}"])
+            nft_text.apply(["add table ip t", f"add rule ip t c {bad}"])
     b = batch()
     b.ensure_chain("CNI-X\nCOMMIT")
     with pytest.raises(rules.RuleTextError):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cni.fw import iptables, portmap
+from cni.fw import iptables, portmap, portmap_config
 from cni.nl import nft_defs as d
 from cni.nl import nftables as nft
 from cni.nl.codec import AttrList, Msg, decode_one, encode
@@ -100,7 +100,7 @@ def test_delete_chains_one_pass_flushes_before_deleting():
 # --- portmap builders --------------------------------------------------------------------------
 
 def mappings(n: int, proto: str = "tcp") -> list:
-    return portmap.normalize_mappings([{"hostPort": 1000 + i % 60000, "containerPort": 1000 + i % 60000,
+    return portmap_config.normalize_mappings([{"hostPort": 1000 + i % 60000, "containerPort": 1000 + i % 60000,
                                         "protocol": proto, "hostIP": ""} for i in range(n)])
 
 

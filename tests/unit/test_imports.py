@@ -98,7 +98,7 @@ EDGES = {
     ("cni.skel", "traceback"): "CNI_DEBUG=1 only",
 }
 # whole modules that are edges themselves (imported lazily, only when that feature is used)
-EDGE_MODULES = {"cni.meta.dbus": "firewalld over the system bus",
+EDGE_MODULES = {"cni.dbus": "firewalld over the system bus",
                 "cni.dhcp": "the dhcp daemon and client (bin/dhcp)",
                 "cni.runtime": "cnitool and the runtime library"}
 NOT_PLUGIN_PATHS = ("dhcp",)      # the dhcp daemon is a long-running process, not an exec

@@ -1,4 +1,4 @@
-"""cni.meta.dbus: wire format byte for byte (spec examples worked by hand), round trips, and a
+"""cni.dbus: wire format byte for byte (spec examples worked by hand), round trips, and a
 private dbus-daemon (session-style, on a temp socket) with a fake firewalld written here.
 
 A real firewalld is not run: it would rewrite the firewall of the machine's root netns.
@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from cni.meta import dbus
-from cni.meta.dbus import Message, Variant, marshal, unmarshal
+from cni import dbus
+from cni.dbus import Message, Variant, marshal, unmarshal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIB = os.path.join(os.path.dirname(os.path.dirname(HERE)), "lib")
@@ -105,7 +105,7 @@ def test_address_parsing():
 FAKE_FIREWALLD = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
-from cni.meta import dbus
+from cni import dbus
 c = dbus.Connection(sys.argv[1], timeout=None)
 c.call(dbus.BUS_NAME, dbus.BUS_PATH, dbus.BUS_NAME, "RequestName", "su",
        ["org.fedoraproject.FirewallD1", 0])

@@ -212,16 +212,18 @@ def test_portmap_mapping_refuses_bad_values(args):
 def test_iptables_nft_rule_messages_equal_iptables_restore(case):
     """Each NEWRULE iptables-restore (nf_tables flavour, 1.8.9) sent, rebuilt from the rule text."""
     from cni.fw import iptables_nft as x
+    from cni.fw.ipt_expr import decode as decode_rule
+    from cni.fw.ipt_rule import parse
     from cni.nl.codec import Msg
     v6 = case["family"] == "ip6"
-    rule = x.parse(case["spec"], v6)
+    rule = parse(case["spec"], v6)
     assert rule.text(v6) == case["spec"]
     msg = Msg(d.msg_type(d.NFT_MSG_NEWRULE), case["flags"], case["seq"], 0,
               {"family": d.FAMILIES[case["family"]], "version": 0, "res_id": 0},
               x.rule_attrs(case["table"], case["chain"], rule, v6))
     ref = bytes.fromhex(case["hex"])
     assert encode(msg, d.MESSAGES[msg.type]) == ref
-    back = x.decode([e for _, e in decode(ref, d.MESSAGES)[0].attrs.get("NFTA_RULE_EXPRESSIONS")], v6)
+    back = decode_rule([e for _, e in decode(ref, d.MESSAGES)[0].attrs.get("NFTA_RULE_EXPRESSIONS")], v6)
     assert back == rule
 
 
@@ -233,13 +235,13 @@ def test_iptables_nft_rule_messages_equal_iptables_restore(case):
     "-m conntrack --ctstate BOGUS -j ACCEPT", "-s 10.0.0.0/33 -j ACCEPT", "-j LOG --log-prefix x",
     "-m comment --comment " + "x" * 256 + " -j ACCEPT", "-m addrtype --src-type LOCAL -j ACCEPT"])
 def test_iptables_nft_parse_refuses_what_it_does_not_translate(spec):
-    from cni.fw import iptables_nft as x
+    from cni.fw import ipt_rule as x
     with pytest.raises(x.Unsupported):
         x.parse(spec, False)
 
 
 def test_iptables_nft_tokens_follow_iptables_save_quoting():
-    from cni.fw import iptables_nft as x
+    from cni.fw import ipt_rule as x
     assert x.tokens('-m comment --comment "a \\"b\\" c" -j X') == \
         ["-m", "comment", "--comment", 'a "b" c', "-j", "X"]
     assert x.tokens('--comment ""') == ["--comment", ""]

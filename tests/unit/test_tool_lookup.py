@@ -1,6 +1,6 @@
 """Tool and plugin lookup never runs anything from the current directory.
 
-cni.proc.which is the one home of tool lookup (iptables*, nft, nsenter, ...): only absolute
+cni.std.process.which is the one home of tool lookup (iptables*, nft, nsenter, ...): only absolute
 PATH entries count, as Go's exec.LookPath refuses a result relative to the cwd. CNI_PATH
 entries are used as given (as Go's FindInPath), except empty ones and ".".
 """

@@ -31,7 +31,7 @@ def which(name: str) -> str | None:
         return _which_cache[name]
     except KeyError:
         pass
-    from cni.std import process as proc
+    from cni.std import process as proc  # lazy: running a tool (fork/exec, time)
     found = _which_cache[name] = proc.which(name)
     return found
 
@@ -54,7 +54,7 @@ def have_nft() -> bool:
 
 def nft_table_may_exist(family: str, name: str) -> bool:
     """False only when the kernel says the nf_tables table is absent (no `nft` exec)."""
-    from cni.nl.nftables import table_exists
+    from cni.nl.nftables import table_exists  # lazy: a netlink query, only when asked
     return table_exists(family, name) is not False
 
 
@@ -103,7 +103,7 @@ def select(explicit: str | None = None, field: str = "backend") -> str:
 
 def run(argv: list, input: bytes = b"") -> tuple:
     """Run a tool through cni.std.process.run; returns (rc, stdout, stderr). Missing tool -> ToolMissingError."""
-    from cni.std import process as proc
+    from cni.std import process as proc  # lazy: running a tool (fork/exec, time)
     try:
         return proc.run(argv, input=input)
     except FileNotFoundError:

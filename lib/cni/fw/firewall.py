@@ -115,28 +115,39 @@ def _build_add(b, ips, admin_chain, policy, bridge) -> None:
             put_rule(b, op, chain, spec, alts)
 
 
-def add(ips, *, admin_chain: str = "", ingress_policy: str = "open", bridge: str = "") -> None:
-    """Allow traffic to/from each container address; set up the ingress policy (ADD)."""
-    from cni.fw import iptables
+def _prepare(ips, admin_chain: str, ingress_policy: str, bridge: str) -> tuple:
+    """(admin chain, policy, addresses by family) for ADD and UPDATE; a policy other than
+    open needs the bridge."""
     admin_chain = admin_chain or ADMIN_CHAIN
     policy = validate_ingress_policy(ingress_policy)
     fams = _families(ips)
     if policy != "open" and fams and not bridge:
         raise InvalidConfigError(f"interface needs to be set for ingress policy {policy!r}, "
                                  'make sure to chain "firewall" plugin with "bridge"')
-    _jump_rules(admin_chain)                       # refuse bad names before any write
-    if policy != "open" and fams:
-        isolation_rules(bridge, policy == "isolated")
+    return admin_chain, policy, fams
+
+
+def _apply(fams: dict, build) -> None:
+    """One iptables-restore batch per family: build(batch, that family's addresses)."""
+    from cni.fw import iptables       # lazy: the iptables backend alone (not nftables) needs it
     for ver, group in sorted(fams.items()):
         for tool in iptables.tools(ver == 6):
             be.require(tool)
-        iptables.apply("filter", lambda b, g=group: _build_add(b, g, admin_chain, policy, bridge),
-                       v6=ver == 6)
+        iptables.apply("filter", lambda b, g=group: build(b, g), v6=ver == 6)
+
+
+def add(ips, *, admin_chain: str = "", ingress_policy: str = "open", bridge: str = "") -> None:
+    """Allow traffic to/from each container address; set up the ingress policy (ADD)."""
+    admin_chain, policy, fams = _prepare(ips, admin_chain, ingress_policy, bridge)
+    _jump_rules(admin_chain)                       # refuse bad names before any write
+    if policy != "open" and fams:
+        isolation_rules(bridge, policy == "isolated")
+    _apply(fams, lambda b, g: _build_add(b, g, admin_chain, policy, bridge))
 
 
 def delete(ips, *, admin_chain: str = "") -> None:
     """Remove the per-address rules only (shared chains stay); missing tools/rules are fine."""
-    from cni.fw import iptables
+    from cni.fw import iptables       # lazy: the iptables backend only
     for ver, group in sorted(_families(ips).items()):
         if not be.have_iptables(ver == 6):
             continue
@@ -254,7 +265,7 @@ def teardown(ips, *, network: str, container_id: str, ifname: str, admin_chain: 
 
 def check(ips, *, admin_chain: str = "") -> None:
     """Raise FirewallCheckError unless the jump rules and every per-address rule exist."""
-    from cni.fw import iptables
+    from cni.fw import iptables       # lazy: the iptables backend only
     priv_jump, admin_jump = _jump_rules(admin_chain or ADMIN_CHAIN)
     for ver, group in sorted(_families(ips).items()):
         t = iptables.save("filter", v6=ver == 6)
@@ -298,13 +309,7 @@ def update(ips, *, admin_chain: str = "", ingress_policy: str = "open", bridge: 
     chains), and the ingress policy of the container's bridge switched to `ingress_policy`
     (an ingress policy belongs to the bridge: every container on it shares it). One
     iptables-restore batch per family, so the old rules hold until the new ones are in."""
-    from cni.fw import iptables
-    admin_chain = admin_chain or ADMIN_CHAIN
-    policy = validate_ingress_policy(ingress_policy)
-    fams = _families(ips)
-    if policy != "open" and fams and not bridge:
-        raise InvalidConfigError(f"interface needs to be set for ingress policy {policy!r}, "
-                                 'make sure to chain "firewall" plugin with "bridge"')
+    admin_chain, policy, fams = _prepare(ips, admin_chain, ingress_policy, bridge)
     _, admin_jump = _jump_rules(admin_chain)
     if bridge:
         isolation_rules(bridge, True)              # refuse a bad name before any write
@@ -317,7 +322,4 @@ def update(ips, *, admin_chain: str = "", ingress_policy: str = "open", bridge: 
             b.insert(PRIV_CHAIN, admin_jump)
         if bridge:
             set_policy(b, policy, bridge)
-    for ver, group in sorted(fams.items()):
-        for tool in iptables.tools(ver == 6):
-            be.require(tool)
-        iptables.apply("filter", lambda b, g=group: build(b, g), v6=ver == 6)
+    _apply(fams, build)

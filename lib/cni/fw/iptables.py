@@ -10,9 +10,12 @@ whole and is recomputed from a fresh read.
 """
 from __future__ import annotations
 
+from errno import EBUSY, ENOENT, ERESTART
+
 from cni.fw import backend, iptables_nft
 from cni.fw.rules import check_lines
-from cni.nl.nftables import NftSocket
+from cni.nl import nftables as nft
+from cni.nl.socket import NetlinkError
 
 BUILTIN = {"nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
            "filter": ("INPUT", "FORWARD", "OUTPUT"),
@@ -20,7 +23,6 @@ BUILTIN = {"nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
            "raw": ("PREROUTING", "OUTPUT")}
 RETRIES = 3
 BULK_RULES = 2000
-_ENOENT, _EBUSY, _ERESTART = 2, 16, 85
 
 
 def tools(v6: bool) -> tuple:
@@ -150,7 +152,7 @@ def save(table: str, *, v6: bool = False, rules: int = 0, only=None) -> Table:
     rules the caller looks at (over netlink the others are listed empty, unread)."""
     if _netlink(v6, rules):
         try:
-            with NftSocket() as nl:
+            with nft.NftSocket() as nl:
                 return Table(table, iptables_nft.read(nl, table, v6, only).chains)
         except OSError as exc:
             raise backend.RuleError(f"reading table {table} failed", str(exc)) from None
@@ -172,9 +174,6 @@ class Batch:
     def __init__(self, table: Table):
         self.t = table
         self.lines: list = []
-
-    def has_chain(self, chain: str) -> bool:
-        return chain in self.t.chains
 
     def has(self, chain: str, spec: str) -> bool:
         return self.t.has(chain, spec)
@@ -312,8 +311,6 @@ def drop_chains_nft(table: str, chains, sources, *, v6: bool = False) -> bool:
     """
     if not backend.iptables_nft(v6):
         return False
-    from cni.nl import nftables as nft
-    from cni.nl.socket import NetlinkError
     fam = "ip6" if v6 else "ip"
     with nft.NftSocket() as nl:
         for attempt in range(RETRIES * 10):
@@ -336,8 +333,8 @@ def drop_chains_nft(table: str, chains, sources, *, v6: bool = False) -> bool:
                 b.commit(nl, genid=genid)
                 return True
             except NetlinkError as exc:
-                if exc.errno == _EBUSY:
+                if exc.errno == EBUSY:
                     return False
-                if exc.errno not in (_ERESTART, _ENOENT) or attempt == RETRIES * 10 - 1:
+                if exc.errno not in (ERESTART, ENOENT) or attempt == RETRIES * 10 - 1:
                     raise backend.RuleError(f"nf_tables {table} update failed", str(exc)) from None
     return False  # pragma: no cover

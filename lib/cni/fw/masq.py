@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from cni.errors import InternalError
 from cni.fw import backend as be
-from cni.fw import nft_native
-from cni.fw import rules
+from cni.fw import nft_native, nft_text, rules
 from cni.fw.backend import IPTABLES, NFTABLES
 
 TABLE = "cni_plugins_masquerade"
@@ -72,7 +71,7 @@ def _ipt_comment(network: str, container_id: str) -> str:
 
 
 def _ipt_setup(network: str, container_id: str, ips: list, v6: bool) -> None:
-    from cni.fw import iptables
+    from cni.fw import iptables  # lazy: the iptables backend only
 
     def build(b):
         b.ensure_chain(be.chain_name(network, container_id))
@@ -83,7 +82,7 @@ def _ipt_setup(network: str, container_id: str, ips: list, v6: bool) -> None:
 
 
 def _ipt_teardown(network: str, container_id: str, ips: list, v6: bool) -> None:
-    from cni.fw import iptables
+    from cni.fw import iptables  # lazy: the iptables backend only
     chain = be.chain_name(network, container_id)
     c = _ipt_comment(network, container_id)
 
@@ -96,7 +95,7 @@ def _ipt_teardown(network: str, container_id: str, ips: list, v6: bool) -> None:
 
 
 def _ipt_check(network: str, container_id: str, ips: list, v6: bool) -> None:
-    from cni.fw import iptables
+    from cni.fw import iptables  # lazy: the iptables backend only
     t = iptables.save("nat", v6=v6)
     chain = be.chain_name(network, container_id)
     if chain not in t.chains:
@@ -108,7 +107,7 @@ def _ipt_check(network: str, container_id: str, ips: list, v6: bool) -> None:
 
 
 def _ipt_gc(network: str, valid_ids: set, v6: bool) -> None:
-    from cni.fw import iptables
+    from cni.fw import iptables  # lazy: the iptables backend only
     prefix = rules.quote(f"name: {be.go_quote(network)} id: ")[:-1]  # open quote kept
 
     def build(b):
@@ -129,15 +128,13 @@ def _ipt_gc(network: str, valid_ids: set, v6: bool) -> None:
 # --- nftables ------------------------------------------------------------------------------
 
 def _nft_find(prefix: str) -> list:
-    from cni.fw import nftables
-    rs = nftables.list_table("inet", TABLE, CHAIN)
+    rs = nft_text.list_table("inet", TABLE, CHAIN)
     if rs is None:
         return []
     return [r for r in rs.in_chain(CHAIN) if r.comment and r.comment.startswith(prefix)]
 
 
 def nft_setup_lines(network: str, container_id: str, ifname: str, ips: list, stale: list) -> list:
-    from cni.fw.nftables import delete_rule
     comment = rules.nft_comment
     t = f"inet {TABLE}"
     lines = [
@@ -149,7 +146,7 @@ def nft_setup_lines(network: str, container_id: str, ifname: str, ips: list, sta
         f"add rule {t} postrouting ip6 daddr == ff00::/8 return",
         f"add rule {t} postrouting goto {CHAIN}",
     ]
-    lines += [delete_rule(r) for r in stale]
+    lines += [nft_text.delete_rule(r) for r in stale]
     cmt = comment(nft_comment(network, ifname, container_id), "name/CNI_IFNAME/CNI_CONTAINERID")
     for ipi in ips:
         ipx = "ip" if ipi.version == 4 else "ip6"
@@ -165,9 +162,8 @@ def _nft_setup(network: str, container_id: str, ifname: str, ips: list) -> None:
                                       "name/CNI_IFNAME/CNI_CONTAINERID")
         _native(nft_native.setup, ips, text, prefix)
         return
-    from cni.fw import nftables
     be.require("nft")
-    nftables.apply(nft_setup_lines(network, container_id, ifname, ips, _nft_find(prefix)))
+    nft_text.apply(nft_setup_lines(network, container_id, ifname, ips, _nft_find(prefix)))
 
 
 def _nft_teardown(network: str, container_id: str, ifname: str) -> None:
@@ -175,8 +171,7 @@ def _nft_teardown(network: str, container_id: str, ifname: str) -> None:
     if be.nft_native():
         _native(nft_native.teardown, prefix)
         return
-    from cni.fw import nftables
-    nftables.apply([nftables.delete_rule(r) for r in _nft_find(prefix)])
+    nft_text.apply([nft_text.delete_rule(r) for r in _nft_find(prefix)])
 
 
 def _native(fn, *args):
@@ -196,7 +191,7 @@ def setup(network: str, container_id: str, ifname: str, ips, backend: str | None
         if ips:
             _nft_setup(network, container_id, ifname, ips)
         return
-    from cni.fw import iptables
+    from cni.fw import iptables  # lazy: the iptables backend only
     for ver, group in sorted(_families(ips).items()):
         for tool in iptables.tools(ver == 6):
             be.require(tool)
@@ -262,9 +257,8 @@ def gc(network: str, valid_attachments, backend: str | None = None) -> None:
         if be.nft_native():
             _native(nft_native.gc, hash_for_network(network) + "-", valid)
         else:
-            from cni.fw import nftables
             found = _nft_find(hash_for_network(network) + "-")
-            nftables.apply([nftables.delete_rule(r) for r in found if r.comment not in valid])
+            nft_text.apply([nft_text.delete_rule(r) for r in found if r.comment not in valid])
     ids = {cid for cid, _ in pairs}
     for v6 in (False, True):
         if be.have_iptables(v6):

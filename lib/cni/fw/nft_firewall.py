@@ -45,6 +45,7 @@ from __future__ import annotations
 from _socket import AF_INET, AF_INET6, inet_ntop
 from sys import byteorder as _BYTEORDER
 
+from cni.fw.nft_commit import transact
 from cni.nl import nft_defs as d
 from cni.nl import nftables as nft
 from cni.nl.codec import AttrList
@@ -63,7 +64,6 @@ ADMIN_COMMENT = "CNI firewall plugin admin overrides"
 CT_ESTABLISHED, CT_RELATED = 2, 4
 IFNAMSIZ = 16
 RETRIES = 30
-_ENOENT, _EEXIST, _EBUSY, _ERESTART = 2, 17, 16, 85
 
 
 # --- expressions --------------------------------------------------------------------------
@@ -201,23 +201,7 @@ def _chains(nl: nft.NftSocket) -> set:
 def _transact(build) -> None:
     """build(socket) -> Batch, committed against the ruleset generation read before it; a batch
     that lost a race is recomputed from a fresh read. An empty batch sends nothing."""
-    with nft.NftSocket() as nl:
-        for attempt in range(RETRIES):
-            genid = nl.genid()
-            batch = build(nl)
-            try:
-                batch.commit(nl, genid=genid)
-                return
-            except OSError as exc:
-                if exc.errno not in (_ERESTART, _EBUSY, _ENOENT, _EEXIST) or attempt == RETRIES - 1:
-                    raise
-            _backoff(attempt)
-
-
-def _backoff(attempt: int) -> None:
-    from posix import urandom          # lazy: only a writer that lost a race pays for these
-    from select import select
-    select([], [], [], (1 + attempt) * urandom(1)[0] / 255 * 0.004)
+    transact(build, retries=RETRIES)
 
 
 def add(addrs: list, comment: str, prefix: str, **kw) -> None:

@@ -12,11 +12,12 @@ A batch whose stale-rule deletes raced with another writer fails as a whole and 
 """
 from __future__ import annotations
 
+from errno import EBUSY, ENOENT, ERESTART
 from sys import byteorder as _BYTEORDER
 
+from cni.fw.nft_commit import transact
 from cni.nl import nft_defs as d
 from cni.nl import nftables as nft
-from cni.nl.socket import NetlinkError
 
 FAMILY = "inet"
 TABLE = "cni_plugins_masquerade"
@@ -25,7 +26,7 @@ TABLE_COMMENT = "Masquerading for plugins from github.com/containernetworking/pl
 CHAIN_COMMENT = "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"
 _MCAST = ((b"\xe0\0\0\0", 4), (b"\xff" + bytes(15), 8))
 RETRIES = 3
-_ENOENT, _EBUSY, _ERESTART = 2, 16, 85
+_RACES = (ENOENT, EBUSY, ERESTART)        # retried here (EEXIST is not)
 
 
 def _addr(ipi) -> tuple:
@@ -70,16 +71,7 @@ def setup_batch(ips, comment: str, stale: list, *, skeleton: bool = True) -> nft
 def _retry(build, *, checked: bool = False) -> None:
     """Run build(nl) -> Batch and commit it; a batch that lost a race is recomputed. checked:
     the kernel refuses the batch (ERESTART) if anything was written since build() began."""
-    with nft.NftSocket() as nl:
-        for attempt in range(RETRIES):
-            genid = nl.genid() if checked else None
-            batch = build(nl)
-            try:
-                batch.commit(nl, genid=genid)
-                return
-            except NetlinkError as exc:
-                if exc.errno not in (_ENOENT, _EBUSY, _ERESTART) or attempt == RETRIES - 1:
-                    raise
+    transact(build, retries=RETRIES, races=_RACES, checked=checked, backoff=False)
 
 
 def _canon(exprs) -> list:

@@ -5,16 +5,16 @@ LOCAL`), CNI-HOSTPORT-SETMARK and CNI-HOSTPORT-MASQ (POSTROUTING, first); per co
 CNI-DN-<hash> reached by multiport jumps (<= 15 ports per rule, protocols sorted).
 nftables: tables `ip cni_hostport` / `ip6 cni_hostport`; per-container rules carry the
 container ID as comment. The shared chains are left in place on DEL, as Go does.
-Every value reaches rule text through cni.fw.rules; resolve_backend() checks the options
-(conditions, externalSetMarkChain) at config time, normalize_mappings() the runtime's mappings.
+Every value reaches rule text through cni.fw.rules; cni.fw.portmap_config checks the options
+(conditions, externalSetMarkChain) at config time and the runtime's mappings.
 """
 from __future__ import annotations
 
-from cni.errors import InternalError, InvalidConfigError
+from cni.errors import InternalError
 from cni.fw import backend as be
-from cni.fw import rules
-from cni.fw import nft_native
-from cni.fw.backend import IPTABLES, NFTABLES
+from cni.fw import nft_native, nft_text, rules
+from cni.fw.backend import NFTABLES
+from cni.fw.portmap_config import resolve_backend
 
 DNAT_CHAIN = "CNI-HOSTPORT-DNAT"
 SETMARK_CHAIN = "CNI-HOSTPORT-SETMARK"
@@ -25,108 +25,12 @@ _ADD_READS = ("PREROUTING", "OUTPUT", "POSTROUTING", DNAT_CHAIN, SETMARK_CHAIN, 
 DEFAULT_MARK_BIT = 13
 NFT_TABLE = "cni_hostport"
 NFT_CHAINS = ("hostports", "hostip_hostports", "masquerading")
-PROTOCOLS = rules.PROTOCOLS
 _OPTS = {"snat": True, "mark_masq_bit": None, "external_setmark_chain": None,
          "conditions_v4": None, "conditions_v6": None, "masq_all": False}
 
 
 class PortmapCheckError(InternalError):
     """CHECK found a port-mapping rule missing."""
-
-
-# --- input -----------------------------------------------------------------------------------
-
-MAX_MAPPINGS = 65536 * 2        # a mapping per port and protocol (tcp, udp): more is absurd
-
-
-def normalize_mappings(raw, field: str = "runtimeConfig.portMappings") -> list:
-    """runtimeConfig.portMappings -> [{hostPort, containerPort, protocol, hostIP}] (validated).
-
-    Keys match case-insensitively (containerd sends HostPort, ...); protocol defaults to tcp
-    and is lower-cased; hostIP "" means unset (None), else an ipaddress object (a plain
-    address: an IPv6 zone such as `fe80::1%eth0` is refused).
-    """
-    from cni import addr as ipaddress
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise InvalidConfigError("invalid portMappings", f"{field} must be a list")
-    if len(raw) > MAX_MAPPINGS:
-        raise InvalidConfigError("too many port mappings",
-                                 f"{field} holds {len(raw)} entries; at most {MAX_MAPPINGS}"
-                                 " (every port, for tcp and udp) are allowed")
-    out = []
-    for i, item in enumerate(raw):
-        at = f"{field}[{i}]"
-        if not isinstance(item, dict):
-            raise InvalidConfigError("invalid port mapping", f"{at} must be an object")
-        low = {str(k).lower(): v for k, v in item.items()}
-        m: dict = {}
-        for key in ("hostPort", "containerPort"):
-            v = low.get(key.lower())
-            if isinstance(v, float) and v.is_integer():
-                v = int(v)
-            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 65535:
-                raise InvalidConfigError(f"invalid {key}", f"{at}.{key}={v!r}: must be 1-65535")
-            m[key] = v
-        proto = low.get("protocol") or "tcp"
-        if not isinstance(proto, str) or proto.lower() not in PROTOCOLS:
-            raise InvalidConfigError("invalid protocol",
-                                     f"{at}.protocol={proto!r}: must be tcp, udp or sctp")
-        m["protocol"] = proto.lower()
-        hip = low.get("hostip") or None
-        if hip is not None:
-            try:
-                if not isinstance(hip, str) or "%" in hip:
-                    raise ValueError(hip)
-                hip = ipaddress.ip_address(hip)
-            except ValueError:
-                raise InvalidConfigError("invalid hostIP",
-                                         f"{at}.hostIP={hip!r:.80}: must be an IP address") from None
-        m["hostIP"] = hip
-        out.append(m)
-    return out
-
-
-def conditions_backend(conditions) -> str:
-    """Go detectBackendOfConditions: iptables if the first item starts with '-' or '!'."""
-    if not conditions or not conditions[0]:
-        return ""
-    return IPTABLES if conditions[0][0] in "-!" else NFTABLES
-
-
-def resolve_backend(backend: str | None = None, *, conditions_v4=None, conditions_v6=None,
-                    external_setmark_chain=None, mark_masq_bit=None) -> str:
-    """Pick the backend as Go's ensureBackend does and reject options of the other one."""
-    if mark_masq_bit is not None and external_setmark_chain is not None:
-        raise InvalidConfigError("cannot specify externalSetMarkChain and markMasqBit")
-    if mark_masq_bit is not None and not 0 <= mark_masq_bit <= 31:
-        raise InvalidConfigError("markMasqBit must be between 0 and 31", f"markMasqBit={mark_masq_bit}")
-    owned: dict = {IPTABLES: [], NFTABLES: []}
-    if external_setmark_chain is not None:
-        owned[IPTABLES].append("externalSetMarkChain")
-    for name, cond in (("conditionsV4", conditions_v4), ("conditionsV6", conditions_v6)):
-        b = conditions_backend(cond)
-        if b:
-            owned[b].append(name)
-    chosen = be.select(backend)
-    wrong = NFTABLES if chosen == IPTABLES else IPTABLES
-    if owned[wrong]:
-        raise InvalidConfigError(f"{chosen} backend was requested but configuration contains "
-                                 f"{wrong}-specific options", ", ".join(owned[wrong]))
-    check_options(chosen, conditions_v4=conditions_v4, conditions_v6=conditions_v6,
-                  external_setmark_chain=external_setmark_chain)
-    return chosen
-
-
-def check_options(backend: str, *, conditions_v4=None, conditions_v6=None,
-                  external_setmark_chain=None) -> None:
-    """Refuse (code 7, naming the field) any option that cannot become rule text as given."""
-    if external_setmark_chain is not None:
-        rules.ipt_chain(external_setmark_chain, "externalSetMarkChain")
-    cond = rules.nft_conditions if backend == NFTABLES else rules.ipt_conditions
-    cond(conditions_v4, "conditionsV4")
-    cond(conditions_v6, "conditionsV6")
 
 
 def _pick_ips(container_ips) -> dict:
@@ -273,7 +177,6 @@ def _ipt_check(t, network, container_id, mappings, ipi, o) -> None:
 def nft_lines(container_id: str, mappings: list, ipi, stale=(), *, snat: bool = True,
               masq_all: bool = False, conditions=None) -> list:
     """The `nft -f -` transaction for one container address (Go's forwardPorts)."""
-    from cni.fw.nftables import delete_rule
     v6 = ipi.version == 6
     fam = ipx = "ip6" if v6 else "ip"
     t = f"{fam} {NFT_TABLE}"
@@ -290,7 +193,7 @@ def nft_lines(container_id: str, mappings: list, ipi, stale=(), *, snat: bool = 
                   f"add rule {t} {hook} {cond}fib daddr type local jump hostports_all"]
     if snat:
         lines.append(f"add chain {t} masquerading {{ type nat hook postrouting priority 100 ; }}")
-    lines += [delete_rule(r) for r in stale]
+    lines += [nft_text.delete_rule(r) for r in stale]
     cmt = rules.nft_comment(container_id, "CNI_CONTAINERID")
     ip = rules.addr(ipi)
     for m in mappings:
@@ -326,8 +229,7 @@ def _nft_call(fn, *args, **kw):
 
 
 def _nft_owned(fam: str, container_id: str) -> list:
-    from cni.fw import nftables
-    rs = nftables.list_table(fam, NFT_TABLE)
+    rs = nft_text.list_table(fam, NFT_TABLE)
     if rs is None:
         return []
     return [r for r in rs.rules if r.chain in NFT_CHAINS and r.comment == container_id]
@@ -366,13 +268,12 @@ def add(network: str, container_id: str, mappings: list, container_ips, *,
         return
     for ver, ipi in sorted(_pick_ips(container_ips).items()):
         if which == NFTABLES:
-            from cni.fw import nftables
             be.require("nft")
             stale = _nft_owned("ip6" if ver == 6 else "ip", container_id)
-            nftables.apply(nft_lines(container_id, mappings, ipi, stale, snat=o["snat"], masq_all=o["masq_all"],
+            nft_text.apply(nft_lines(container_id, mappings, ipi, stale, snat=o["snat"], masq_all=o["masq_all"],
                                      conditions=o["conditions_v6"] if ver == 6 else o["conditions_v4"]))
         else:
-            from cni.fw import iptables
+            from cni.fw import iptables  # lazy: the iptables backend only
             for tool in iptables.tools(ver == 6):
                 be.require(tool)
             iptables.apply("nat", lambda b, ipi=ipi: _ipt_build(b, network, container_id, mappings, ipi, o),
@@ -388,11 +289,10 @@ def delete(network: str, container_id: str, backend: str | None = None) -> None:
         if be.nft_native():
             _nft_call(nft_native.portmap_delete, rules.nft_comment_text(container_id, "CNI_CONTAINERID"))
         elif be.have_nft():
-            from cni.fw import nftables
             for fam in ("ip", "ip6"):
                 if be.nft_table_may_exist(fam, NFT_TABLE):
-                    nftables.apply([nftables.delete_rule(r) for r in _nft_owned(fam, container_id)])
-    from cni.fw import iptables
+                    nft_text.apply([nft_text.delete_rule(r) for r in _nft_owned(fam, container_id)])
+    from cni.fw import iptables  # lazy: the iptables backend only
     for v6 in (False, True):
         if be.have_iptables(v6) and be.ipt_table_may_exist("nat", v6):
             if not iptables.drop_chains_nft("nat", _ipt_chains(network, container_id),
@@ -423,7 +323,7 @@ def check(network: str, container_id: str, mappings: list, container_ips, *,
             if have.get("masquerading", 0) < masq:
                 raise PortmapCheckError('missing hostport rules in "masquerading" chain')
         else:
-            from cni.fw import iptables
+            from cni.fw import iptables  # lazy: the iptables backend only
             t = iptables.save("nat", v6=ver == 6, rules=3 * len(mappings),
                               only=(DNAT_CHAIN, dn_chain(network, container_id)))
             _ipt_check(t, network, container_id, mappings, ipi, o)
@@ -432,7 +332,7 @@ def check(network: str, container_id: str, mappings: list, container_ips, *,
 def gc(network: str, valid_container_ids, backend: str | None = None) -> None:
     """Drop this network's per-container chains whose container is not valid (iptables only:
     nftables rules are commented with the container ID alone, so their network is unknown)."""
-    from cni.fw import iptables
+    from cni.fw import iptables  # lazy: the iptables backend only
     valid = set(valid_container_ids)
     prefix = rules.quote(f'dnat name: "{network}" id: "')[:-1]
 

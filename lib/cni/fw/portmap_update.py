@@ -9,6 +9,7 @@ cni.fw.portmap's builders, so an updated container's rules equal those of an ADD
 from __future__ import annotations
 
 from cni.fw import backend as be
+from cni.fw import nft_text
 from cni.fw.backend import IPTABLES, NFTABLES
 from cni.fw.portmap import (DNAT_CHAIN, NFT_TABLE, SETMARK_CHAIN, _ipt_build, _ipt_delete, _nft_owned,
                             _pick_ips, _resolve, add, delete, dn_chain, ipt_chain_rules,
@@ -60,7 +61,7 @@ def update(network: str, container_id: str, mappings: list, container_ips, *,
     elif which == NFTABLES:     # add() replaces the container's rules in one transaction
         add(network, container_id, mappings, container_ips, backend=which, **opts)
     else:
-        from cni.fw import iptables
+        from cni.fw import iptables  # lazy: the iptables backend only
         for ver, ipi in sorted(_pick_ips(container_ips).items()):
             iptables.apply("nat", lambda b, ipi=ipi: _ipt_replace(b, network, container_id, mappings,
                                                                    ipi, o, old), v6=ver == 6)
@@ -73,7 +74,7 @@ def update(network: str, container_id: str, mappings: list, container_ips, *,
 
 def _drop_ipt(network: str, container_id: str, old: set | None) -> None:
     """The container's iptables rules out (one batch per family), their ports into `old`."""
-    from cni.fw import iptables
+    from cni.fw import iptables  # lazy: the iptables backend only
 
     def build(b):
         if old is not None:
@@ -88,10 +89,9 @@ def _drop_nft_text(container_id: str) -> None:
     """The container's nftables rules out, through `nft -f` (nothing without the tool)."""
     if not be.have_nft():
         return
-    from cni.fw import nftables
     for fam in ("ip", "ip6"):
         if be.nft_table_may_exist(fam, NFT_TABLE):
-            nftables.apply([nftables.delete_rule(r) for r in _nft_owned(fam, container_id)])
+            nft_text.apply([nft_text.delete_rule(r) for r in _nft_owned(fam, container_id)])
 
 
 def _dnat_ports(specs, out: set) -> None:

@@ -5,13 +5,13 @@ is rendered here from a typed, checked value, never by pasting an input string.
 - ports, marks and prefix lengths are ints with range checks; protocols come from a fixed set;
 - names: iptables chains `[A-Za-z0-9][A-Za-z0-9_.-]*` of at most 28 chars (the kernel's
   XT_EXTENSION_MAXNAMELEN - 1), nft identifiers `[A-Za-z][A-Za-z0-9_.-]*` below 256 bytes
-  (NFT_NAME_MAXLEN), interface names as CNI_IFNAME (skel.valid_ifname) and printable;
+  (NFT_NAME_MAXLEN), interface names as CNI_IFNAME (cni.config.valid_ifname) and printable;
 - comments are quoted by ipt_comment() / nft_comment(), which refuse control characters (an
   iptables comment is cut at 255 bytes as iptables does; an nft one loses '"' and is cut at 128);
 - user conditions (portmap conditionsV4/V6): ipt_conditions() keeps each element one argv
   token, as Go passes it; nft_conditions() accepts an expression with no statement separator
   (see there);
-- check_lines() is the last line of defence of iptables.Batch.text() and nftables.apply(): a line
+- check_lines() is the last line of defence of iptables.Batch.text() and nft_text.apply(): a line
   holding \\n, \\r or \\0, or longer than MAX_LINE (iptables-restore reads 10240-byte chunks and
   would take the rest as a new line), is an internal error raised before anything runs.
 
@@ -151,26 +151,25 @@ def handle(n) -> int:
 
 # --- names ---------------------------------------------------------------------------------
 
-def ipt_chain(name, field: str = "chain") -> str:
-    """An iptables chain name: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 28 characters."""
+def _identifier(name, field: str, most: int, first: frozenset, pattern: str) -> str:
+    """A non-empty name of at most `most` characters, `first` then [A-Za-z0-9_.-]*."""
     if not isinstance(name, str) or not name:
         _refuse(field, name, "must be a non-empty string")
-    if len(name) > IPT_CHAIN_MAX:
-        _refuse(field, name, f"longer than {IPT_CHAIN_MAX} characters")
-    if name[0] not in _ALNUM or not set(name) <= _NAME:
-        _refuse(field, name, "must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    if len(name) > most:
+        _refuse(field, name, f"longer than {most} characters")
+    if name[0] not in first or not set(name) <= _NAME:
+        _refuse(field, name, f"must match {pattern}")
     return name
+
+
+def ipt_chain(name, field: str = "chain") -> str:
+    """An iptables chain name: [A-Za-z0-9][A-Za-z0-9_.-]*, at most 28 characters."""
+    return _identifier(name, field, IPT_CHAIN_MAX, _ALNUM, "^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def nft_name(name, field: str = "nft name") -> str:
     """An nft table/chain identifier: [A-Za-z][A-Za-z0-9_.-]*, below 256 bytes."""
-    if not isinstance(name, str) or not name:
-        _refuse(field, name, "must be a non-empty string")
-    if len(name) > NFT_NAME_MAX:
-        _refuse(field, name, f"longer than {NFT_NAME_MAX} characters")
-    if name[0] not in _LETTER or not set(name) <= _NAME:
-        _refuse(field, name, "must match ^[A-Za-z][A-Za-z0-9_.-]*$")
-    return name
+    return _identifier(name, field, NFT_NAME_MAX, _LETTER, "^[A-Za-z][A-Za-z0-9_.-]*$")
 
 
 def ifname(name, field: str = "interface name") -> str:

@@ -11,7 +11,7 @@ teardown() has nothing to remove for them.
 from __future__ import annotations
 
 from cni.errors import InvalidEnvError
-from cni.fw import nftables, rules
+from cni.fw import backend, nft_text, rules
 
 FAMILY, TABLE, BASE = "bridge", "nat", "PREROUTING"
 
@@ -40,7 +40,7 @@ def setup(container_id: str, ifname: str, host_if: str, mac: str) -> None:
     iface, macc, comment = validate(container_id, ifname)
     c = rules.nft_comment(comment)
     port = rules.nft_ifname(host_if, "host interface")
-    nftables.apply([
+    nft_text.apply([
         f"add table {FAMILY} {TABLE}",
         f"add chain {FAMILY} {TABLE} {BASE} {{ type filter hook prerouting priority -300 ; policy accept ; }}",
         f"add chain {FAMILY} {TABLE} {iface}",
@@ -56,22 +56,21 @@ def setup(container_id: str, ifname: str, host_if: str, mac: str) -> None:
 
 def teardown(container_id: str, ifname: str) -> None:
     """Remove this port's rules and chains; nothing there (or no nft) is fine."""
-    from cni.fw import backend
     try:
         iface, macc, comment = validate(container_id, ifname)
     except InvalidEnvError:
         return                       # setup refused these names: nothing of ours can exist
     if not backend.have_nft() or not backend.nft_table_may_exist(FAMILY, TABLE):
         return
-    rs = nftables.list_table(FAMILY, TABLE)
+    rs = nft_text.list_table(FAMILY, TABLE)
     if rs is None:
         return
-    lines = [nftables.delete_rule(r) for r in rs.in_chain(BASE)
+    lines = [nft_text.delete_rule(r) for r in rs.in_chain(BASE)
              if r.comment == comment or _jumps_to(r, iface)]
     for ch in (iface, macc):
         if ch in rs.chains:
             lines += [f"flush chain {FAMILY} {TABLE} {ch}", f"delete chain {FAMILY} {TABLE} {ch}"]
-    nftables.apply(lines)
+    nft_text.apply(lines)
 
 
 def _jumps_to(rule, chain: str) -> bool:

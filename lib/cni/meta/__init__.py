@@ -1,7 +1,15 @@
 """Helpers shared by the chained (meta) plugins: portmap, firewall, bandwidth, tuning, sbr."""
 from __future__ import annotations
 
+from cni.config import lookup
 from cni.errors import CNIError, InvalidConfigError
+
+
+def string_list(value, field: str) -> list:
+    """A config field that must be a list of strings (portmap conditionsV4/V6, sbr gateways)."""
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise InvalidConfigError("invalid config", f"{field} must be a list of strings")
+    return value
 
 
 def require_prev(conf, msg: str = "must be called as chained plugin"):
@@ -47,7 +55,6 @@ def valid_attachments(conf) -> list | None:
     `cni.dev/attachments` some runtimes send). None means "nothing is known to be stale":
     a GC handler then removes nothing. A list of the wrong shape is a config error (code 7).
     """
-    from cni.config import lookup
     key = "cni.dev/valid-attachments"
     if lookup(conf.raw, key) is None:
         key = "cni.dev/attachments"

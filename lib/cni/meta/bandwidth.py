@@ -2,7 +2,12 @@
 mirred redirect from the host veth's ingress qdisc (egress), as Go's plugins/meta/bandwidth."""
 from __future__ import annotations
 
-from cni.errors import CNIError
+from cni.errors import CNIError, InvalidConfigError
+from cni.fw.backend import hash_with_prefix
+from cni.nl.rtnl_defs import TC_H_INGRESS
+from cni.nl.socket import LinkNotFoundError
+from cni.nl.tc import handle, tbf_params
+from cni.rollback import on_error
 
 IFB_PREFIX = "bwp"
 IFB_NAME_LEN = 15
@@ -11,12 +16,10 @@ MAX_RATE_BITS = (1 << 64) - 1   # Go's uint64; in bytes/s it fits TCA_TBF_RATE64
 
 
 def ifb_name(network: str, container_id: str) -> str:
-    from cni.fw.backend import hash_with_prefix
     return hash_with_prefix(IFB_NAME_LEN, IFB_PREFIX, network + container_id)
 
 
 def validate_rate_burst(rate: int, burst: int, what: str) -> None:
-    from cni.errors import InvalidConfigError
     if rate < 0 or burst < 0:
         raise InvalidConfigError("invalid config", f"{what} rate and burst must not be negative")
     if burst == 0 and rate != 0:
@@ -29,7 +32,6 @@ def validate_rate_burst(rate: int, burst: int, what: str) -> None:
         raise InvalidConfigError(f"invalid {what}Rate",
                                  f"{what}Rate={_short(rate)} bit/s is more than {MAX_RATE_BITS}")
     if rate >= 8 and burst:
-        from cni.nl.tc import tbf_params
         # the buffer (burst/rate in ticks) is a u32 that wraps, as in Go; at exactly 0 the
         # kernel refuses the qdisc (EINVAL): say which field instead
         if tbf_params(rate, burst)["buffer"] == 0:
@@ -62,7 +64,6 @@ def host_veth(host, cont, prev, ifname: str):
 
 
 def add_tbf(h, ref, rate_bits: int, burst_bits: int) -> None:
-    from cni.nl.tc import tbf_params
     p = tbf_params(rate_bits, burst_bits)
     h.tbf_add(ref, rate=p["rate"], buffer=p["buffer"], limit=p["limit"])
 
@@ -70,7 +71,6 @@ def add_tbf(h, ref, rate_bits: int, burst_bits: int) -> None:
 def setup_egress(h, veth, ifb: str, rate_bits: int, burst_bits: int):
     """IFB (up, veth MTU, txqlen 0) + ingress qdisc + u32 redirect on the veth + TBF on the IFB.
     Returns the IFB Link."""
-    from cni.nl.tc import handle
     dev = h.ifb_add(ifb, mtu=veth.mtu, txqlen=0)
     h.link_up(dev.index)
     h.ingress_add(veth.index)
@@ -81,7 +81,6 @@ def setup_egress(h, veth, ifb: str, rate_bits: int, burst_bits: int):
 
 
 def teardown(h, ifb: str) -> None:
-    from cni.nl.socket import LinkNotFoundError
     try:
         h.link_del(ifb)
     except LinkNotFoundError:
@@ -89,7 +88,6 @@ def teardown(h, ifb: str) -> None:
 
 
 def check_tbf(h, ref, rate_bits: int, burst_bits: int, where: str) -> None:
-    from cni.nl.tc import tbf_params
     want = tbf_params(rate_bits, burst_bits)
     tbfs = [q for q in h.qdisc_list(ref) if q.kind == "tbf"]
     if not tbfs:
@@ -125,7 +123,6 @@ def _tbf(h, ref):
 def set_tbf(h, ref, rate_bits: int, burst_bits: int) -> None:
     """The TBF 1: of `ref` gets these numbers: `tc qdisc change` when it exists (its handle
     and queue stay), else it is added; already equal = nothing sent (idempotent)."""
-    from cni.nl.tc import tbf_params
     p = tbf_params(rate_bits, burst_bits)
     q = _tbf(h, ref)
     if q is None:
@@ -154,13 +151,12 @@ def update_egress(h, veth, ifb: str, rate_bits: int, burst_bits: int):
         if dev is not None:
             teardown(h, ifb)
         if any(q.kind == "ingress" for q in h.qdisc_list(veth.index)):
-            h.qdisc_del(veth.index, parent=0xFFFFFFF1, handle=INGRESS_HANDLE)
+            h.qdisc_del(veth.index, parent=TC_H_INGRESS, handle=INGRESS_HANDLE)
         return None
     if dev is None:
-        from cni.rollback import on_error
         with on_error() as undo:
             undo(teardown, h, ifb)
-            undo(h.qdisc_del, veth.index, parent=0xFFFFFFF1, handle=INGRESS_HANDLE)
+            undo(h.qdisc_del, veth.index, parent=TC_H_INGRESS, handle=INGRESS_HANDLE)
             return setup_egress(h, veth, ifb, rate_bits, burst_bits)
     set_tbf(h, dev.index, rate_bits, burst_bits)
     return dev

@@ -1,6 +1,8 @@
 """firewalld over D-Bus (org.fedoraproject.FirewallD1): zone sources for container addresses."""
 from __future__ import annotations
 
+import os
+
 from cni.errors import CNIError
 
 NAME = "org.fedoraproject.FirewallD1"
@@ -11,7 +13,6 @@ ZONE_ALREADY_SET = "ZONE_ALREADY_SET"
 
 def _bus_socket_absent() -> bool:
     """Cheap pre-check: the default system bus socket does not exist (no import, no connect)."""
-    import os
     addr = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "")
     if addr:
         return False
@@ -19,7 +20,7 @@ def _bus_socket_absent() -> bool:
 
 
 def connect(address: str | None = None):
-    from cni.meta import dbus
+    from cni import dbus  # lazy: the D-Bus client (socket) only for the firewalld backend
     return dbus.Connection(address)
 
 
@@ -27,7 +28,7 @@ def is_running(address: str | None = None) -> bool:
     """True when the bus answers GetNameOwner for firewalld (as Go isFirewalldRunning)."""
     if address is None and _bus_socket_absent():
         return False
-    from cni.meta import dbus
+    from cni import dbus  # lazy: the D-Bus client (socket) only for the firewalld backend
     try:
         with dbus.Connection(address, timeout=2.0) as c:
             c.call(dbus.BUS_NAME, dbus.BUS_PATH, dbus.BUS_NAME, "GetNameOwner", "s", [NAME])
@@ -46,7 +47,7 @@ def _zone_call(conn, member: str, zone: str, ip):
 
 
 def _connect(address):
-    from cni.meta import dbus
+    from cni import dbus  # lazy: the D-Bus client (socket) only for the firewalld backend
     try:
         return dbus.Connection(address)
     except OSError as exc:
@@ -54,7 +55,7 @@ def _connect(address):
 
 
 def add(ips, zone: str, address: str | None = None) -> None:
-    from cni.meta import dbus
+    from cni import dbus  # lazy: the D-Bus client (socket) only for the firewalld backend
     with _connect(address) as conn:
         for ip in ips:
             try:
@@ -67,7 +68,7 @@ def add(ips, zone: str, address: str | None = None) -> None:
 
 def delete(ips, zone: str, address: str | None = None) -> None:
     """removeSource for each address; every error is ignored (as Go)."""
-    from cni.meta import dbus
+    from cni import dbus  # lazy: the D-Bus client (socket) only for the firewalld backend
     try:
         conn = dbus.Connection(address)
     except OSError:
@@ -81,7 +82,7 @@ def delete(ips, zone: str, address: str | None = None) -> None:
 
 
 def check(ips, zone: str, address: str | None = None) -> None:
-    from cni.meta import dbus
+    from cni import dbus  # lazy: the D-Bus client (socket) only for the firewalld backend
     with _connect(address) as conn:
         for ip in ips:
             try:

@@ -1,16 +1,19 @@
 """Host-side helpers of portmap: route_localnet on the route to the container, UDP conntrack."""
 from __future__ import annotations
 
-AF_INET, AF_INET6 = 2, 10
+from cni import sysctl
+from cni.log import warn
+from cni.nl import conntrack
+from cni.nl.rtnl import Rtnl
+from cni.nl.rtnl_defs import AF_INET, AF_INET6, RTN_UNICAST
 
 
 def routable_host_if(ip) -> str | None:
     """Name of the link the main table routes `ip` through (longest prefix, lowest metric)."""
-    from cni.nl.rtnl import Rtnl
     with Rtnl() as h:
         best = None
         for r in h.route_list(family=AF_INET6 if ip.version == 6 else AF_INET):
-            if r.oif is None or r.type != 1 or ip not in r.dst:   # unicast routes only
+            if r.oif is None or r.type != RTN_UNICAST or ip not in r.dst:   # unicast routes only
                 continue
             key = (-r.dst.prefixlen, r.priority)
             if best is None or key < best[0]:
@@ -23,7 +26,6 @@ def routable_host_if(ip) -> str | None:
 
 def enable_route_localnet(ip) -> None:
     """route_localnet=1 on the host interface towards a v4 container (127.0.0.1 DNAT works)."""
-    from cni import sysctl
     name = routable_host_if(ip)
     if name:
         sysctl.ensure(f"net/ipv4/conf/{name}/route_localnet", "1", missing_ok=True)
@@ -37,8 +39,6 @@ def flush_udp_conntrack(mappings, families) -> int:
     ports = sorted({m["hostPort"] for m in mappings if m["protocol"] == "udp"})
     if not ports:
         return 0
-    from cni.log import warn
-    from cni.nl import conntrack
     n = 0
     try:
         with conntrack.Conntrack() as ct:

@@ -1,12 +1,14 @@
 """ingressPolicy rules on their own (the firewalld backend still needs them in iptables)."""
 from __future__ import annotations
 
+from cni.errors import InvalidConfigError
+from cni.fw import backend as be
+from cni.fw import firewall
+
 
 def setup(ips, policy: str, bridge: str) -> None:
     """CNI-ISOLATION-STAGE-1/2 rules for `bridge`, one restore per address family present."""
-    from cni.errors import InvalidConfigError
-    from cni.fw import backend as be
-    from cni.fw import firewall, iptables
+    from cni.fw import iptables    # lazy: the iptables backend only
     if not bridge:
         raise InvalidConfigError(f"interface needs to be set for ingress policy {policy!r}, "
                                  'make sure to chain "firewall" plugin with "bridge"')

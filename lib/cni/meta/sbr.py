@@ -2,9 +2,13 @@
 `from <addr> lookup <table>` rule, as Go's plugins/meta/sbr. Run with an Rtnl of the netns."""
 from __future__ import annotations
 
+import fcntl
 import os
+from errno import ESRCH
 
+from cni import addr as ipaddress
 from cni.errors import CNIError, InvalidConfigError
+from cni.log import warn
 
 FIRST_TABLE = 100
 RT_TABLE_MAIN = 254
@@ -21,7 +25,6 @@ class NetnsLock:
     __slots__ = ("fd",)
 
     def __init__(self, ns):
-        import fcntl
         self.fd = ns.reopen()
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
@@ -38,7 +41,6 @@ class NetnsLock:
 
 def static_gateways(gateways) -> dict:
     """{4: ip, 6: ip} from the `gateways` list (at most one per family)."""
-    from cni import addr as ipaddress
     if len(gateways) > 2:
         raise InvalidConfigError("gateways list cannot contain more than 2 entries (one IPv4, one IPv6)")
     out: dict = {}
@@ -55,7 +57,6 @@ def static_gateways(gateways) -> dict:
 
 
 def _host_net(ip):
-    from cni import addr as ipaddress
     return ipaddress.ip_network(f"{ip}/{ip.max_prefixlen}")
 
 
@@ -109,7 +110,6 @@ def add_routes(h, ipcs, ifname: str, gateways: dict, add_source_hints: bool, und
         used.add(table)
         table = _next_table(used, table + 1)
     if add_source_hints:
-        from cni.log import warn
         for ipc in ipcs:
             ipi = ipc.address
             try:
@@ -130,10 +130,9 @@ def _del_route(h, r, warn_only: bool = False) -> None:
     try:
         h.route_del(r.dst, gw=r.gw, dev=r.oif, table=r.table, metric=r.priority)
     except OSError as exc:
-        if getattr(exc, "errno", 0) == 3:          # ESRCH: already gone
+        if getattr(exc, "errno", 0) == ESRCH:      # already gone
             return
         if warn_only:
-            from cni.log import warn
             warn(f"failed to delete route {r.dst}: {exc}")
             return
         raise CNIError(f"failed to delete route {r.dst}", str(exc)) from None

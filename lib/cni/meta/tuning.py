@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from cni.std import json as jsonx
+from cni.config import U32_MAX, check_mtu, check_range
 from cni.errors import CNIError, InvalidConfigError
 
 DEFAULT_DATA_DIR = "/run/cni/tuning"
@@ -13,7 +15,6 @@ ATTRS = ("mac", "promisc", "mtu", "allmulti", "txQLen")
 
 def check_values(mtu: int, txqlen: int | None) -> None:
     """mtu and txQLen as the kernel can hold them (code 7 otherwise)."""
-    from cni.config import U32_MAX, check_mtu, check_range
     check_mtu(mtu)
     if txqlen is not None:
         check_range(txqlen, 0, U32_MAX, "txQLen")
@@ -45,7 +46,7 @@ def check_allowlist(keys, path: str = ALLOWLIST) -> None:
     allow = read_allowlist(path)
     if allow is None:
         return
-    import re
+    import re  # lazy: only when an allowlist file exists
     for key in keys:
         try:
             ok = any(re.search(p, key) for p in allow)
@@ -61,7 +62,7 @@ def duplicate_sysctl_keys(raw: bytes) -> list:
     if b"sysctl" not in raw:
         return []
     try:
-        import _json
+        import _json  # lazy: optional (python3-minimal lacks it)
     except ImportError:
         return []
 
@@ -148,7 +149,6 @@ def snapshot(link, want: dict) -> dict:
 
 def write_backup(path: str, data: dict) -> None:
     """Atomically (tmp + fsync + rename) write the backup JSON."""
-    from cni.std import json as jsonx
     d = os.path.dirname(path)
     os.makedirs(d, mode=0o700, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
@@ -162,7 +162,6 @@ def write_backup(path: str, data: dict) -> None:
 
 
 def read_backup(path: str) -> dict | None:
-    from cni.std import json as jsonx
     try:
         with open(path, "rb") as f:
             data = jsonx.loads(f.read())

@@ -4,6 +4,7 @@ Rule text comes from cni.fw.rules; apply() checks every line again before `nft` 
 """
 from __future__ import annotations
 
+from cni.std import json as jsonx
 from cni.fw import backend, rules
 
 
@@ -33,7 +34,6 @@ class Ruleset:
 
     @classmethod
     def parse(cls, data: bytes | str) -> Ruleset:
-        from cni.std import json as jsonx
         rs = cls()
         for obj in jsonx.loads(data or "{}").get("nftables", ()):
             if "table" in obj:
