@@ -15,6 +15,7 @@ from cni.log import warn
 from cni.meta import bandwidth as bw
 from cni.meta import require_prev
 from cni.nl.rtnl import Rtnl
+from cni.nl.rtnl_tc import TcRtnl
 from cni.nl.rtnl_defs import TC_H_INGRESS
 from cni.rollback import on_error
 from cni.types import Interface, Result
@@ -52,7 +53,7 @@ def add(args: skel.Args, conf: Config):
     if conf.is_zero():
         return conf.prev_result or Result(conf.cni_version)
     prev = require_prev(conf)
-    with open_netns(args.netns) as ns, Rtnl(ns) as cont, Rtnl() as host, on_error() as undo:
+    with open_netns(args.netns) as ns, Rtnl(ns) as cont, TcRtnl() as host, on_error() as undo:
         veth = bw.host_veth(host, cont, prev, args.ifname)
         if conf.ingress_rate:
             bw.add_tbf(host, veth.index, conf.ingress_rate, conf.ingress_burst)
@@ -67,13 +68,13 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    with Rtnl() as host:
+    with TcRtnl() as host:
         bw.teardown(host, bw.ifb_name(conf.name, args.container_id))
 
 
 def check(args: skel.Args, conf: Config) -> None:
     prev = require_prev(conf, "must be called as a chained plugin")
-    with open_netns(args.netns) as ns, Rtnl(ns) as cont, Rtnl() as host:
+    with open_netns(args.netns) as ns, Rtnl(ns) as cont, TcRtnl() as host:
         veth = bw.host_veth(host, cont, prev, args.ifname)
         if conf.ingress_rate:
             bw.check_tbf(host, veth.index, conf.ingress_rate, conf.ingress_burst, veth.name)
@@ -96,7 +97,7 @@ def update(args: skel.Args, conf: Config):
     if listed and prev.interfaces[-1].name == name:    # where ADD put it: no index shifts
         prev.interfaces.pop()
         listed = False
-    with open_netns(args.netns) as ns, Rtnl(ns) as cont, Rtnl() as host:
+    with open_netns(args.netns) as ns, Rtnl(ns) as cont, TcRtnl() as host:
         veth = bw.host_veth(host, cont, prev, args.ifname)
         bw.update_ingress(host, veth, conf.ingress_rate, conf.ingress_burst)
         ifb = bw.update_egress(host, veth, name, conf.egress_rate, conf.egress_burst)

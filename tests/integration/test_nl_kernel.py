@@ -16,7 +16,7 @@ from cni import sysctl, tuntap
 from cni.errors import InternalError, InvalidEnvError
 from cni.netns import NetNS, is_netns, same_as_current
 from cni.nl import conntrack, tc
-from cni.nl.rtnl import Rtnl
+from cni.nl.rtnl_tc import TcRtnl as Rtnl  # the full handle (tc included)
 from cni.nl.rtnl_defs import AF_INET, AF_INET6, BRIDGE_VLAN_INFO_PVID, BRIDGE_VLAN_INFO_UNTAGGED
 from cni.nl.socket import LinkNotFoundError, NetlinkError
 

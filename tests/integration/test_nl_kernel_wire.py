@@ -13,7 +13,7 @@ import pytest
 
 from cni.netns import NetNS
 from cni.nl import tc
-from cni.nl.rtnl import Rtnl
+from cni.nl.rtnl_tc import TcRtnl as Rtnl  # the full handle (tc included)
 from cni.nl.socket import NetlinkError
 
 pytestmark = pytest.mark.root

@@ -18,7 +18,7 @@ import pytest
 from cni.nl import codec, tc
 from cni.nl.codec import AttrList, Msg, NetlinkDecodeError, decode, encode
 from cni.nl.records import Addr, Link, Neigh, Route, Rule, Tc
-from cni.nl.rtnl import Rtnl
+from cni.nl.rtnl_tc import TcRtnl as Rtnl  # the full handle (tc included)
 from cni.nl.rtnl_defs import (AF_BRIDGE, IFLA, MESSAGES, RTM_GETLINK, RTM_NEWLINK, TC_H_INGRESS)
 from cni.nl.schema import (BE16, BYTES, FLAG, IP, MAC, STR, U8, U16, U32, U64, Array, Attrs,
                            HdrAttrs, Nested, Num, Struct, Switch)

@@ -5,11 +5,12 @@
         h.addr_add("eth0", "10.1.0.5/24")
         h.route_add("0.0.0.0/0", gw="10.1.0.1", dev="eth0")
 
-One handle, one socket, one namespace; its methods come in three parts, one file each:
+One handle, one socket, one namespace; its methods come in parts, one file each:
 
     rtnl_link.py  LinkOps  links (lookup, per-kind create, set, delete), bridge ports and VLANs
     rtnl_ip.py    IpOps    addresses (and DAD), routes, rules, neighbours, GARP/NA
-    tc.py         TcOps    qdiscs, htb classes, filters (and the TBF arithmetic)
+    tc.py         TcOps    qdiscs, htb classes, filters (and the TBF arithmetic): only in
+                           rtnl_tc.TcRtnl, for the one plugin that shapes traffic (bandwidth)
 
 Each part uses only self._nl (the NetlinkSocket), self.ns_fd and what LinkOps provides
 (index, link_get). Links are referenced by name, index or Link record.
@@ -24,10 +25,9 @@ from .rtnl_defs import MESSAGES, NETLINK_ROUTE
 from .rtnl_ip import IpOps
 from .rtnl_link import LinkOps, _fd
 from .socket import NetlinkSocket
-from .tc import TcOps
 
 
-class Rtnl(LinkOps, IpOps, TcOps):
+class Rtnl(LinkOps, IpOps):
     """An rtnetlink socket; `netns` (NetNS, path or None) is where it is created and stays bound."""
 
     __slots__ = ("_nl", "ns_fd", "_own_fd")
