@@ -176,3 +176,12 @@ print(json.dumps(out))
         assert inproc[2] == "0" and execd[2] == "1"
         assert inproc[3:] == execd[3:], (inproc, execd)
     assert [row[3] for row in rows if row[0] == "0.2.0"] == ["Result", "Result", 7, 7]
+
+
+def test_footprint_within_4_mb(built_bins):
+    """Every executable in bin/ together, as `du -ck bin/*` counts them: at most 4096 KB."""
+    import glob
+    files = [p for p in glob.glob(os.path.join(built_bins, "*")) if os.path.isfile(p)]
+    r = subprocess.run(["du", "-ck", *files], capture_output=True, text=True, check=True)
+    total = int(r.stdout.splitlines()[-1].split()[0])
+    assert total <= 4096, r.stdout
