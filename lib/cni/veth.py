@@ -5,7 +5,6 @@ do not carry the firewall layer into their zipapps.
 """
 from __future__ import annotations
 
-from cni.fw import masq
 from cni.ip import del_link_collect_addrs, open_netns_for_del
 
 
@@ -19,6 +18,7 @@ def delete_veth_and_masq(args, conf) -> None:
         with ns:
             addrs = del_link_collect_addrs(ns, args.ifname, conf.ip_masq)
     if conf.ip_masq:
+        from cni.fw import masq   # lazy: the firewall layer, only for an ipMasq network
         if conf.prev_result is not None:
             addrs.extend(ipc.address for ipc in conf.prev_result.ips if ipc.address not in addrs)
         masq.teardown(conf.name, args.container_id, args.ifname, addrs,
