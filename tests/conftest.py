@@ -114,10 +114,38 @@ def cont_ns(make_netns):
 _MADE: set = set()
 
 
+OUR_NFT_TABLES = ("cni_plugins_masquerade", "cni_hostport", "cni_firewall")
+
+
+def _root_firewall() -> tuple:
+    """(our nf_tables tables, CNI-* iptables chains) in the root netns, as sets."""
+    tables, chains = set(), set()
+    if os.geteuid() != 0:
+        return tables, chains
+    if shutil.which("nft"):
+        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        tables = {tuple(ln.split()[1:3]) for ln in out.splitlines()
+                  if ln.startswith("table ") and ln.split()[-1] in OUR_NFT_TABLES}
+    for save in ("iptables-save", "ip6tables-save"):
+        if shutil.which(save):
+            out = subprocess.run([save], capture_output=True, text=True).stdout
+            chains |= {(save, ln[1:].split()[0]) for ln in out.splitlines() if ln.startswith(":CNI-")}
+    return tables, chains
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaked_netns():
-    """Every netns this session made is gone at the end, and no cnit* link is in the root netns."""
+    """Every netns this session made is gone at the end, no cnit* link is in the root netns,
+    and the root netns holds no CNI firewall table or chain it did not hold at the start (a
+    test's firewall work belongs in its own netns). What the session left is removed, then
+    reported."""
+    tables0, chains0 = _root_firewall()
     yield
+    tables1, chains1 = _root_firewall()
+    new_tables = sorted(tables1 - tables0)
+    for family, name in new_tables:
+        subprocess.run(["nft", "delete", "table", family, name], capture_output=True)
+    new_chains = sorted(chains1 - chains0)
     leaked = []
     if os.path.isdir("/run/netns"):
         leaked = sorted(n for n in os.listdir("/run/netns") if n in _MADE)
@@ -128,6 +156,8 @@ def _no_leaked_netns():
                     if ": cnit" in ln})
     assert not leaked, f"tests leaked netns: {leaked}"
     assert not stray, f"tests left links in the root netns: {stray}"
+    assert not new_tables, f"tests left nf_tables tables in the root netns: {new_tables}"
+    assert not new_chains, f"tests left iptables chains in the root netns: {new_chains}"
 
 
 @pytest.fixture(scope="session")
