@@ -102,3 +102,43 @@ def exec_ipam(binary: str, conf: dict, cmd: str = "ADD", cid: str = "c1", ifname
     p = subprocess.run([binary], input=json.dumps(conf).encode(),
                        env=ipam_env(cmd, cid, ifname, args), capture_output=True, timeout=30)
     return p, (json.loads(p.stdout) if p.stdout.strip() else None)
+
+
+def nft_f_batches(ns, path: str, trace: str) -> list:
+    """What `nft -f path` sends over netlink inside netns `ns`: the bytes of each sendmsg, read
+    from strace's hex dump of fd 3 (written to `trace`)."""
+    import re
+    ns.run("strace", "-x", "-e", "trace=sendmsg", "-e", "write=3", "-o", trace, "nft", "-f", path)
+    chunks, cur = [], None
+    with open(trace) as f:
+        for line in f:
+            m = re.match(r" \| ([0-9a-f]{5})  (.{48}) ", line)
+            if m:
+                if int(m.group(1), 16) == 0:
+                    cur = bytearray()
+                    chunks.append(cur)
+                cur += bytes.fromhex(m.group(2).replace(" ", ""))
+    return [bytes(c) for c in chunks]
+
+
+def routed_trio(cont, host, out, tag: str, *, route_back: bool = False) -> None:
+    """container -- host -- outside over two veth pairs: the container 10.99.0.2/24 (default
+    via the host), the host 10.99.0.1/24 and 10.200.0.1/24 forwarding, the outside
+    10.200.0.2/24 (a default route back through the host only with route_back)."""
+    c0, h0, h1, o0 = (f"cnit{tag}{x}" for x in ("c0", "h0", "h1", "o0"))
+    subprocess.run(["ip", "link", "add", c0, "netns", cont.name, "type", "veth", "peer",
+                    "name", h0, "netns", host.name], check=True)
+    subprocess.run(["ip", "link", "add", h1, "netns", host.name, "type", "veth", "peer",
+                    "name", o0, "netns", out.name], check=True)
+    cont.ip("addr", "add", "10.99.0.2/24", "dev", c0)
+    cont.ip("link", "set", c0, "up")
+    cont.ip("route", "add", "default", "via", "10.99.0.1")
+    host.ip("addr", "add", "10.99.0.1/24", "dev", h0)
+    host.ip("addr", "add", "10.200.0.1/24", "dev", h1)
+    host.ip("link", "set", h0, "up")
+    host.ip("link", "set", h1, "up")
+    host.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    out.ip("addr", "add", "10.200.0.2/24", "dev", o0)
+    out.ip("link", "set", o0, "up")
+    if route_back:
+        out.ip("route", "add", "default", "via", "10.200.0.1")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from helpers import BIN
 from test_embedded import chroot, ex  # noqa: F401  (fixtures: python3-minimal node)
 from test_embedded import ok as ok_emb
 from test_firewall import blocked, ping
+from helpers import nft_f_batches
 from chain_helpers import Server, bridge_conf, chained, connect, container_ip, ok, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -125,18 +125,8 @@ addrs = [_socket.inet_pton(2, '10.99.0.7'), _socket.inet_pton(10, 'fd99::7')]
 print(f.add_batch([], set(), addrs, {c!r}, 'h-1', bridge='cnitbr0', isolated=True).encode(0, ack=False).hex())
 """)
     ours = bytes.fromhex(r.stdout.strip())
-    trace = tmp_path / "trace"
-    ns.run("strace", "-x", "-e", "trace=sendmsg", "-e", "write=3", "-o", str(trace), "nft", "-f", str(src))
-    chunks, cur = [], None
-    for line in trace.read_text().splitlines():
-        m = re.match(r" \| ([0-9a-f]{5})  (.{48}) ", line)
-        if m:
-            if int(m.group(1), 16) == 0:
-                cur = bytearray()
-                chunks.append(cur)
-            cur += bytes.fromhex(m.group(2).replace(" ", ""))
-    assert chunks, trace.read_text()[:2000]
-    assert bytes(chunks[-1]) == ours
+    chunks = nft_f_batches(ns, str(src), str(tmp_path / "trace"))
+    assert chunks and chunks[-1] == ours
 
 
 def test_open_policy_allows_own_traffic_and_replies(topo, host_ns):

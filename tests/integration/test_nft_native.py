@@ -13,13 +13,14 @@ import ast
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+
+from helpers import nft_f_batches, routed_trio
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIB = os.path.join(ROOT, "lib")
@@ -78,18 +79,8 @@ b = nn.setup_batch(ips("10.99.0.7/24", "fd99::7/64"), masq.nft_comment("cnit-net
 print(b.encode(0, ack=False).hex())
 """)
     ours = bytes.fromhex(r.stdout.strip())
-    trace = tmp_path / "trace"
-    ns.run("strace", "-x", "-e", "trace=sendmsg", "-e", "write=3", "-o", str(trace), "nft", "-f", str(src))
-    chunks, cur = [], None
-    for line in trace.read_text().splitlines():
-        m = re.match(r" \| ([0-9a-f]{5})  (.{48}) ", line)
-        if m:
-            if int(m.group(1), 16) == 0:
-                cur = bytearray()
-                chunks.append(cur)
-            cur += bytes.fromhex(m.group(2).replace(" ", ""))
-    assert chunks, trace.read_text()[:2000]
-    assert bytes(chunks[-1]) == ours
+    chunks = nft_f_batches(ns, str(src), str(tmp_path / "trace"))
+    assert chunks and chunks[-1] == ours
 
 
 def test_native_ruleset_reads_as_nft_text_one(make_netns):
@@ -192,20 +183,7 @@ for i in itertools.count():
 def test_native_masquerade_rewrites_source(make_netns):
     """container (10.99.0.2) -> host (routes) -> outside (10.200.0.2): outside sees the host."""
     cont, host, out = make_netns("mc"), make_netns("mh"), make_netns("mo")
-    subprocess.run(["ip", "link", "add", "cnitmc0", "netns", cont.name, "type", "veth", "peer",
-                    "name", "cnitmh0", "netns", host.name], check=True)
-    subprocess.run(["ip", "link", "add", "cnitmh1", "netns", host.name, "type", "veth", "peer",
-                    "name", "cnitmo0", "netns", out.name], check=True)
-    cont.ip("addr", "add", "10.99.0.2/24", "dev", "cnitmc0")
-    cont.ip("link", "set", "cnitmc0", "up")
-    cont.ip("route", "add", "default", "via", "10.99.0.1")
-    host.ip("addr", "add", "10.99.0.1/24", "dev", "cnitmh0")
-    host.ip("addr", "add", "10.200.0.1/24", "dev", "cnitmh1")
-    host.ip("link", "set", "cnitmh0", "up")
-    host.ip("link", "set", "cnitmh1", "up")
-    host.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
-    out.ip("addr", "add", "10.200.0.2/24", "dev", "cnitmo0")
-    out.ip("link", "set", "cnitmo0", "up")          # no route back to 10.99.0.0/24
+    routed_trio(cont, host, out, "m")               # no route back to 10.99.0.0/24
     assert cont.run("ping", "-c1", "-W1", "10.200.0.2", check=False).returncode != 0
     py(host, "setup('n1', 'eth0', 'c1', '10.99.0.2/24')")
     assert cont.run("ping", "-c1", "-W2", "10.200.0.2", check=False).returncode == 0
@@ -251,21 +229,7 @@ def nn_chains():
 
 def test_native_portmap_dnat_reaches_the_container(make_netns):
     cont, host, out = make_netns("pc"), make_netns("ph"), make_netns("po")
-    subprocess.run(["ip", "link", "add", "cnitpc0", "netns", cont.name, "type", "veth", "peer",
-                    "name", "cnitph0", "netns", host.name], check=True)
-    subprocess.run(["ip", "link", "add", "cnitph1", "netns", host.name, "type", "veth", "peer",
-                    "name", "cnitpo0", "netns", out.name], check=True)
-    cont.ip("addr", "add", "10.99.0.2/24", "dev", "cnitpc0")
-    cont.ip("link", "set", "cnitpc0", "up")
-    cont.ip("route", "add", "default", "via", "10.99.0.1")
-    host.ip("addr", "add", "10.99.0.1/24", "dev", "cnitph0")
-    host.ip("addr", "add", "10.200.0.1/24", "dev", "cnitph1")
-    host.ip("link", "set", "cnitph0", "up")
-    host.ip("link", "set", "cnitph1", "up")
-    host.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
-    out.ip("addr", "add", "10.200.0.2/24", "dev", "cnitpo0")
-    out.ip("link", "set", "cnitpo0", "up")
-    out.ip("route", "add", "default", "via", "10.200.0.1")
+    routed_trio(cont, host, out, "p", route_back=True)
     server = subprocess.Popen(["ip", "netns", "exec", cont.name, sys.executable, "-c", """
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
