@@ -142,3 +142,33 @@ def routed_trio(cont, host, out, tag: str, *, route_back: bool = False) -> None:
     out.ip("link", "set", o0, "up")
     if route_back:
         out.ip("route", "add", "default", "via", "10.200.0.1")
+
+
+# A model of iptables-restore's own tokenizer (add_param_to_argv), kept independent of the
+# code under test (cni.fw.ipt_rule.tokens) so the tests can check one against the other.
+def restore_argv(line: str) -> list:
+    """iptables-restore's tokenizer: blanks split; "..." groups, `\\` escapes inside quotes only."""
+    out, buf, quoted, escaped = [], [], False, False
+    for ch in line:
+        if quoted:
+            if escaped:
+                buf.append(ch)
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+            else:
+                buf.append(ch)
+        elif ch == '"':
+            quoted = True
+        elif ch in " \t":
+            if buf:
+                out.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+    assert not quoted, f"unterminated quote in {line!r}"
+    if buf:
+        out.append("".join(buf))
+    return out

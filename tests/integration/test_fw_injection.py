@@ -14,6 +14,8 @@ import random
 
 import pytest
 
+from helpers import restore_argv
+
 from chain_helpers import bridge_conf, chained, ok, run
 from test_portmap import pm_conf
 
@@ -227,34 +229,6 @@ def test_portmap_conditions_with_quotes_and_separators_work(node):
     ok(run("portmap", "DEL", conf, host, cont, "ctr1"))
     t = Table.parse("nat", host.run("iptables-save", "-t", "nat").stdout)
     assert [s for s in t.chains["CNI-HOSTPORT-DNAT"] if "--dports 8080" in s] == []
-
-
-def restore_argv(line: str) -> list:
-    """iptables-restore's tokenizer (add_param_to_argv): blanks split, "..." groups with \\ escapes."""
-    out, buf, quoted, escaped = [], [], False, False
-    for ch in line:
-        if quoted:
-            if escaped:
-                buf.append(ch)
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                quoted = False
-            else:
-                buf.append(ch)
-            continue
-        if ch == '"':
-            quoted = True
-        elif ch in " \t":
-            if buf:
-                out.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-    if buf:
-        out.append("".join(buf))
-    return out
 
 
 def _random_token(rng) -> str:

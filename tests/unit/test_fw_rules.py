@@ -10,6 +10,8 @@ import random
 
 import pytest
 
+from helpers import restore_argv
+
 import firewall as firewall_plugin
 import portmap as portmap_plugin
 from cni import skel
@@ -27,34 +29,6 @@ SUMMARY: dict = {}      # class -> [tried, hostile, hostile refused, accepted]
 
 
 # --- models of how the tools split their input --------------------------------------------------
-
-def restore_argv(line: str) -> list:
-    """iptables-restore's tokenizer: blanks split; "..." groups, `\\` escapes inside quotes only."""
-    out, buf, quoted, escaped = [], [], False, False
-    for ch in line:
-        if quoted:
-            if escaped:
-                buf.append(ch)
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                quoted = False
-            else:
-                buf.append(ch)
-        elif ch == '"':
-            quoted = True
-        elif ch in " \t":
-            if buf:
-                out.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-    assert not quoted, f"unterminated quote in {line!r}"
-    if buf:
-        out.append("".join(buf))
-    return out
-
 
 def nft_check(line: str) -> None:
     """One nft command: no line break; outside "..." no '#', and ';' only inside a { } block of
