@@ -64,7 +64,8 @@ def update(network: str, container_id: str, mappings: list, container_ips, *,
         from cni.fw import iptables  # lazy: the iptables backend only
         for ver, ipi in sorted(_pick_ips(container_ips).items()):
             iptables.apply("nat", lambda b, ipi=ipi: _ipt_replace(b, network, container_id, mappings,
-                                                                   ipi, o, old), v6=ver == 6)
+                                                                   ipi, o, old),
+                           v6=ver == 6, rules=3 * len(mappings))
     if which == NFTABLES:
         _drop_ipt(network, container_id, None)
     else:
