@@ -12,7 +12,6 @@ testing version negotiation).
 """
 from __future__ import annotations
 
-import os
 import sys
 
 from cni import skel
@@ -21,6 +20,7 @@ from cni.std import json as jsonx
 from cni.config import NetConf
 from cni.convert import from_json
 from cni.errors import CNIError
+from cni.std import oslite as os
 from cni.types import Result
 
 FAST_VERSION = False  # the versions depend on the file name at run time

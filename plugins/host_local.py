@@ -8,14 +8,13 @@ so either implementation can take over a data directory.
 """
 from __future__ import annotations
 
-import os
-
 from cni import skel
 from cni.errors import CNIError, IOFailureError, PluginNotAvailableError, os_details
 from cni.ipam import IpamConf, allocator, resolvconf, sweep
 from cni.ipam.allocator import data_dir
 from cni.ipam.ranges import parse_ip
 from cni.ipam.store import Store
+from cni.std import oslite as os
 from cni.types import Result
 
 

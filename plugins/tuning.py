@@ -9,8 +9,6 @@ dataDir (atomically) and restored on DEL; sysctls are not restored.
 """
 from __future__ import annotations
 
-import os
-
 from cni import skel
 from cni.config import NetConf, check_path, parse_fields, valid_ifname
 from cni.errors import CNIError, InvalidConfigError
@@ -19,6 +17,7 @@ from cni.meta import require_prev
 from cni.meta import tuning as t
 from cni.nl.rtnl import Rtnl
 from cni.rollback import on_error
+from cni.std import oslite as os
 
 
 def _sysctl_map(value, field):

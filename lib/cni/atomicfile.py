@@ -5,7 +5,7 @@ file. Used by the runtime's result cache and the dhcp daemon's lease state.
 """
 from __future__ import annotations
 
-import os
+from cni.std import oslite as os
 
 
 def replace(path: str, data: bytes, *, tmp: str, mode: int = 0o600,

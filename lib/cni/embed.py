@@ -11,9 +11,8 @@ CNI_NO_INPROCESS=1 turns it off.
 """
 from __future__ import annotations
 
-import os
-
 from cni.errors import CNIError, InternalError
+from cni.std import oslite as os
 
 TABLE_MODULE = "_pycni_embed"       # generated into an archive that embeds plugins
 OPT_OUT = "CNI_NO_INPROCESS"

@@ -1,11 +1,10 @@
 """Find and execute plugins: CNI_PATH lookup, exec protocol, delegation (spec section 4)."""
 from __future__ import annotations
 
-import os
-
 from cni import embed
 from cni.errors import CNIError, InternalError, InvalidConfigError, PluginNotFoundError, from_dict
 from cni.std import json as jsonx
+from cni.std import oslite as os
 
 DEFAULT_TIMEOUT = 60.0
 

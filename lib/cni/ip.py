@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import errno
-import os
 
 from cni import sysctl
 from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
 from cni.netns import NetNS
 from cni.nl.rtnl import Rtnl
 from cni.nl.socket import LinkNotFoundError, NetlinkError
+from cni.std import oslite as os
 
 
 def open_netns(path: str):

@@ -1,8 +1,9 @@
 """Diagnostics on stderr (stdout belongs to the protocol)."""
 from __future__ import annotations
 
-import os
 import sys
+
+from cni.std import oslite as os
 
 
 def warn(msg: str) -> None:

@@ -5,10 +5,9 @@ need to run entered. Plugins start no threads, so setns on the main thread is sa
 """
 from __future__ import annotations
 
-import os
-
 from .errors import InternalError, InvalidEnvError
 from .std import setns as _std
+from .std import oslite as os
 
 _CURRENT = _std.CURRENT
 

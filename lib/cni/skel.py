@@ -6,7 +6,6 @@ Only this module (and cnitool) writes to stdout.
 from __future__ import annotations
 
 import errno
-import os
 import sys
 
 from cni import __version__
@@ -17,6 +16,7 @@ from cni.config import check_name, load_cni_args, valid_id, valid_ifname
 from cni.errors import (CNIError, DecodingError, IncompatibleVersionError, InternalError,
                         InvalidConfigError, InvalidEnvError, InvalidNetNSError, IOFailureError,
                         os_details)
+from cni.std import oslite as os
 
 # Far above any real config (podman's 60k published ports are ~4 MB); read in chunks,
 # so memory stays linear in what the runtime actually sends.

@@ -9,7 +9,7 @@ interface 'eth0.1'.
 """
 from __future__ import annotations
 
-import os
+from cni.std import oslite as os
 
 BASE = "/proc/sys"
 

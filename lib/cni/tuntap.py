@@ -5,8 +5,9 @@ Run inside the target netns (the device appears where the ioctl is made).
 from __future__ import annotations
 
 import fcntl
-import os
 import struct
+
+from cni.std import oslite as os
 
 TUNSETIFF, TUNSETPERSIST = 0x400454CA, 0x400454CB
 TUNSETOWNER, TUNSETGROUP = 0x400454CC, 0x400454CE

@@ -14,15 +14,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 pytestmark = [pytest.mark.root]
 
 FORCE = {
-    # Python < 3.12 has no os.setns: stand one in, built on libc, to exercise that branch
-    "os.setns": "from cni.std import setns as netns\n"
-                "if not hasattr(os, 'setns'):\n"
-                "    os.setns = netns._libc_setns()\n"
+    # Python < 3.12 has no os.setns (posix.setns, which os re-exports): stand one in, built
+    # on libc, to exercise that branch
+    "os.setns": "import posix\nfrom cni.std import setns as netns\n"
+                "if not hasattr(posix, 'setns'):\n"
+                "    posix.setns = netns._libc_setns()\n"
                 "netns._load_setns()\n"
-                "assert netns._setns is os.setns\n",
-    "ctypes": "from cni.std import setns as netns\n"
-              "if hasattr(os, 'setns'):\n"
-              "    del os.setns\n"
+                "assert netns._setns is posix.setns\n",
+    "ctypes": "import posix\nfrom cni.std import setns as netns\n"
+              "if hasattr(posix, 'setns'):\n"
+              "    del posix.setns\n"
               "netns._load_setns()\n"
               "assert netns._setns.__name__ == 'libc_setns'\n",
     "nsenter": "from cni.std import setns as netns\n"

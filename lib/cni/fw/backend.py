@@ -1,9 +1,9 @@
 """Firewall backend choice, tool lookup, exec and the Go-compatible name/hash helpers."""
 from __future__ import annotations
 
-import os
-
 from cni.errors import InternalError, InvalidConfigError
+from cni.std import oslite as os
+from cni.std import process as proc
 
 IPTABLES = "iptables"
 NFTABLES = "nftables"
@@ -31,7 +31,6 @@ def which(name: str) -> str | None:
         return _which_cache[name]
     except KeyError:
         pass
-    from cni.std import process as proc  # lazy: running a tool (fork/exec, time)
     found = _which_cache[name] = proc.which(name)
     return found
 
@@ -67,7 +66,7 @@ def ipt_table_may_exist(table: str, v6: bool) -> bool:
     path = which("ip6tables-save" if v6 else "iptables-save")
     if path is None:
         return False
-    if not os.path.realpath(path).endswith("xtables-nft-multi"):
+    if proc.program_name(path) != "xtables-nft-multi":
         return True
     return nft_table_may_exist("ip6" if v6 else "ip", table)
 
@@ -83,7 +82,7 @@ def iptables_nft(v6: bool = False) -> bool:
     if NATIVE is not None:
         return NATIVE
     path = which("ip6tables-restore" if v6 else "iptables-restore")
-    return path is not None and os.path.realpath(path).endswith("xtables-nft-multi")
+    return path is not None and proc.program_name(path) == "xtables-nft-multi"
 
 
 def nft_native() -> bool:
@@ -103,7 +102,6 @@ def select(explicit: str | None = None, field: str = "backend") -> str:
 
 def run(argv: list, input: bytes = b"") -> tuple:
     """Run a tool through cni.std.process.run; returns (rc, stdout, stderr). Missing tool -> ToolMissingError."""
-    from cni.std import process as proc  # lazy: running a tool (fork/exec, time)
     try:
         return proc.run(argv, input=input)
     except FileNotFoundError:

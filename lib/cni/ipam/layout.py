@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import errno
-import os
 
 from cni.errors import InvalidConfigError, InvalidEnvError
+from cni.std import oslite as os
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LOCK = "lock"

@@ -23,7 +23,6 @@ indexes the directory once (see `adopt`).
 from __future__ import annotations
 
 import errno
-import os
 import stat
 import time
 
@@ -31,6 +30,7 @@ from cni.errors import InvalidConfigError, InvalidEnvError, IOFailureError, os_d
 from cni.ipam.layout import (DEFAULT_DATA_DIR, LAST_PREFIX, LOCK, OWNER_DIR, STAMP_NS, TMP,
                              check_network, check_owner, fsync_dir, is_special, owner_key,
                              owner_name, parse_content)
+from cni.std import oslite as os
 
 _RO_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 

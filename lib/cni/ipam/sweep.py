@@ -2,7 +2,6 @@
 set of taken addresses the allocator skips."""
 from __future__ import annotations
 
-import os
 import time
 
 from cni.errors import InvalidEnvError
@@ -10,6 +9,7 @@ from cni.ipam.layout import (OWNER_DIR, STALE_EMPTY_S, check_owner, fsync_dir, i
                              owner_key, owner_name, parse_content)
 from cni.ipam.ranges import parse_ip
 from cni.ipam.store import Store
+from cni.std import oslite as os
 
 
 def gc(store: Store, valid) -> list:

@@ -7,11 +7,10 @@ and a host name already used in the container does not collide. ifalias = the or
 """
 from __future__ import annotations
 
-import os
-
 from cni.std import json as jsonx
 from cni.errors import CNIError, InvalidConfigError
 from cni.nl.socket import NetlinkError
+from cni.std import oslite as os
 
 SYS_PCI = "/sys/bus/pci/devices"
 SYS_AUX = "/sys/bus/auxiliary/devices"

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import os
 import struct
 
 from cni.errors import CNIError, InvalidConfigError
+from cni.std import oslite as os
 from cni.tuntap import (DEV, IFF_MULTI_QUEUE, IFF_NO_PI, IFF_TAP, IFF_TUN_EXCL, TUNSETGROUP,
                         TUNSETIFF, TUNSETOWNER, TUNSETPERSIST)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import fcntl
-import os
 from errno import ESRCH
 
 from cni import addr as ipaddress
 from cni.errors import CNIError, InvalidConfigError
 from cni.log import warn
+from cni.std import oslite as os
 
 FIRST_TABLE = 100
 RT_TABLE_MAIN = 254

@@ -2,11 +2,10 @@
 backup of link attributes (written atomically, restored on DEL)."""
 from __future__ import annotations
 
-import os
-
 from cni.std import json as jsonx
 from cni.config import U32_MAX, check_mtu, check_range
 from cni.errors import CNIError, InvalidConfigError
+from cni.std import oslite as os
 
 DEFAULT_DATA_DIR = "/run/cni/tuning"
 ALLOWLIST = "/etc/cni/tuning/allowlist.conf"

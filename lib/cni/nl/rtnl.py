@@ -18,13 +18,13 @@ Each part uses only self._nl (the NetlinkSocket), self.ns_fd and what LinkOps pr
 from __future__ import annotations
 
 import _socket
-import os
 
 from ..std import setns as _std
 from .rtnl_defs import MESSAGES, NETLINK_ROUTE
 from .rtnl_ip import IpOps
 from .rtnl_link import LinkOps, _fd
 from .socket import NetlinkSocket
+from ..std import oslite as os
 
 
 class Rtnl(LinkOps, IpOps):

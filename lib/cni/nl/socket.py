@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import _socket
 import errno
-import os
 
 from .codec import (NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
                     NLMSG_NOOP, NLMSG_OVERRUN, NLMSGHDR, Msg, NetlinkDecodeError, decode_one, encode,
                     parse_error)
+from ..std import oslite as os
 
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK = 1, 10, 11, 12

@@ -7,8 +7,9 @@ A bare tool name is looked up by which(), in absolute PATH entries only.
 from __future__ import annotations
 
 import errno
-import os
 import time
+
+from cni.std import oslite as os
 
 _SIGKILL = 9
 DEFAULT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -183,6 +184,19 @@ def which(name: str, path: str | None = None) -> str | None:
         if _is_exec(p):
             return p
     return None
+
+
+def program_name(path: str) -> str:
+    """The file name a tool's path finally names, after its chain of symlinks
+    (/usr/sbin/iptables -> /etc/alternatives/iptables -> xtables-nft-multi): what a multi-call
+    binary sees. Only the last component is followed: the name is all that is asked."""
+    for _ in range(40):                       # the kernel's own limit on a chain
+        try:
+            t = os.readlink(path)
+        except OSError:
+            break
+        path = t if t.startswith("/") else os.path.join(os.path.dirname(path), t)
+    return os.path.basename(path)
 
 
 def _is_exec(p: str) -> bool:

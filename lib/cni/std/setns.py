@@ -11,12 +11,13 @@ from __future__ import annotations
 import _socket
 import errno
 import fcntl
-import os
+import posix as _posix
 import struct
 import sys
 import time
 
 from . import process
+from . import oslite as os
 
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703   # ioctl on an nsfs fd: its CLONE_NEW* type (Linux 4.11+)
@@ -71,8 +72,8 @@ def _load_setns() -> None:
     global _setns
     if _setns is not None:
         return
-    if hasattr(os, "setns"):
-        _setns = os.setns  # novermin  (3.12+)
+    if "setns" in _posix.__dict__:     # 3.12+ (asked of posix: oslite would import os)
+        _setns = _posix.setns
         return
     try:
         _setns = _libc_setns()

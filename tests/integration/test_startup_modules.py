@@ -1,0 +1,100 @@
+"""Start-up cost kept by a list, not a clock: the stdlib modules each plugin verb must never load.
+
+Each plugin runs as its sh preamble runs it (with -X importtime), in a test host netns against
+a container netns, for ADD, CHECK and DEL; the modules it imported are read from importtime's
+report. `os` (0.9 ms: `_collections_abc`, `posixpath`, the environ mapping) is replaced by
+cni.std.oslite; the rest are what the start-up issue names: a plugin that needs them on this
+path has grown a cost that `make bench` would show.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import BIN, ROOT
+
+NEVER = {"os", "posixpath", "_collections_abc", "ipaddress", "re", "json", "subprocess", "typing",
+         "functools", "collections", "enum", "dataclasses", "logging", "argparse", "ctypes",
+         "socket", "contextlib", "runpy", "tempfile", "random", "hashlib", "traceback",
+         "linecache", "warnings", "importlib.util", "datetime", "__future__"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _built(built_bins):
+    return built_bins
+
+
+def _argv(exe: str) -> list:
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        from common import launch_argv
+    finally:
+        del sys.path[0]
+    return launch_argv(exe, "-X", "importtime")
+
+
+def _run(host, exe: str, verb: str, conf: dict, env: dict):
+    e = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": verb, **env}
+    r = subprocess.run(["ip", "netns", "exec", host.name, *_argv(exe)],
+                       input=json.dumps(conf).encode(), capture_output=True, env=e)
+    mods = {ln.rsplit("|", 1)[1].strip() for ln in r.stderr.decode().splitlines()
+            if ln.startswith("import time:") and "|" in ln and "imported package" not in ln}
+    return r, mods
+
+
+def _prev(cont) -> dict:
+    return {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": cont.path}],
+            "ips": [{"address": "10.199.0.2/24", "gateway": "10.199.0.1", "interface": 0}],
+            "routes": [{"dst": "0.0.0.0/0"}]}
+
+
+def _cases(tmp_path, cont):
+    ipam = {"type": "host-local", "subnet": "10.199.64.0/18", "dataDir": str(tmp_path / "ipam")}
+    prev = _prev(cont)
+    return {
+        "loopback": ("loopback", "lo", {"type": "loopback"}),
+        "bridge": ("bridge", "eth1", {"type": "bridge", "bridge": "cnitsm0", "isGateway": True,
+                                      "ipam": ipam}),
+        "ptp": ("ptp", "eth1", {"type": "ptp", "ipam": dict(ipam, subnet="10.199.128.0/18")}),
+        "host-local": ("host-local", "eth1", dict(ipam, subnet="10.199.192.0/20")),
+        "static": ("static", "eth1", {"type": "static", "addresses": [
+            {"address": "10.199.250.2/24"}]}),
+        "tuning": ("tuning", "eth0", {"type": "tuning", "prevResult": prev}),
+        "tuning-sysctl": ("tuning", "eth0", {"type": "tuning", "prevResult": prev, "sysctl": {
+            "net.ipv4.conf.eth0.arp_notify": "1"}}),
+        "portmap": ("portmap", "eth0", {"type": "portmap", "prevResult": prev,
+                                        "capabilities": {"portMappings": True}}),
+        "bandwidth": ("bandwidth", "eth0", {"type": "bandwidth", "prevResult": prev}),
+    }
+
+
+@pytest.mark.parametrize("case", ["loopback", "bridge", "ptp", "host-local", "static", "tuning",
+                                  "tuning-sysctl", "portmap", "bandwidth"])
+def test_plugin_verbs_load_none_of_the_expensive_modules(case, tmp_path, host_ns, cont_ns):
+    cont_ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "cnitsmp", "netns",
+               host_ns.name)
+    cont_ns.ip("addr", "add", "10.199.0.2/24", "dev", "eth0")
+    cont_ns.ip("link", "set", "eth0", "up")
+    plugin, ifname, body = _cases(tmp_path, cont_ns)[case]
+    exe = os.path.join(BIN, plugin)
+    if plugin in ("host-local", "static"):       # IPAM plugins read their section from "ipam"
+        body = {"type": plugin, "ipam": body}
+    conf = dict(body, cniVersion="1.0.0", name="cnitsm")
+    env = {"CNI_CONTAINERID": "cnitsm1", "CNI_NETNS": cont_ns.path, "CNI_IFNAME": ifname,
+           "CNI_PATH": BIN}
+    seen = {}
+    # bandwidth CHECK wants the shaping it would have set up: only ADD and DEL are no-ops
+    for verb in ("ADD", "DEL") if plugin == "bandwidth" else ("ADD", "CHECK", "DEL"):
+        r, mods = _run(host_ns, exe, verb, conf, env)
+        assert r.returncode == 0, (verb, r.stdout[-800:], r.stderr[-800:])
+        assert mods, "no importtime report"
+        if verb == "ADD" and r.stdout.strip():
+            conf = dict(conf, prevResult=json.loads(r.stdout))
+        bad = mods & NEVER
+        if bad:
+            seen[verb] = sorted(bad)
+    assert not seen, f"{case} loaded {seen}"
