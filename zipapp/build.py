@@ -320,10 +320,12 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
         zf.comment = embed.marker(binname, digest)
         for arc in sorted(files):
             src = files[arc]
-            # zipimport's way in (python3 FILE, or another Python) needs these as files
+            # zipimport's way in (python3 FILE, or another Python) needs these as files; their
+            # bytecode is not shipped: the preamble runs the boot from its own copy, and only
+            # `python3 FILE` (never a runtime's exec) would read it
             if arc in ZIPIMPORTED:
                 add_file(zf, arc, src, deflate=True)
-            if arc != "__main__.py":
+            else:
                 add_file(zf, arc[:-3] + ".pyc", compile_pyc(src, arc), deflate=PYC_DEFLATE)
         # every other source, the fallback for another Python, in one deflated entry
         # (one stream compresses a fifth better than a file each)
