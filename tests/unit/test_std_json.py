@@ -19,6 +19,9 @@ BAD = ['', ' ', '{', '{"a":}', '[1,]', '{"a":1,}', 'nul', 'NaN', 'Infinity', '01
 def codec(request, monkeypatch):
     if request.param == "pure":
         monkeypatch.setattr(jsonx, "_scan", None)
+    else:                                   # the C scanner for every size
+        monkeypatch.setattr(jsonx, "SMALL", -1)
+        assert jsonx._c_scanner() is not None
     return jsonx
 
 
@@ -43,11 +46,19 @@ def test_deep_nesting_rejected(codec):
     {}, [], {"a": [1, 2.5, True, False, None, "é\n\"\\\x01😀"]}, {"n": {"m": [[], {}]}}, "s", 7,
 ])
 @pytest.mark.parametrize("indent", [None, 4])
-def test_dumps_matches_stdlib(obj, indent, monkeypatch):
+def test_dumps_matches_stdlib(obj, indent):
     expect = json.dumps(obj, indent=indent) if indent else json.dumps(obj, separators=(",", ":"))
     assert jsonx.dumps(obj, indent=indent) == expect
-    monkeypatch.setattr(jsonx, "_quote", jsonx._quote_py)
-    assert jsonx.dumps(obj, indent=indent) == expect
+
+
+def test_quote_matches_both_stdlib_encoders():
+    from json import encoder
+    strings = [chr(c) for c in range(0x110)] + ["", "plain-ascii_text 1.2", "a\"b", "\\x", "\ud800",
+                                                 "x\udcffy", "😀", "é\n\t", "~\x7f", "a" * 5000]
+    for s in strings:
+        assert jsonx.quote(s) == encoder.py_encode_basestring_ascii(s), repr(s)
+        if encoder.c_encode_basestring_ascii is not None:
+            assert jsonx.quote(s) == encoder.c_encode_basestring_ascii(s), repr(s)
 
 
 def test_dumps_rejects():

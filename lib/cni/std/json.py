@@ -1,8 +1,9 @@
 """JSON codec standing in for `json` (which pulls in `re`; python3-minimal lacks it).
 
-Decoding uses the C scanner in `_json` when the interpreter has it, and a
-pure-Python parser otherwise (Debian's python3-minimal lacks both `json` and
-`_json`). Encoding is pure Python (CNI documents are small) and has two styles:
+Decoding uses a pure-Python parser for documents up to SMALL (64 KiB: every config
+and result a runtime sends), and the C scanner in `_json` above that when the
+interpreter has it (Debian's python3-minimal lacks both `json` and `_json`); errors
+are always located by the pure parser. Encoding is pure Python and has two styles:
 
 - default: what `json.dumps(obj, ensure_ascii=True, separators=(",", ":"))` writes,
   or Go's MarshalIndent layout with `indent`;
@@ -13,10 +14,12 @@ pure-Python parser otherwise (Debian's python3-minimal lacks both `json` and
 """
 from __future__ import annotations
 
-try:
-    import _json
-except ImportError:  # python3-minimal
-    _json = None
+_json = None     # the C scanner's module, imported for the first large document
+_UNSET = object()
+_scan = _UNSET   # its scanner; None: none (python3-minimal), or the pure parser forced
+# Below this size the pure parser is quicker than importing `_json` (~0.25 ms of an exec):
+# a 1 KB config parses in ~0.1 ms either way.
+SMALL = 64 << 10
 
 __all__ = ["loads", "dumps", "quote"]
 
@@ -38,7 +41,16 @@ class _Context:
     memo: dict = {}
 
 
-_scan = _json.make_scanner(_Context()) if _json is not None else None
+def _c_scanner():
+    global _json, _scan
+    if _scan is _UNSET:
+        try:
+            import _json as j  # lazy: it pays for itself only on a large document
+        except ImportError:  # python3-minimal
+            _scan = None
+        else:
+            _json, _scan = j, j.make_scanner(_Context())
+    return _scan
 
 
 def loads(data):
@@ -56,9 +68,10 @@ def loads(data):
         i += 1
     if i == n:
         raise ValueError("empty input")
-    if _scan is not None:
+    scan = _c_scanner() if n > SMALL else None
+    if scan is not None:
         try:
-            obj, end = _scan(data, i)
+            obj, end = scan(data, i)
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
         except Exception:  # noqa: BLE001 - see _locate
@@ -95,7 +108,7 @@ def _locate(data: str, i: int) -> str:
 
 
 class _Parser:
-    """Pure-Python fallback for interpreters without `_json`."""
+    """The pure-Python parser: documents up to SMALL, and interpreters without `_json`."""
 
     __slots__ = ("s",)
     _ESC = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
@@ -247,7 +260,13 @@ class _Parser:
             i = self._ws(i + 1)
 
 
-def _quote_py(s: str) -> str:
+_ESC_OUT = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _quote(s: str) -> str:
+    """A string literal as json.dumps(ensure_ascii=True) writes it."""
+    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
+        return '"' + s + '"'
     out = ['"']
     for ch in s:
         o = ord(ch)
@@ -260,14 +279,12 @@ def _quote_py(s: str) -> str:
                 o -= 0x10000
                 out.append("\\u%04x\\u%04x" % (0xD800 | (o >> 10), 0xDC00 | (o & 0x3FF)))
             else:
-                out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, "\\u%04x" % o))
+                out.append(_ESC_OUT.get(ch) or "\\u%04x" % o)
         else:
             out.append(ch)
     out.append('"')
     return "".join(out)
 
-
-_quote = _json.encode_basestring_ascii if _json is not None else _quote_py
 
 _GO_ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
            "\f": "\\f", "<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
