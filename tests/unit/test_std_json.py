@@ -127,3 +127,8 @@ def test_go_mode_keeps_order_on_request_and_agrees_with_stdlib_on_ascii():
 def test_go_mode_rejects_non_finite():
     with pytest.raises(ValueError):
         jsonx.dumps([float("inf")], go=True)
+
+
+@pytest.mark.parametrize("doc", DOCS + ['{"a": 1, "a": 2, "b": {"c": [], "c": {}}}'])
+def test_pairs_hook_matches_stdlib(doc):
+    assert jsonx.loads(doc, pairs_hook=list) == json.loads(doc, object_pairs_hook=list)

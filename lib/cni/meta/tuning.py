@@ -56,39 +56,28 @@ def check_allowlist(keys, path: str = ALLOWLIST) -> None:
                                      "allowed patterns: " + ", ".join(allow))
 
 
+class _Obj(dict):
+    dups: tuple = ()
+
+
+def _keep_dups(pairs: list) -> dict:
+    d = _Obj(pairs)
+    if len(d) != len(pairs):
+        seen: set = set()
+        d.dups = [k for k, _ in pairs if k in seen or seen.add(k)]
+    return d
+
+
 def duplicate_sysctl_keys(raw: bytes) -> list:
     """Keys that appear more than once in the top-level "sysctl" object (JSON allows it)."""
     if b"sysctl" not in raw:
         return []
     try:
-        import _json  # lazy: optional (python3-minimal lacks it)
-    except ImportError:
-        return []
-
-    class Obj(dict):
-        dups: list = []
-
-    def hook(pairs):
-        d = Obj(pairs)
-        if len(d) != len(pairs):
-            seen: set = set()
-            d.dups = [k for k, _ in pairs if k in seen or seen.add(k)]
-        return d
-
-    class Ctx:
-        strict = True
-        object_hook = None
-        object_pairs_hook = staticmethod(hook)
-        parse_float = float
-        parse_int = int
-        parse_constant = None
-        memo: dict = {}
-    try:
-        obj, _ = _json.make_scanner(Ctx())(raw.decode("utf-8", "replace"), raw.find(b"{"))
-    except (StopIteration, ValueError):
+        obj = jsonx.loads(raw, pairs_hook=_keep_dups)
+    except ValueError:
         return []
     s = obj.get("sysctl") if isinstance(obj, dict) else None
-    return list(getattr(s, "dups", ())) if isinstance(s, dict) else []
+    return list(s.dups) if isinstance(s, _Obj) else []
 
 
 def write_sysctls(ns, sysctls: dict, ifname: str) -> None:

@@ -53,8 +53,11 @@ def _c_scanner():
     return _scan
 
 
-def loads(data):
-    """Decode a JSON document from str or bytes; raise ValueError on bad input."""
+def loads(data, pairs_hook=None):
+    """Decode a JSON document from str or bytes; raise ValueError on bad input.
+
+    `pairs_hook`, as json's object_pairs_hook, gets each object's (key, value) list
+    (duplicate keys kept) and returns what stands for it (always the pure parser)."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         try:
             data = bytes(data).decode("utf-8")
@@ -68,7 +71,7 @@ def loads(data):
         i += 1
     if i == n:
         raise ValueError("empty input")
-    scan = _c_scanner() if n > SMALL else None
+    scan = _c_scanner() if n > SMALL and pairs_hook is None else None
     if scan is not None:
         try:
             obj, end = scan(data, i)
@@ -78,7 +81,7 @@ def loads(data):
             raise ValueError(_locate(data, i)) from None
     else:
         try:
-            obj, end = _Parser(data).value(i)
+            obj, end = _Parser(data, pairs_hook).value(i)
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
     j = end
@@ -110,11 +113,12 @@ def _locate(data: str, i: int) -> str:
 class _Parser:
     """The pure-Python parser: documents up to SMALL, and interpreters without `_json`."""
 
-    __slots__ = ("s",)
+    __slots__ = ("s", "hook")
     _ESC = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
-    def __init__(self, s: str):
+    def __init__(self, s: str, hook=None):
         self.s = s
+        self.hook = hook
 
     def _ws(self, i: int) -> int:
         s = self.s
@@ -223,9 +227,10 @@ class _Parser:
 
     def obj(self, i: int, depth: int):
         d: dict = {}
+        pairs = None if self.hook is None else []    # for a pairs hook: duplicates kept
         i = self._ws(i)
         if self.s[i:i + 1] == "}":
-            return d, i + 1
+            return (d if pairs is None else self.hook(pairs)), i + 1
         while True:
             if self.s[i:i + 1] != '"':
                 self._fail(i)
@@ -234,11 +239,14 @@ class _Parser:
             if self.s[i:i + 1] != ":":
                 self._fail(i)
             v, i = self.value(self._ws(i + 1), depth + 1)
-            d[k] = v
+            if pairs is None:
+                d[k] = v
+            else:
+                pairs.append((k, v))
             i = self._ws(i)
             c = self.s[i:i + 1]
             if c == "}":
-                return d, i + 1
+                return (d if pairs is None else self.hook(pairs)), i + 1
             if c != ",":
                 self._fail(i)
             i = self._ws(i + 1)
