@@ -18,8 +18,8 @@ import pytest
 
 from helpers import BIN, ROOT
 
-NEVER = {"os", "posixpath", "_collections_abc", "ipaddress", "re", "json", "_json", "subprocess", "typing",
-         "functools", "collections", "enum", "dataclasses", "logging", "argparse", "ctypes",
+NEVER = {"os", "posixpath", "_collections_abc", "ipaddress", "re", "json", "_json", "subprocess",
+         "typing", "functools", "collections", "enum", "dataclasses", "logging", "argparse", "ctypes",
          "socket", "contextlib", "runpy", "tempfile", "random", "hashlib", "traceback",
          "linecache", "warnings", "importlib.util", "datetime", "__future__"}
 
