@@ -150,6 +150,11 @@ class Batch:
             own.transact(self, genid=genid)
 
 
+_held: list = []     # sockets released at exit (NftSocket.close)
+_wrote = False       # this process has committed a batch
+HOLD = 8
+
+
 class NftSocket(NetlinkSocket):
     """A NETLINK_NETFILTER socket speaking nf_tables, bound to the current netns."""
 
@@ -158,12 +163,28 @@ class NftSocket(NetlinkSocket):
     def __init__(self, *, sock=None):
         super().__init__(NETLINK_NETFILTER, d.MESSAGES, sock=sock)
 
+    def close(self) -> None:
+        """Release the socket; once this process has committed a batch, sockets are held open
+        until it exits instead (at most HOLD: the oldest goes first). Releasing any netfilter
+        socket makes the kernel first finish freeing the rules that batches deleted, which
+        waits for an RCU grace period (5-30 ms here); by exit, the caller's other work (a
+        veth's deletion waits for one too) has usually covered it."""
+        if _wrote and self._sock is not None:
+            _held.append(self._sock)
+            self._sock = None
+            while len(_held) > HOLD:
+                _held.pop(0).close()
+            return
+        super().close()
+
     def transact(self, batch: Batch, *, genid: int | None = None) -> None:
         seq = self._seq = (self._seq + 1) & 0x7FFFFFFF
         n = len(batch.ops)
         self._seq = (seq + n + 1) & 0x7FFFFFFF
         data = batch.encode(seq, genid=genid)
         self._fit_buffers(len(data), n)
+        global _wrote
+        _wrote = True
         self._sock.send(data)
         # The kernel handles a batch inside sendmsg and queues one reply per operation (error 0
         # or the failure), in order; a failure of the batch itself is reported on BEGIN's seq.

@@ -1,0 +1,56 @@
+"""NftSocket.close after this process committed a batch: held open until exit, bounded.
+
+Releasing any netfilter socket while deleted rules wait for their RCU grace period makes the
+kernel finish that wait first (5-30 ms here): a DEL that deletes rules and then closes its
+sockets would sit in close(). So after a commit, sockets are kept (at most HOLD) and the
+kernel releases them at exit, by when other work (the veth's deletion) has covered the wait.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cni.netns import NetNS
+from cni.nl import nftables as nft
+
+
+@pytest.fixture
+def fresh(monkeypatch):
+    monkeypatch.setattr(nft, "_held", [])
+    monkeypatch.setattr(nft, "_wrote", False)
+    yield
+    for s in nft._held:
+        s.close()
+
+
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def test_sockets_close_until_a_commit_then_are_held_bounded(fresh, make_netns):
+    ns = make_netns("nftrel")
+    with NetNS.open(ns.path) as h, h.enter():
+        s = nft.NftSocket()
+        fd = s.fileno()
+        s.close()
+        assert not nft._held and not _fd_open(fd), "closed before any commit"
+        b = nft.Batch()
+        b.add_table("ip", "cnitrel")
+        b.delete_table("ip", "cnitrel")
+        with nft.NftSocket() as w:
+            fd = w.fileno()
+            b.commit(w)
+        assert nft._wrote and _fd_open(fd) and len(nft._held) == 1
+        fds = []
+        for _ in range(nft.HOLD + 3):
+            r = nft.NftSocket()
+            fds.append(r.fileno())
+            r.close()
+        assert len(nft._held) == nft.HOLD
+        assert [s.fileno() for s in nft._held] == fds[-nft.HOLD:]
+    assert ns.run("nft", "list", "tables").stdout.strip() == ""
