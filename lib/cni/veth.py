@@ -5,21 +5,42 @@ do not carry the firewall layer into their zipapps.
 """
 from __future__ import annotations
 
-from cni.ip import del_link_collect_addrs, open_netns_for_del
+from cni.ip import open_netns_for_del
+from cni.nl.rtnl import Rtnl
+from cni.nl.socket import LinkNotFoundError
 
 
 def delete_veth_and_masq(args, conf) -> None:
-    """The DEL of a veth plugin (bridge, ptp) after its IPAM DEL: remove the container end
-    (its host peer goes with it; a gone netns or link is fine), then the masquerade rules of
-    the addresses it had or that prevResult lists (found by chain name without either)."""
+    """The DEL of a veth plugin (bridge, ptp) after its IPAM DEL: the masquerade rules of the
+    addresses the container end has or that prevResult lists (found by chain name without
+    either), then the container end itself (its host peer goes with it; a gone netns or link
+    is fine).
+
+    Rules first: the kernel frees deleted nf_tables rules after an RCU grace period, and the
+    first netfilter socket closed before that waits for it (5-30 ms here). Deleting a veth
+    waits for a grace period too: in this order the two overlap (cni.nl.nftables holds the
+    socket until exit) instead of following one another.
+    """
     ns = open_netns_for_del(args.netns)
-    addrs = []
-    if ns is not None:
-        with ns:
-            addrs = del_link_collect_addrs(ns, args.ifname, conf.ip_masq)
-    if conf.ip_masq:
-        from cni.fw import masq   # lazy: the firewall layer, only for an ipMasq network
-        if conf.prev_result is not None:
-            addrs.extend(ipc.address for ipc in conf.prev_result.ips if ipc.address not in addrs)
-        masq.teardown(conf.name, args.container_id, args.ifname, addrs,
-                      conf.ip_masq_backend or None)
+    if ns is None:
+        _teardown_masq(args, conf, [])
+        return
+    with ns, Rtnl(ns) as h:
+        link = h.link_lookup(args.ifname)
+        addrs = [a.interface for a in h.addr_list(link.index) if a.scope == 0] \
+            if link is not None and conf.ip_masq else []
+        _teardown_masq(args, conf, addrs)
+        if link is not None:
+            try:
+                h.link_del(link.index)
+            except LinkNotFoundError:
+                pass
+
+
+def _teardown_masq(args, conf, addrs: list) -> None:
+    if not conf.ip_masq:
+        return
+    from cni.fw import masq   # lazy: the firewall layer, only for an ipMasq network
+    if conf.prev_result is not None:
+        addrs.extend(ipc.address for ipc in conf.prev_result.ips if ipc.address not in addrs)
+    masq.teardown(conf.name, args.container_id, args.ifname, addrs, conf.ip_masq_backend or None)
