@@ -148,7 +148,11 @@ def _fast(path: str, data: bytes, base: int, size: int, index: dict, module: str
         from cni.fastpath import run
         if run(*noop):
             return
-    getattr(__import__(module, fromlist=[func]), func)()
+    entry = getattr(__import__(module, fromlist=[func]), func)
+    import gc  # the launcher turned it off for the imports: what they made lives to the end
+    gc.freeze()
+    gc.enable()
+    entry()
 
 
 if "__file__" in globals():     # imported through zipimport (python3 FILE, or the fallback)

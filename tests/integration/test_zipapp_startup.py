@@ -153,3 +153,27 @@ def test_make_test_bootstraps_its_own_venv(tmp_path):
 def test_readme_names_the_two_commands():
     text = open(os.path.join(ROOT, "README.md")).read()
     assert "sudo make demo" in text and "sudo make test" in text
+
+
+GC_PROBE = """import gc, sys
+def probe(event, args):
+    if event == "import" and args[0] in ("cni.skel", "cni.convert"):
+        sys.stderr.write("GC %s %s %d\\n" % (args[0], gc.isenabled(), gc.get_freeze_count()))
+sys.addaudithook(probe)
+"""
+
+
+def test_gc_off_while_modules_load_then_frozen_and_on():
+    """The launcher turns the cyclic GC off for the imports; the boot freezes what they made
+    and turns it back on before the verb runs (cni.convert is imported by the verb)."""
+    argv = _launch(os.path.join(BIN, "sample"))
+    i = argv.index("-c") + 1
+    argv[i] = GC_PROBE + argv[i]
+    e = {"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1",
+         "CNI_NETNS": "/run/netns/x", "CNI_IFNAME": "eth0", "CNI_PATH": BIN}
+    r = subprocess.run(argv, input=json.dumps(SAMPLE).encode(), capture_output=True, env=e)
+    assert r.returncode == 0, r.stderr[-2000:]
+    probes = {ln.split()[1]: ln.split()[2:] for ln in r.stderr.decode().splitlines()
+              if ln.startswith("GC ")}
+    assert probes["cni.skel"] == ["False", "0"], probes
+    assert probes["cni.convert"][0] == "True" and int(probes["cni.convert"][1]) > 1000, probes
