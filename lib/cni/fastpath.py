@@ -15,9 +15,11 @@ from __future__ import annotations
 import posix
 import sys
 
-from cni.std import json as jsonx
 from cni.config import load_cni_args, parse_cni_args, valid_id
+from cni.convert import from_json, to_json
 from cni.errors import CNIError
+from cni.std import json as jsonx
+from cni.types import Result
 
 STDIN_LIMIT = 4 << 20
 BASE = {"cniVersion", "name", "type", "prevResult", "capabilities", "runtimeConfig"}
@@ -126,7 +128,6 @@ def _decide(plugin: str, versions: tuple, cmd: str, raw: bytes):
         return None
     if plugin == "firewall" and obj.get("backend", "") not in ("", "iptables", "firewalld"):
         return None
-    from cni.convert import from_json, to_json
     prev = obj.get("prevResult")
     result = None if prev is None else from_json(prev, ver)
     if cmd == "DEL":
@@ -147,7 +148,6 @@ def _decide(plugin: str, versions: tuple, cmd: str, raw: bytes):
     if result is None:
         if plugin != "bandwidth":
             return None                        # the plugin reports the missing prevResult
-        from cni.types import Result
         result = Result(ver)
     if cmd == "CHECK":
         return ""
