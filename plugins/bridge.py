@@ -230,8 +230,10 @@ def _announce(ns, ifname: str, result) -> None:
 
 
 def _wait_port_up(h, index: int) -> None:
+    """The port comes up ~0.1-1 ms after the container end does (the kernel's linkwatch):
+    short first waits, then Go's patience (2.8 s in all)."""
     import time  # lazy: only to wait for the port; off the plugin import path
-    for delay in (0, 0.01, 0.05, 0.2, 0.5, 1.0, 1.0):
+    for delay in (0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.2, 0.5, 1.0, 1.0):
         time.sleep(delay)
         if h.link_get(index).operstate == "up":
             return
