@@ -7,7 +7,7 @@ import time
 from .. import addr as _addr
 from ..std.setns import Entered
 from . import garp
-from .codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
+from .codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, present
 from .records import Addr, Neigh, Route, Rule
 from .rtnl_defs import (AF_INET, AF_INET6, FIB_RULE_INVERT, FR_ACT_TO_TBL, IFA_F_DADFAILED,
                         IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_TENTATIVE, NUD_PERMANENT,
@@ -206,14 +206,8 @@ class IpOps:
                 n = _net(x)
                 hdr[k + "_len"] = n.prefixlen
                 a.append(("FRA_SRC" if k == "src" else "FRA_DST", n.network_address))
-        if fwmark is not None:
-            a.append(("FRA_FWMARK", fwmark))
-        if iif is not None:
-            a.append(("FRA_IIFNAME", iif))
-        if oif is not None:
-            a.append(("FRA_OIFNAME", oif))
-        if table is not None and table >= 256:
-            a.append(("FRA_TABLE", table))
+        a += present(("FRA_FWMARK", fwmark), ("FRA_IIFNAME", iif), ("FRA_OIFNAME", oif),
+                     ("FRA_TABLE", table if table is not None and table >= 256 else None))
         return hdr, a
 
     def rule_add(self, *, priority: int | None = None, src=None, dst=None, table: int | None = None,
