@@ -265,44 +265,44 @@ def _describe(batch: Batch, index: int) -> str:
 
 
 class _Dumped:
-    """What every dumped table, chain and rule has: family, handle and comment."""
+    """What every dumped table, chain and rule has (family, handle, comment), and the
+    attributes its `_FIELDS` table maps to slots (None when absent)."""
 
     __slots__ = ("family", "handle", "comment")
+    _KIND = ""
+    _FIELDS: dict = {}
 
-    def __init__(self, m: Msg, kind: str):
+    def __init__(self, m: Msg):
+        a, kind = m.attrs, self._KIND
         self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
-        self.handle = m.attrs.get(f"NFTA_{kind}_HANDLE")
-        self.comment = comment_of(m.attrs.get(f"NFTA_{kind}_USERDATA"))
+        self.handle = a.get(f"NFTA_{kind}_HANDLE")
+        self.comment = comment_of(a.get(f"NFTA_{kind}_USERDATA"))
+        for slot, name in self._FIELDS.items():
+            setattr(self, slot, a.get(name))
 
 
 class _Table(_Dumped):
     __slots__ = ("name",)
-
-    def __init__(self, m: Msg):
-        super().__init__(m, "TABLE")
-        self.name = m.attrs.get("NFTA_TABLE_NAME")
+    _KIND = "TABLE"
+    _FIELDS = {"name": "NFTA_TABLE_NAME"}
 
 
 class _Chain(_Dumped):
     __slots__ = ("table", "name", "hook")
-
-    def __init__(self, m: Msg):
-        super().__init__(m, "CHAIN")
-        a = m.attrs
-        self.table, self.name = a.get("NFTA_CHAIN_TABLE"), a.get("NFTA_CHAIN_NAME")
-        self.hook = a.get("NFTA_CHAIN_HOOK")
+    _KIND = "CHAIN"
+    _FIELDS = {"table": "NFTA_CHAIN_TABLE", "name": "NFTA_CHAIN_NAME", "hook": "NFTA_CHAIN_HOOK"}
 
 
 class Rule(_Dumped):
     """A dumped rule: where it is, its handle, comment and expressions (AttrLists)."""
 
     __slots__ = ("table", "chain", "exprs")
+    _KIND = "RULE"
+    _FIELDS = {"table": "NFTA_RULE_TABLE", "chain": "NFTA_RULE_CHAIN"}
 
     def __init__(self, m: Msg):
-        super().__init__(m, "RULE")
-        a = m.attrs
-        self.table, self.chain = a.get("NFTA_RULE_TABLE"), a.get("NFTA_RULE_CHAIN")
-        ex = a.get("NFTA_RULE_EXPRESSIONS")
+        super().__init__(m)
+        ex = m.attrs.get("NFTA_RULE_EXPRESSIONS")
         self.exprs = None if isinstance(ex, bytes) else [e for _, e in ex or ()]
 
     def __repr__(self) -> str:
