@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from cni.errors import DecodingError, InvalidConfigError, InvalidEnvError
+from cni.std import json as jsonx
 
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -32,6 +33,29 @@ def valid_ifname(name: str) -> str:
         if c in _IFNAME_BAD or c.isspace():
             return f"interface name contains an invalid character {c!r}"
     return ""
+
+
+def check_attachment(cid: str, ifname: str, cid_var: str, ifname_var: str) -> None:
+    """A container ID and interface name as the spec requires them (InvalidEnvError, code 4);
+    `cid_var`/`ifname_var` name where they came from."""
+    if not valid_id(cid) or len(cid) > 1024:
+        raise InvalidEnvError(f"invalid {cid_var}",
+                              f"{cid[:64]!r} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+    why = valid_ifname(ifname)
+    if why:
+        raise InvalidEnvError(f"invalid {ifname_var}", f"{ifname[:64]!r}: {why}")
+
+
+def load_object(raw, msg: str, not_object: str) -> dict:
+    """A JSON object from text or bytes; DecodingError(msg) for bad JSON or (with the
+    detail `not_object`) for any other value."""
+    try:
+        obj = jsonx.loads(raw)
+    except ValueError as exc:
+        raise DecodingError(msg, str(exc)) from None
+    if not isinstance(obj, dict):
+        raise DecodingError(msg, not_object)
+    return obj
 
 
 def check_ifname(name: str, msg: str, shown=None) -> str:
