@@ -13,7 +13,7 @@ import time
 
 from cni import skel
 from cni import version as _v
-from cni.config import NetConf, check_ifname
+from cni.config import NetConf, ifname
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import open_netns, open_netns_for_del
 from cni.links import info
@@ -33,14 +33,13 @@ def _table(v, field):
 
 
 class Config(NetConf):
-    FIELDS = {"vrfname": ("vrfname", str, ""), "table": ("table", _table, 0)}
+    FIELDS = {"vrfname": ("vrfname", ifname, ""), "table": ("table", _table, 0)}
     __slots__ = tuple(a for a, _, _ in FIELDS.values())
 
     def validate(self) -> None:
         if not self.vrfname:
             raise InvalidConfigError("configuration is expected to have a valid vrf name",
                                      "set \"vrfname\"")
-        check_ifname(self.vrfname, "invalid vrfname")
 
 
 def _vrf_table(link) -> int:

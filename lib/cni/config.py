@@ -67,6 +67,13 @@ def check_ifname(name: str, msg: str, shown=None) -> str:
     return name
 
 
+def ifname(value, field: str) -> str:
+    """A FIELDS type: a string that, when not empty, is a valid interface name
+    (InvalidConfigError "invalid <field>" otherwise)."""
+    value = coerce(value, str, field)
+    return check_ifname(value, f"invalid {field}") if value else value
+
+
 def check_name(name) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidConfigError("missing network name", "the config has no \"name\"")
