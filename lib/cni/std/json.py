@@ -220,10 +220,15 @@ class _Parser:
             i = self._ws(i)
             if self.s[i:i + 1] != ":":
                 self._fail(i)
-            d[k], i = self.value(self._ws(i + 1), depth + 1)
-            i, done = self._after_member(i, "}")
-            if done:
-                return d, i
+            v, i = self.value(self._ws(i + 1), depth + 1)
+            d[k] = v
+            i = self._ws(i)
+            c = self.s[i:i + 1]
+            if c == "}":
+                return d, i + 1
+            if c != ",":
+                self._fail(i)
+            i = self._ws(i + 1)
 
     def arr(self, i: int, depth: int):
         a: list = []
@@ -233,19 +238,13 @@ class _Parser:
         while True:
             v, i = self.value(self._ws(i), depth + 1)
             a.append(v)
-            i, done = self._after_member(i, "]")
-            if done:
-                return a, i
-
-    def _after_member(self, i: int, close: str) -> tuple:
-        """Past the ',' before the next member, or past `close` (then done is True)."""
-        i = self._ws(i)
-        c = self.s[i:i + 1]
-        if c == close:
-            return i + 1, True
-        if c != ",":
-            self._fail(i)
-        return self._ws(i + 1), False
+            i = self._ws(i)
+            c = self.s[i:i + 1]
+            if c == "]":
+                return a, i + 1
+            if c != ",":
+                self._fail(i)
+            i = self._ws(i + 1)
 
 
 def _quote_py(s: str) -> str:
