@@ -159,14 +159,6 @@ class Rule(_Rec):
         self.dst = _addr.ip_network(f"{d}/{h['dst_len']}", strict=False) if d is not None else None
 
 
-class Neigh(_Rec):
-    """A neighbour (ARP/NDP/FDB) entry."""
-
-    __slots__ = ("family", "index", "dst", "lladdr", "state", "flags", "msg")
-    _HDR = {"family": "family", "index": "ifindex", "state": "state", "flags": "flags"}
-    _ATTRS = {"dst": "NDA_DST", "lladdr": "NDA_LLADDR"}
-
-
 class Tc(_Rec):
     """A qdisc, class or filter; `options` are the decoded TCA_OPTIONS attributes."""
 

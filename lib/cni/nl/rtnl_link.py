@@ -208,28 +208,8 @@ class LinkOps:
     def bridge_add(self, name: str, *, mtu: int = 0, mac: str | None = None, **opts) -> Link:
         return self.link_add(name, "bridge", mtu=mtu, mac=mac, **opts)
 
-    def macvlan_add(self, name: str, parent, *, mode="bridge", kind: str = "macvlan", **kw) -> Link:
-        """macvlan or macvtap (kind=) in any mode (private|vepa|bridge|passthru|source)."""
-        return self.link_add(name, kind, parent=parent, mode=mode, **kw)
-
-    def ipvlan_add(self, name: str, parent, *, mode="l2", flags="bridge", kind: str = "ipvlan",
-                   **kw) -> Link:
-        return self.link_add(name, kind, parent=parent, mode=mode, flags=flags, **kw)
-
-    def vlan_add(self, name: str, parent, vlan_id: int, *, protocol=None, **kw) -> Link:
-        return self.link_add(name, "vlan", parent=parent, vlan_id=vlan_id, protocol=protocol, **kw)
-
     def vrf_add(self, name: str, table: int, **kw) -> Link:
         return self.link_add(name, "vrf", table=table, **kw)
-
-    def vxlan_add(self, name: str, vni: int, *, dev=None, **kw) -> Link:
-        """vxlan; `dev` is the underlay link, `local`/`group` v4 or v6, `port` the UDP port."""
-        if dev is not None:
-            kw["link"] = self.index(dev)
-        return self.link_add(name, "vxlan", vni=vni, **kw)
-
-    def dummy_add(self, name: str, **kw) -> Link:
-        return self.link_add(name, "dummy", **kw)
 
     def ifb_add(self, name: str, **kw) -> Link:
         return self.link_add(name, "ifb", **kw)
@@ -246,10 +226,6 @@ class LinkOps:
         if opts:
             self._nl.request(RTM_SETLINK, {"family": AF_BRIDGE, "index": self.index(ref)},
                              [("IFLA_PROTINFO", opts)])
-
-    def bridge_port_get(self, ref):
-        """The IFLA_BRPORT_* attributes of a bridge port (from its bridge_slave link info)."""
-        return self.link_get(ref).slave_info
 
     def bridge_vlan_add(self, ref, vid: int, *, pvid: bool = False, untagged: bool = False,
                         self_: bool = False) -> None:
