@@ -7,7 +7,7 @@ ipam (optional when chained after a plugin whose prevResult has IPs), dns.
 from __future__ import annotations
 
 from cni import ipam, links, skel
-from cni.config import NetConf, check_ifname, check_mtu
+from cni.config import NetConf, check_mtu, ifname
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import del_link_collect_addrs, open_netns
 from cni.rollback import on_error
@@ -20,7 +20,7 @@ FLAG_NAMES = {0: "bridge", 1: "private", 2: "vepa"}
 
 class Config(NetConf):
     FIELDS = {
-        "master": ("master", str, ""),
+        "master": ("master", ifname, ""),
         "mode": ("mode", str, ""),
         "flag": ("flag", str, ""),
         "mtu": ("mtu", int, 0),
@@ -37,8 +37,6 @@ class Config(NetConf):
                                      "flag must be bridge, private or vepa")
         self.mode, self.flag = MODES[self.mode], FLAGS[self.flag]
         check_mtu(self.mtu)
-        if self.master:
-            check_ifname(self.master, "invalid master")
 
     def chained_master(self) -> str:
         """Master when chained without `master`: the prevResult's single named interface."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from cni import skel
 from cni.config import NetConf
 from cni.errors import CNIError
-from cni.ip import open_netns, open_netns_for_del
+from cni.ip import in_netns_for_del, open_netns
 from cni.nl.rtnl import Rtnl
 from cni.types import Interface, IPConfig, Result
 
@@ -39,11 +39,7 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    ns = open_netns_for_del(args.netns)
-    if ns is None:
-        return
-    with ns, Rtnl(ns) as h:
-        h.link_down("lo")
+    in_netns_for_del(args.netns, lambda h: h.link_down("lo"))
 
 
 def check(args: skel.Args, conf: Config) -> None:

@@ -7,7 +7,7 @@ the `mac` capability (runtimeConfig.mac) and CNI_ARGS MAC.
 from __future__ import annotations
 
 from cni import ipam, links, skel
-from cni.config import NetConf, check_ifname, check_mtu
+from cni.config import NetConf, check_mtu, ifname
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import del_link_collect_addrs, open_netns
 from cni.rollback import on_error
@@ -19,7 +19,7 @@ MODE_NAMES = {1: "private", 2: "vepa", 4: "bridge", 8: "passthru", 16: "source"}
 
 class Config(NetConf):
     FIELDS = {
-        "master": ("master", str, ""),
+        "master": ("master", ifname, ""),
         "mode": ("mode", str, ""),
         "mtu": ("mtu", int, 0),
         "mac": ("mac", str, ""),
@@ -36,8 +36,6 @@ class Config(NetConf):
         check_mtu(self.mtu)
         if not 0 <= self.bcqueuelen <= 0xFFFFFFFF:
             raise InvalidConfigError("invalid bcqueuelen", f"bcqueuelen={self.bcqueuelen}")
-        if self.master:
-            check_ifname(self.master, "invalid master")
 
 
 def add(args: skel.Args, conf: Config):

@@ -6,7 +6,7 @@ linkInContainer, ipam (required), dns. DEL needs neither the master nor the netn
 from __future__ import annotations
 
 from cni import ipam, links, skel
-from cni.config import NetConf, check_ifname, check_mtu
+from cni.config import NetConf, check_mtu, ifname
 from cni.errors import CNIError, InvalidConfigError
 from cni.ip import del_link_collect_addrs, open_netns
 from cni.rollback import on_error
@@ -14,7 +14,7 @@ from cni.rollback import on_error
 
 class Config(NetConf):
     FIELDS = {
-        "master": ("master", str, ""),
+        "master": ("master", ifname, ""),
         "vlanId": ("vlan_id", int, 0),
         "mtu": ("mtu", int, 0),
         "linkInContainer": ("link_in_container", bool, False),
@@ -25,7 +25,6 @@ class Config(NetConf):
         if not self.master:
             raise InvalidConfigError("\"master\" field is required",
                                      "it names the interface to create the VLAN on")
-        check_ifname(self.master, "invalid master")
         if not 0 <= self.vlan_id <= 4094:
             raise InvalidConfigError(f"invalid VLAN ID {self.vlan_id}", "must be 0-4094")
         check_mtu(self.mtu)

@@ -13,9 +13,9 @@ import time
 
 from cni import skel
 from cni import version as _v
-from cni.config import NetConf, check_ifname
+from cni.config import NetConf, ifname
 from cni.errors import CNIError, InvalidConfigError
-from cni.ip import open_netns, open_netns_for_del
+from cni.ip import in_netns_for_del, open_netns
 from cni.links import info
 from cni.nl.rtnl import Rtnl
 from cni.nl.rtnl_defs import AF_INET6, RT_SCOPE_UNIVERSE
@@ -33,14 +33,13 @@ def _table(v, field):
 
 
 class Config(NetConf):
-    FIELDS = {"vrfname": ("vrfname", str, ""), "table": ("table", _table, 0)}
+    FIELDS = {"vrfname": ("vrfname", ifname, ""), "table": ("table", _table, 0)}
     __slots__ = tuple(a for a, _, _ in FIELDS.values())
 
     def validate(self) -> None:
         if not self.vrfname:
             raise InvalidConfigError("configuration is expected to have a valid vrf name",
                                      "set \"vrfname\"")
-        check_ifname(self.vrfname, "invalid vrfname")
 
 
 def _vrf_table(link) -> int:
@@ -152,17 +151,18 @@ def add(args: skel.Args, conf: Config):
 
 
 def delete(args: skel.Args, conf: Config) -> None:
-    ns = open_netns_for_del(args.netns)
-    if ns is None:
+    in_netns_for_del(args.netns, lambda c: _release(c, conf.vrfname, args.ifname))
+
+
+def _release(c, vrfname: str, ifname: str) -> None:
+    """Take `ifname` out of the VRF and delete the VRF if no port remains."""
+    vrf = c.link_lookup(vrfname)
+    if vrf is None or vrf.kind != "vrf":
         return
-    with ns, Rtnl(ns) as c:
-        vrf = c.link_lookup(conf.vrfname)
-        if vrf is None or vrf.kind != "vrf":
-            return
-        link = c.link_lookup(args.ifname)
-        if link is not None and link.master == vrf.index:
-            c.link_set(link.index, nomaster=True)
-        _del_if_empty(c, vrf.index)
+    link = c.link_lookup(ifname)
+    if link is not None and link.master == vrf.index:
+        c.link_set(link.index, nomaster=True)
+    _del_if_empty(c, vrf.index)
 
 
 def check(args: skel.Args, conf: Config) -> None:

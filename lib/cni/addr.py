@@ -2,7 +2,8 @@
 
 A stand-in for a stdlib module that costs too much at start-up: importing `ipaddress`
 takes ~5 ms (it pulls in functools, collections and re) on every plugin exec; this
-module imports only `_socket`. Same names and behaviour for what we use: ip_address,
+module and cni.addr_parse (text and ints <-> the int behind an address) import only
+`_socket`. Same names and behaviour for what we use: ip_address,
 ip_interface, ip_network, IPv4Address/IPv6Address (and the Network/Interface classes),
 .version .packed .max_prefixlen .ip .network .prefixlen .network_address
 .broadcast_address .netmask .hostmask .num_addresses .with_prefixlen, containment,
@@ -13,57 +14,56 @@ Bad input raises ValueError (ipaddress's errors are ValueError subclasses too).
 """
 from __future__ import annotations
 
-import _socket
-
-_AF = {4: _socket.AF_INET, 6: _socket.AF_INET6}
+from cni.addr_parse import parse, split_prefix, text, to_int, version_of
 
 
-def _parse(text: str, version: int) -> int:
-    try:
-        return int.from_bytes(_socket.inet_pton(_AF[version], text), "big")
-    except (OSError, ValueError, TypeError):
-        raise ValueError(f"{text!r} does not appear to be an IPv{version} address") from None
-
-
-def _v6_text(ip: int) -> str:
-    """RFC 5952: lower-case hextets, the longest run (2+) of zero hextets as '::'."""
-    h = [(ip >> (112 - 16 * i)) & 0xFFFF for i in range(8)]
-    best, blen, cur, clen = -1, 0, -1, 0
-    for i, x in enumerate(h):
-        if x == 0:
-            if cur < 0:
-                cur, clen = i, 0
-            clen += 1
-            if clen > blen:
-                best, blen = cur, clen
-        else:
-            cur = -1
-    parts = ["%x" % x for x in h]
-    if blen > 1:
-        return ":".join(parts[:best]) + "::" + ":".join(parts[best + blen:])
-    return ":".join(parts)
-
-
-class _Address:
-    __slots__ = ("_ip",)
+class _V4:
+    __slots__ = ()
     _version = 4
     max_prefixlen = 32
 
+
+class _V6:
+    __slots__ = ()
+    _version = 6
+    max_prefixlen = 128
+
+
+class _Value:
+    """What addresses, networks and interfaces share: the repr of their text, and ordering of
+    same-version objects by `_key()` against `_key_of(other)`, as ipaddress's (TypeError
+    across versions, NotImplemented for other types)."""
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+    def __lt__(self, other) -> bool:
+        try:
+            if self._version != other._version:
+                raise TypeError(f"{self} and {other} are not of the same version")
+            return self._key() < self._key_of(other)
+        except AttributeError:
+            return NotImplemented
+
+    def __le__(self, other) -> bool:
+        lt = self.__lt__(other)
+        return lt if lt is NotImplemented else lt or self == other
+
+    def __gt__(self, other) -> bool:
+        le = self.__le__(other)
+        return le if le is NotImplemented else not le
+
+    def __ge__(self, other) -> bool:
+        lt = self.__lt__(other)
+        return lt if lt is NotImplemented else not lt
+
+
+class _Address(_Value):
+    __slots__ = ("_ip",)
+
     def __init__(self, address):
-        bits = self.max_prefixlen
-        if isinstance(address, int) and not isinstance(address, bool):
-            if not 0 <= address < 1 << bits:
-                raise ValueError(f"{address} does not fit IPv{self._version}")
-            self._ip = address
-        elif isinstance(address, (bytes, bytearray)):
-            if len(address) != bits // 8:
-                raise ValueError(f"{address!r} is not {bits // 8} bytes")
-            self._ip = int.from_bytes(address, "big")
-        else:
-            text = address if isinstance(address, str) else str(address)
-            if "/" in text:
-                raise ValueError(f"unexpected '/' in {text!r}")
-            self._ip = _parse(text, self._version)
+        self._ip = to_int(address, self._version)
 
     @property
     def version(self) -> int:
@@ -80,15 +80,10 @@ class _Address:
         return self._ip
 
     def __str__(self) -> str:
-        if self._version == 4:
-            return _socket.inet_ntop(_socket.AF_INET, self.packed)
-        return _v6_text(self._ip)
+        return text(self._ip, self._version)
 
     def __format__(self, spec: str) -> str:
         return str(self) if not spec else format(str(self), spec)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self)!r})"
 
     def __hash__(self) -> int:
         return hash(hex(self._ip))              # as ipaddress: equal objects hash alike
@@ -99,25 +94,12 @@ class _Address:
         except AttributeError:
             return NotImplemented
 
-    def __lt__(self, other) -> bool:
-        try:
-            if self._version != other._version:
-                raise TypeError(f"{self} and {other} are not of the same version")
-            return self._ip < other._ip
-        except AttributeError:
-            return NotImplemented
+    def _key(self) -> int:
+        return self._ip
 
-    def __le__(self, other) -> bool:
-        lt = self.__lt__(other)
-        return lt if lt is NotImplemented else lt or self == other
-
-    def __gt__(self, other) -> bool:
-        le = self.__le__(other)
-        return le if le is NotImplemented else not le
-
-    def __ge__(self, other) -> bool:
-        lt = self.__lt__(other)
-        return lt if lt is NotImplemented else not lt
+    @staticmethod
+    def _key_of(other) -> int:
+        return other._ip
 
     def __add__(self, n: int):
         if not isinstance(n, int):
@@ -130,7 +112,10 @@ class _Address:
         return _ADDR[self._version](self._ip - n)
 
     def _in(self, net: str) -> bool:
-        return self in ip_network(net)
+        """Whether this address lies in `net` ('a/len' of its own version)."""
+        a, plen = net.split("/")
+        shift = self.max_prefixlen - int(plen)
+        return self._ip >> shift == parse(a, self._version) >> shift
 
     @property
     def is_unspecified(self) -> bool:
@@ -149,14 +134,12 @@ class _Address:
         return self._in("224.0.0.0/4" if self._version == 4 else "ff00::/8")
 
 
-class IPv4Address(_Address):
+class IPv4Address(_V4, _Address):
     __slots__ = ()
 
 
-class IPv6Address(_Address):
+class IPv6Address(_V6, _Address):
     __slots__ = ()
-    _version = 6
-    max_prefixlen = 128
 
     def __hash__(self) -> int:
         return hash((self._ip, None))          # ipaddress hashes (int, scope id)
@@ -169,42 +152,26 @@ class IPv6Address(_Address):
 _ADDR = {4: IPv4Address, 6: IPv6Address}
 
 
-def _split(spec, version: int) -> tuple:
-    """'a/len', 'a/netmask' (v4), 'a', (a, len) or an object of ours/ipaddress -> (int, len)."""
-    bits = 32 if version == 4 else 128
-    if isinstance(spec, tuple):
-        a, plen = spec
-    elif isinstance(spec, (int, bytes, bytearray)) and not isinstance(spec, bool):
-        a, plen = spec, bits
-    else:
-        text = spec if isinstance(spec, str) else str(spec)
-        a, sep, plen = text.partition("/")
-        if not sep:
-            plen = bits
-    ip = _ADDR[version](a)._ip
-    if isinstance(plen, str):
-        if plen.isdigit() and plen.isascii() and len(plen) <= 3:
-            plen = int(plen)
-        elif version == 4 and plen.count(".") == 3:
-            m = _parse(plen, 4)
-            inv = m ^ 0xFFFFFFFF
-            if inv & (inv + 1):
-                raise ValueError(f"{plen!r} is not a valid netmask")
-            plen = 32 - inv.bit_length()
-        else:
-            raise ValueError(f"{plen!r} is not a valid prefix length")
-    if not isinstance(plen, int) or not 0 <= plen <= bits:
-        raise ValueError(f"{plen!r} is not a valid prefix length")
-    return ip, plen
+def _of_both_ends(predicate: str) -> property:
+    """A network's is_* property: the address predicate holds for its first and last address."""
+    return property(lambda net: (getattr(net.network_address, predicate)
+                                 and getattr(net.broadcast_address, predicate)))
 
 
-class _Network:
+class _Prefixed(_Value):
+    """Networks and interfaces: an address with a prefix length, written 'address/len'."""
+    __slots__ = ()
+
+    @property
+    def with_prefixlen(self) -> str:
+        return str(self)
+
+
+class _Network(_Prefixed):
     __slots__ = ("network_address", "_prefixlen")
-    _version = 4
-    max_prefixlen = 32
 
     def __init__(self, address, strict: bool = True):
-        ip, plen = _split(address, self._version)
+        ip, plen = split_prefix(address, self._version)
         mask = self._mask(plen)
         if ip & ~mask & self._all():
             if strict:
@@ -245,15 +212,8 @@ class _Network:
     def num_addresses(self) -> int:
         return 1 << (self.max_prefixlen - self._prefixlen)
 
-    @property
-    def with_prefixlen(self) -> str:
-        return str(self)
-
     def __str__(self) -> str:
         return f"{self.network_address}/{self._prefixlen}"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self)!r})"
 
     def __hash__(self) -> int:
         return hash(self.network_address._ip ^ self._mask(self._prefixlen))
@@ -268,45 +228,14 @@ class _Network:
     def _key(self) -> tuple:
         return (self.network_address._ip, self._mask(self._prefixlen))
 
-    def __lt__(self, other) -> bool:
-        try:
-            if self._version != other._version:
-                raise TypeError(f"{self} and {other} are not of the same version")
-            return self._key() < (int(other.network_address), int(other.netmask))
-        except AttributeError:
-            return NotImplemented
+    @staticmethod
+    def _key_of(other) -> tuple:
+        return (int(other.network_address), int(other.netmask))
 
-    def __gt__(self, other) -> bool:
-        try:
-            if self._version != other._version:
-                raise TypeError(f"{self} and {other} are not of the same version")
-            return self._key() > (int(other.network_address), int(other.netmask))
-        except AttributeError:
-            return NotImplemented
-
-    def __le__(self, other) -> bool:
-        gt = self.__gt__(other)
-        return gt if gt is NotImplemented else not gt
-
-    def __ge__(self, other) -> bool:
-        lt = self.__lt__(other)
-        return lt if lt is NotImplemented else not lt
-
-    @property
-    def is_unspecified(self) -> bool:
-        return self.network_address.is_unspecified and self.broadcast_address.is_unspecified
-
-    @property
-    def is_loopback(self) -> bool:
-        return self.network_address.is_loopback and self.broadcast_address.is_loopback
-
-    @property
-    def is_link_local(self) -> bool:
-        return self.network_address.is_link_local and self.broadcast_address.is_link_local
-
-    @property
-    def is_multicast(self) -> bool:
-        return self.network_address.is_multicast and self.broadcast_address.is_multicast
+    is_unspecified = _of_both_ends("is_unspecified")
+    is_loopback = _of_both_ends("is_loopback")
+    is_link_local = _of_both_ends("is_link_local")
+    is_multicast = _of_both_ends("is_multicast")
 
     def __contains__(self, other) -> bool:
         if isinstance(other, _Network) or hasattr(other, "network_address"):
@@ -350,25 +279,23 @@ class _Network:
             yield cls(i)
 
 
-class IPv4Network(_Network):
+class IPv4Network(_V4, _Network):
     __slots__ = ()
 
 
-class IPv6Network(_Network):
+class IPv6Network(_V6, _Network):
     __slots__ = ()
-    _version = 6
-    max_prefixlen = 128
 
 
 _NET = {4: IPv4Network, 6: IPv6Network}
 
 
-class _Interface(_Address):
+class _Interface(_Address, _Prefixed):
     """An address with its prefix length (host bits kept); `.ip`, `.network`."""
     __slots__ = ("_prefixlen",)
 
     def __init__(self, address):
-        ip, plen = _split(address, self._version)
+        ip, plen = split_prefix(address, self._version)
         self._ip = ip
         self._prefixlen = plen
 
@@ -387,10 +314,6 @@ class _Interface(_Address):
     @property
     def hostmask(self):
         return self.network.hostmask
-
-    @property
-    def with_prefixlen(self) -> str:
-        return str(self)
 
     def __str__(self) -> str:
         return f"{_Address.__str__(self)}/{self._prefixlen}"
@@ -417,46 +340,27 @@ class _Interface(_Address):
             return False
 
 
-class IPv4Interface(_Interface):
+class IPv4Interface(_V4, _Interface):
     __slots__ = ()
 
 
-class IPv6Interface(_Interface):
+class IPv6Interface(_V6, _Interface):
     __slots__ = ()
-    _version = 6
-    max_prefixlen = 128
 
 
 _IFACE = {4: IPv4Interface, 6: IPv6Interface}
 
 
-def _version_of(v) -> int:
-    if isinstance(v, tuple):
-        v = v[0]
-    ver = getattr(v, "version", None)
-    if ver in (4, 6):
-        return ver
-    if isinstance(v, (bytes, bytearray)):
-        if len(v) in (4, 16):
-            return 4 if len(v) == 4 else 6
-    elif isinstance(v, int) and not isinstance(v, bool):
-        if v >= 0:
-            return 4 if v < 1 << 32 else 6
-    elif isinstance(v, str):
-        return 6 if ":" in v else 4
-    raise ValueError(f"{v!r} does not appear to be an IPv4 or IPv6 address")
-
-
 def ip_address(v) -> IPv4Address | IPv6Address:
     """'10.0.0.1', 'fd00::1', an int, 4 or 16 bytes -> an address (ValueError otherwise)."""
-    return _ADDR[_version_of(v)](v)
+    return _ADDR[version_of(v)](v)
 
 
 def ip_interface(v) -> IPv4Interface | IPv6Interface:
     """'10.0.0.5/24' (host bits kept) or a bare address (full-length prefix)."""
-    return _IFACE[_version_of(v)](v)
+    return _IFACE[version_of(v)](v)
 
 
 def ip_network(v, strict: bool = True) -> IPv4Network | IPv6Network:
     """'10.0.0.0/24'; host bits raise ValueError unless strict=False drops them."""
-    return _NET[_version_of(v)](v, strict)
+    return _NET[version_of(v)](v, strict)

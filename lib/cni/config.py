@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from cni.errors import DecodingError, InvalidConfigError, InvalidEnvError
+from cni.std import json as jsonx
 
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -34,6 +35,29 @@ def valid_ifname(name: str) -> str:
     return ""
 
 
+def check_attachment(cid: str, ifname: str, cid_var: str, ifname_var: str) -> None:
+    """A container ID and interface name as the spec requires them (InvalidEnvError, code 4);
+    `cid_var`/`ifname_var` name where they came from."""
+    if not valid_id(cid) or len(cid) > 1024:
+        raise InvalidEnvError(f"invalid {cid_var}",
+                              f"{cid[:64]!r} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+    why = valid_ifname(ifname)
+    if why:
+        raise InvalidEnvError(f"invalid {ifname_var}", f"{ifname[:64]!r}: {why}")
+
+
+def load_object(raw, msg: str, not_object: str) -> dict:
+    """A JSON object from text or bytes; DecodingError(msg) for bad JSON or (with the
+    detail `not_object`) for any other value."""
+    try:
+        obj = jsonx.loads(raw)
+    except ValueError as exc:
+        raise DecodingError(msg, str(exc)) from None
+    if not isinstance(obj, dict):
+        raise DecodingError(msg, not_object)
+    return obj
+
+
 def check_ifname(name: str, msg: str, shown=None) -> str:
     """`name` if valid_ifname accepts it, else InvalidConfigError(msg) with the reason
     (`shown`: how the details print the value, default its repr)."""
@@ -41,6 +65,13 @@ def check_ifname(name: str, msg: str, shown=None) -> str:
     if why:
         raise InvalidConfigError(msg, f"{repr(name) if shown is None else shown}: {why}")
     return name
+
+
+def ifname(value, field: str) -> str:
+    """A FIELDS type: a string that, when not empty, is a valid interface name
+    (InvalidConfigError "invalid <field>" otherwise)."""
+    value = coerce(value, str, field)
+    return check_ifname(value, f"invalid {field}") if value else value
 
 
 def check_name(name) -> str:

@@ -30,13 +30,11 @@ def from_json(obj, default_version: str = "") -> Result:
     return res
 
 
-def _list(obj: dict, key: str) -> list:
-    v = obj.get(key)
-    if v is None:
-        return []
-    if not isinstance(v, list):
-        raise DecodingError("invalid result", f"{key} must be a list")
-    return v
+def _list(v, what: str) -> list:
+    """A JSON list; None (absent) is an empty one."""
+    if v is not None and not isinstance(v, list):
+        raise DecodingError("invalid result", f"{what} must be a list")
+    return v or []
 
 
 def _obj(v, what: str) -> dict:
@@ -71,10 +69,7 @@ def _route(d, what: str) -> Route:
 
 def parse_routes(v, what: str) -> list:
     """A JSON list of route objects (None: none), at most MAX_ROUTES of them."""
-    if v is None:
-        return []
-    if not isinstance(v, list):
-        raise DecodingError("invalid result", f"{what} must be a list")
+    v = _list(v, what)
     if len(v) > MAX_ROUTES:
         raise DecodingError("too many routes",
                             f"{what} holds {len(v)} routes; at most {MAX_ROUTES} are allowed")
@@ -100,7 +95,7 @@ def _from_020(obj: dict) -> Result:
 
 def _from_040_100(obj: dict, fam: str) -> Result:
     res = Result()
-    for i, d in enumerate(_list(obj, "interfaces")):
+    for i, d in enumerate(_list(obj.get("interfaces"), "interfaces")):
         d = _obj(d, f"interfaces[{i}]")
         name = d.get("name", "")
         if not isinstance(name, str):
@@ -108,7 +103,7 @@ def _from_040_100(obj: dict, fam: str) -> Result:
         res.interfaces.append(Interface(
             name, _s(d, "mac"), _s(d, "sandbox"), mtu=_int(d, "mtu", "interface") or 0,
             socket_path=_s(d, "socketPath"), pci_id=_s(d, "pciID")))
-    for i, d in enumerate(_list(obj, "ips")):
+    for i, d in enumerate(_list(obj.get("ips"), "ips")):
         what = f"ips[{i}]"
         d = _obj(d, what)
         addr = check_cidr(d.get("address"), f"{what}.address")

@@ -38,6 +38,16 @@ def open_netns_for_del(path: str):
         return None   # no longer a netns (e.g. the bind mount is gone): nothing to undo inside
 
 
+def in_netns_for_del(path: str, fn, default=None):
+    """fn(Rtnl) with an Rtnl in CNI_NETNS, for a DEL: `default` when the netns is empty or
+    already gone (open_netns_for_del)."""
+    ns = open_netns_for_del(path)
+    if ns is None:
+        return default
+    with ns, Rtnl(ns) as h:
+        return fn(h)
+
+
 def random_veth_name() -> str:
     return "veth" + os.urandom(4).hex()
 
@@ -108,12 +118,10 @@ def del_link_collect_addrs(ns, ifname: str, collect: bool = True) -> list:
 def container_addrs(netns: str, ifname: str) -> list:
     """Global addresses (ip_interface list) of `ifname` in CNI_NETNS; [] when the netns or the
     link is gone. For a DEL that has no prevResult (0.3.x runtimes send none)."""
-    ns = open_netns_for_del(netns)
-    if ns is None:
-        return []
-    with ns, Rtnl(ns) as h:
+    def global_addrs(h) -> list:
         link = h.link_lookup(ifname)
         return [a.interface for a in h.addr_list(link.index) if a.scope == 0] if link else []
+    return in_netns_for_del(netns, global_addrs, [])
 
 
 def check_mac(mac) -> str:

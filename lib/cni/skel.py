@@ -12,7 +12,7 @@ from cni import __version__
 from cni.std import json as jsonx
 from cni import netns as _netns
 from cni import version as _v
-from cni.config import check_name, load_cni_args, valid_id, valid_ifname
+from cni.config import check_attachment, check_name, load_cni_args, load_object
 from cni.errors import (CNIError, DecodingError, IncompatibleVersionError, InternalError,
                         InvalidConfigError, InvalidEnvError, InvalidNetNSError, IOFailureError,
                         os_details)
@@ -89,13 +89,8 @@ def _check_env(cmd: str, env) -> None:
         raise InvalidEnvError(f"required env variables [{','.join(missing)}] missing",
                               "set them as the CNI spec requires for " + cmd)
     if cmd in _WITH_ATTACHMENT:
-        cid = env.get("CNI_CONTAINERID", "")
-        if not valid_id(cid) or len(cid) > 1024:
-            raise InvalidEnvError("invalid CNI_CONTAINERID",
-                                  f"{cid[:64]!r} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-        why = valid_ifname(env.get("CNI_IFNAME", ""))
-        if why:
-            raise InvalidEnvError("invalid CNI_IFNAME", f"{env.get('CNI_IFNAME')!r}: {why}")
+        check_attachment(env.get("CNI_CONTAINERID", ""), env.get("CNI_IFNAME", ""),
+                         "CNI_CONTAINERID", "CNI_IFNAME")
 
 
 class StdioError(IOFailureError):
@@ -198,12 +193,7 @@ def execute(plugin: Plugin, env, stdin, state: dict | None = None):
         raise InvalidEnvError(f"unknown CNI_COMMAND: {cmd}", "expected one of " + ", ".join(COMMANDS))
     _check_env(cmd, env)
     raw = _read_stdin(stdin)
-    try:
-        obj = jsonx.loads(raw)
-    except ValueError as exc:
-        raise DecodingError("error decoding network config", str(exc)) from None
-    if not isinstance(obj, dict):
-        raise DecodingError("error decoding network config", "stdin must hold a JSON object")
+    obj = load_object(raw, "error decoding network config", "stdin must hold a JSON object")
     check_name(obj.get("name"))
     ver = obj.get("cniVersion", "")
     if not isinstance(ver, str):

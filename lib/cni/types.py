@@ -11,11 +11,6 @@ import _socket
 from cni import addr as _addr
 from cni.errors import DecodingError
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from cni.addr import (IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface,
-                          IPv6Network)
-
 
 def check_ip(s: str, what: str) -> str:
     """Validate a bare IP string (v4 or v6) without building an address object."""
@@ -39,6 +34,39 @@ def check_cidr(s: str, what: str) -> str:
     if not plen.isdigit() or not plen.isascii() or int(plen) > maxlen or len(plen) > 3:
         raise DecodingError(f"invalid {what}", f"{s!r} has a bad prefix length")
     return s
+
+
+class _Parsed:
+    """An address field kept as the text it was given (in slot `slot`) and parsed by `parse`
+    on each read; with `optional`, None or '' stores None and reads back None."""
+    __slots__ = ("slot", "parse", "optional")
+
+    def __init__(self, slot: str, parse, *, optional: bool = False):
+        self.slot, self.parse, self.optional = slot, parse, optional
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        text = getattr(obj, self.slot)
+        return None if text is None else self.parse(text)
+
+    def __set__(self, obj, v) -> None:
+        setattr(obj, self.slot, None if self.optional and v in (None, "") else str(v))
+
+
+class _Text:
+    """The text of a _Parsed field without parsing it ('' when unset)."""
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: str):
+        self.slot = slot
+
+    def __get__(self, obj, cls=None):
+        return self if obj is None else getattr(obj, self.slot) or ""
+
+
+def _network(text: str):
+    return _addr.ip_network(text, strict=False)
 
 
 class Interface:
@@ -75,40 +103,16 @@ class IPConfig:
     `interfaces` (None when not given).
     """
     __slots__ = ("_address", "_gateway", "interface")
+    address = _Parsed("_address", _addr.ip_interface)                # an IPv4/IPv6Interface
+    gateway = _Parsed("_gateway", _addr.ip_address, optional=True)   # an address or None
+    address_str = _Text("_address")                                   # as given: '10.1.0.2/24'
+    gateway_str = _Text("_gateway")
 
     def __init__(self, address: str | object, gateway: str | object | None = None,
                  interface: int | None = None):
-        self._address = address if isinstance(address, str) else str(address)
-        self._gateway = None if gateway in (None, "") else str(gateway)
+        self.address = address
+        self.gateway = gateway
         self.interface = interface
-
-    @property
-    def address(self) -> IPv4Interface | IPv6Interface:
-        """The address with its prefix length."""
-        return _addr.ip_interface(self._address)
-
-    @address.setter
-    def address(self, v):
-        self._address = str(v)
-
-    @property
-    def gateway(self) -> IPv4Address | IPv6Address | None:
-        """The gateway, or None."""
-        return None if self._gateway is None else _addr.ip_address(self._gateway)
-
-    @gateway.setter
-    def gateway(self, v):
-        self._gateway = None if v in (None, "") else str(v)
-
-    @property
-    def address_str(self) -> str:
-        """The address as given, e.g. '10.1.0.2/24'."""
-        return self._address
-
-    @property
-    def gateway_str(self) -> str:
-        """The gateway as given, or ''."""
-        return self._gateway or ""
 
     @property
     def version(self) -> int:
@@ -131,43 +135,21 @@ class Route:
     `priority`, `table` and `scope` are 1.1.0 fields (0/None when absent).
     """
     __slots__ = ("_dst", "_gw", "mtu", "advmss", "priority", "table", "scope")
+    dst = _Parsed("_dst", _network)                                  # an IPv4/IPv6Network
+    gw = _Parsed("_gw", _addr.ip_address, optional=True)             # an address or None
+    dst_str = _Text("_dst")
+    gw_str = _Text("_gw")
 
     def __init__(self, dst: str | object, gw: str | object | None = None, *, mtu: int = 0,
                  advmss: int = 0, priority: int = 0, table: int | None = None,
                  scope: int | None = None):
-        self._dst = dst if isinstance(dst, str) else str(dst)
-        self._gw = None if gw in (None, "") else str(gw)
+        self.dst = dst
+        self.gw = gw
         self.mtu = mtu
         self.advmss = advmss
         self.priority = priority
         self.table = table
         self.scope = scope
-
-    @property
-    def dst(self) -> IPv4Network | IPv6Network:
-        """The destination network."""
-        return _addr.ip_network(self._dst, strict=False)
-
-    @dst.setter
-    def dst(self, v):
-        self._dst = str(v)
-
-    @property
-    def gw(self) -> IPv4Address | IPv6Address | None:
-        """The next hop, or None (the interface's default gateway)."""
-        return None if self._gw is None else _addr.ip_address(self._gw)
-
-    @gw.setter
-    def gw(self, v):
-        self._gw = None if v in (None, "") else str(v)
-
-    @property
-    def dst_str(self) -> str:
-        return self._dst
-
-    @property
-    def gw_str(self) -> str:
-        return self._gw or ""
 
     @property
     def is_v6(self) -> bool:

@@ -193,16 +193,6 @@ def test_rules_agree_with_ip(host_ns, rtnl):
     assert {r.priority for r in rtnl.rule_list()} & {100, 102} == set()
 
 
-def test_neighbours_agree_with_ip(host_ns, rtnl):
-    rtnl.veth_add("cnit-n0", "cnit-n1")
-    rtnl.neigh_add("cnit-n0", "10.1.0.77", "02:00:00:00:00:77")
-    (ip,) = [n for n in host_ns.ipj("neigh", "show", "dev", "cnit-n0") if n["dst"] == "10.1.0.77"]
-    (ours,) = [n for n in rtnl.neigh_list("cnit-n0") if str(n.dst) == "10.1.0.77"]
-    assert ours.lladdr == ip["lladdr"] == "02:00:00:00:00:77" and "PERMANENT" in ip["state"]
-    rtnl.neigh_del("cnit-n0", "10.1.0.77")
-    assert not [n for n in rtnl.neigh_list("cnit-n0") if str(n.dst) == "10.1.0.77"]
-
-
 @pytest.mark.kmod("bridge")
 def test_bridge_and_port_options(host_ns, rtnl):
     br = rtnl.bridge_add("cnit-br0", mtu=1450)
@@ -210,7 +200,7 @@ def test_bridge_and_port_options(host_ns, rtnl):
     rtnl.veth_add("cnit-p0", "cnit-p1")
     rtnl.link_set("cnit-p0", master="cnit-br0", up=True)
     rtnl.bridge_port_set("cnit-p0", hairpin=True, learning=False, isolated=True)
-    port = rtnl.bridge_port_get("cnit-p0")
+    port = rtnl.link_get("cnit-p0").slave_info
     assert (port.get("IFLA_BRPORT_MODE"), port.get("IFLA_BRPORT_LEARNING"),
             port.get("IFLA_BRPORT_ISOLATED")) == (1, 0, 1)
     ip = ipj_link(host_ns, "cnit-p0")
@@ -252,8 +242,8 @@ def test_macvlan_created_directly_in_target_netns(host_ns, cont_ns, rtnl, kind, 
     rtnl.veth_add("cnit-up0", "cnit-up1")
     with NetNS.open(cont_ns.path) as target:
         try:
-            lk = rtnl.macvlan_add("cnit-mv0", "cnit-up0", mode=mode, kind=kind, netns=target,
-                                  mac="02:aa:00:00:00:01")
+            lk = rtnl.link_add("cnit-mv0", kind, parent="cnit-up0", mode=mode, netns=target,
+                               mac="02:aa:00:00:00:01")
         except NetlinkError as e:                 # conftest's kmod probe has no parent link
             if e.errno == errno.EOPNOTSUPP:
                 pytest.skip(f"this kernel cannot create {kind} links")
@@ -267,20 +257,20 @@ def test_macvlan_created_directly_in_target_netns(host_ns, cont_ns, rtnl, kind, 
 @pytest.mark.kmod("ipvlan")
 def test_ipvlan(host_ns, rtnl):
     rtnl.veth_add("cnit-up0", "cnit-up1")
-    lk = rtnl.ipvlan_add("cnit-ipv", "cnit-up0", mode="l3", flags="private")
+    lk = rtnl.link_add("cnit-ipv", "ipvlan", parent="cnit-up0", mode="l3", flags="private")
     assert lk.info.get("IFLA_IPVLAN_MODE") == 1
 
 
 @pytest.mark.kmod("vlan")
 def test_vlan(host_ns, rtnl):
     rtnl.veth_add("cnit-up0", "cnit-up1")
-    lk = rtnl.vlan_add("cnit-up0.7", "cnit-up0", 7)
+    lk = rtnl.link_add("cnit-up0.7", "vlan", parent="cnit-up0", vlan_id=7)
     assert lk.info.get("IFLA_VLAN_ID") == 7
 
 
 @pytest.mark.kmod("dummy")
 def test_dummy(rtnl):
-    assert rtnl.dummy_add("cnit-dm0").kind == "dummy"
+    assert rtnl.link_add("cnit-dm0", "dummy").kind == "dummy"
 
 
 @pytest.mark.kmod("vrf")
@@ -291,8 +281,8 @@ def test_vrf(rtnl):
 def test_vxlan_and_ifb(host_ns, rtnl):
     rtnl.veth_add("cnit-up0", "cnit-up1")
     try:
-        vx = rtnl.vxlan_add("cnit-vx0", 42, dev="cnit-up0", local="10.0.0.1", port=4789,
-                            learning=False)
+        vx = rtnl.link_add("cnit-vx0", "vxlan", vni=42, link=rtnl.index("cnit-up0"),
+                           local="10.0.0.1", port=4789, learning=False)
     except NetlinkError as e:
         if e.errno == errno.EOPNOTSUPP:
             pytest.skip("this kernel cannot create vxlan links")

@@ -190,10 +190,11 @@ def test_non_utf8_ifname_is_code_4():
     import os
 
     from cni import skel
+    from cni.config import valid_ifname
     plugin = skel.Plugin("t", None, add=lambda a, c: None)
     # what os.environ holds for CNI_IFNAME=b"et\xffh0" (surrogateescape)
     name = os.fsdecode(b"et\xffh0")
-    assert skel.valid_ifname(name) == "interface name is not valid UTF-8"
+    assert valid_ifname(name) == "interface name is not valid UTF-8"
     env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c", "CNI_NETNS": "/x", "CNI_IFNAME": name}
     out = io.StringIO()
     assert skel.run(plugin, env, io.BytesIO(b"{}"), out) == 1

@@ -4,11 +4,10 @@ the CNI result (see cni.dhcp.daemon for the protocol).
 """
 from __future__ import annotations
 
-from cni.std import json as jsonx
-from cni.config import valid_id, valid_ifname
+from cni.config import check_attachment, load_object
 from cni.dhcp import client as C
 from cni.dhcp import packet as P
-from cni.errors import DecodingError, InvalidConfigError, InvalidEnvError
+from cni.errors import DecodingError, InvalidConfigError
 
 
 def netconf(args: dict) -> tuple[dict, dict]:
@@ -16,12 +15,7 @@ def netconf(args: dict) -> tuple[dict, dict]:
     raw = args.get("config")
     if not isinstance(raw, str):
         raise DecodingError("invalid daemon request", "args.config must be a string")
-    try:
-        conf = jsonx.loads(raw)
-    except ValueError as exc:
-        raise DecodingError("error parsing netconf", str(exc)) from None
-    if not isinstance(conf, dict):
-        raise DecodingError("error parsing netconf", "not a JSON object")
+    conf = load_object(raw, "error parsing netconf", "not a JSON object")
     if not isinstance(conf.get("name", ""), str):
         raise InvalidConfigError("invalid network name", "name must be a string")
     ipam = conf.get("ipam") or {}
@@ -44,12 +38,7 @@ def arg_str(args: dict, key: str) -> str:
 def owner(args: dict) -> tuple[str, str]:
     """(containerID, ifName), checked as CNI_CONTAINERID and CNI_IFNAME are."""
     cid, ifname = arg_str(args, "containerID"), arg_str(args, "ifName")
-    if not valid_id(cid) or len(cid) > 1024:
-        raise InvalidEnvError("invalid containerID",
-                              f"{cid[:64]!r} must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-    why = valid_ifname(ifname)
-    if why:
-        raise InvalidEnvError("invalid ifName", f"{ifname[:64]!r}: {why}")
+    check_attachment(cid, ifname, "containerID", "ifName")
     return cid, ifname
 
 

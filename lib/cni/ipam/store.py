@@ -35,6 +35,13 @@ from cni.std import oslite as os
 _RO_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a write may take only part)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class Store:
     """One network's directory. Use as a context manager: `with Store(d, net) as st:`.
 
@@ -104,9 +111,7 @@ class Store:
         self.unlink(TMP)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
             if mtime_ns is not None:
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
             if sync:
@@ -192,9 +197,7 @@ class Store:
         """Rewrite a damaged owner file in place: every reservation linked to it heals."""
         fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
-            view = memoryview(key)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, key)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -48,6 +48,11 @@ class AttrList(list):
         return f"AttrList({list.__repr__(self)})"
 
 
+def present(*pairs) -> list:
+    """The (name, value) pairs whose value is not None, in order: a request's optional attributes."""
+    return [(n, v) for n, v in pairs if v is not None]
+
+
 class Msg:
     """A decoded netlink message; `hdr` is a dict of the fixed header, `attrs` an AttrList."""
 

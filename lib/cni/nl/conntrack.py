@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .rtnl_defs import AF_INET, AF_INET6, NETLINK_NETFILTER
 from .schema import BE16, BE32, BE64, BYTES, IP, U8, Attrs, Nested, Struct
-from .socket import NetlinkError, NetlinkSocket
+from .socket import Closing, NetlinkError, NetlinkSocket
 
 NFNL_SUBSYS_CTNETLINK = 1
 IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_DELETE = 0, 1, 2
@@ -61,7 +61,7 @@ class Flow:
         return f"Flow(proto={self.proto}, {self.src}:{self.sport} -> {self.dst}:{self.dport})"
 
 
-class Conntrack:
+class Conntrack(Closing):
     """A ctnetlink socket in the current network namespace (enter the netns before creating)."""
 
     __slots__ = ("_nl",)
@@ -71,12 +71,6 @@ class Conntrack:
 
     def close(self) -> None:
         self._nl.close()
-
-    def __enter__(self) -> Conntrack:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def list(self, family: int = AF_INET) -> list[Flow]:
         try:

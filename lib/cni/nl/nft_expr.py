@@ -8,7 +8,7 @@ batches and rules from one namespace.
 from __future__ import annotations
 
 from . import nft_defs as d
-from .codec import AttrList
+from .codec import AttrList, present
 
 
 # --- comments (libnftnl user data TLVs) ------------------------------------------------------
@@ -88,14 +88,11 @@ def masq(flags: int = 0) -> AttrList:
 
 
 def nat(kind: int, family: int, *, addr_reg: int = 0, proto_reg: int = 0, flags: int = 0) -> AttrList:
-    attrs = [("NFTA_NAT_TYPE", kind), ("NFTA_NAT_FAMILY", family)]
-    if addr_reg:
-        attrs.append(("NFTA_NAT_REG_ADDR_MIN", addr_reg))
-    if proto_reg:
-        attrs.append(("NFTA_NAT_REG_PROTO_MIN", proto_reg))
-    if flags:
-        attrs.append(("NFTA_NAT_FLAGS", flags))
-    return _expr("nat", attrs)
+    """0 (the verdict register, never an operand) means "no register"; 0 flags are left out."""
+    return _expr("nat", present(("NFTA_NAT_TYPE", kind), ("NFTA_NAT_FAMILY", family),
+                                ("NFTA_NAT_REG_ADDR_MIN", addr_reg or None),
+                                ("NFTA_NAT_REG_PROTO_MIN", proto_reg or None),
+                                ("NFTA_NAT_FLAGS", flags or None)))
 
 
 def ct(key: int, dreg: int = d.NFT_REG_1) -> AttrList:

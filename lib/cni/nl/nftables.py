@@ -86,39 +86,6 @@ class Batch:
     def delete_chain(self, family: str, table: str, name: str) -> None:
         self._op(d.NFT_MSG_DELCHAIN, 0, family, [("NFTA_CHAIN_TABLE", table), ("NFTA_CHAIN_NAME", name)])
 
-    def delete_table(self, family: str, name: str) -> None:
-        self._op(d.NFT_MSG_DELTABLE, 0, family, [("NFTA_TABLE_NAME", name)])
-
-    def add_set(self, family: str, table: str, name: str, *, key_type: int, key_len: int,
-                flags: int = 0, data_type: int | None = None, data_len: int | None = None,
-                set_id: int = 1, comment: str | None = None) -> None:
-        attrs = [("NFTA_SET_TABLE", table), ("NFTA_SET_NAME", name), ("NFTA_SET_FLAGS", flags),
-                 ("NFTA_SET_KEY_TYPE", key_type), ("NFTA_SET_KEY_LEN", key_len)]
-        if data_type is not None:
-            attrs += [("NFTA_SET_DATA_TYPE", data_type), ("NFTA_SET_DATA_LEN", data_len)]
-        attrs.append(("NFTA_SET_ID", set_id))
-        if comment is not None:
-            attrs.append(("NFTA_SET_USERDATA", udata_comment(comment)))
-        self._op(d.NFT_MSG_NEWSET, NLM_F_CREATE, family, attrs)
-
-    def _elems(self, msg: int, flags: int, family: str, table: str, name: str, elems) -> None:
-        lst = AttrList()
-        for key, data in elems:
-            e = AttrList([("NFTA_SET_ELEM_KEY", _value(key))])
-            if data is not None:
-                e.append(("NFTA_SET_ELEM_DATA", data if isinstance(data, AttrList) else _value(data)))
-            lst.append(("NFTA_LIST_ELEM", e))
-        self._op(msg, flags, family, [("NFTA_SET_ELEM_LIST_TABLE", table),
-                                      ("NFTA_SET_ELEM_LIST_SET", name),
-                                      ("NFTA_SET_ELEM_LIST_ELEMENTS", lst)])
-
-    def add_elements(self, family: str, table: str, name: str, elems) -> None:
-        """elems: [(key bytes, data bytes | verdict AttrList | None)]."""
-        self._elems(d.NFT_MSG_NEWSETELEM, NLM_F_CREATE, family, table, name, elems)
-
-    def delete_elements(self, family: str, table: str, name: str, keys) -> None:
-        self._elems(d.NFT_MSG_DELSETELEM, 0, family, table, name, [(k, None) for k in keys])
-
     def encode(self, seq: int = 0, *, ack: bool = True, genid: int | None = None) -> bytes:
         """BEGIN, the operations, END; sequence numbers from `seq` (BEGIN) upwards.
 
@@ -278,52 +245,50 @@ def _describe(batch: Batch, index: int) -> str:
     msg, _, _, attrs = batch.ops[index - 1]
     names = {d.NFT_MSG_NEWTABLE: "add table", d.NFT_MSG_NEWCHAIN: "add chain",
              d.NFT_MSG_NEWRULE: "add rule", d.NFT_MSG_DELRULE: "delete rule",
-             d.NFT_MSG_DELCHAIN: "delete chain", d.NFT_MSG_DELTABLE: "delete table",
-             d.NFT_MSG_NEWSET: "add set", d.NFT_MSG_NEWSETELEM: "add element",
-             d.NFT_MSG_DELSETELEM: "delete element"}
+             d.NFT_MSG_DELCHAIN: "delete chain"}
     where = " ".join(str(v) for k, v in attrs if isinstance(v, str))
     return f"{names.get(msg, 'operation')} {where}".strip()
 
 
 class _Dumped:
-    """What every dumped table, chain and rule has: family, handle and comment."""
+    """What every dumped table, chain and rule has (family, handle, comment), and the
+    attributes its `_FIELDS` table maps to slots (None when absent)."""
 
     __slots__ = ("family", "handle", "comment")
+    _KIND = ""
+    _FIELDS: dict = {}
 
-    def __init__(self, m: Msg, kind: str):
+    def __init__(self, m: Msg):
+        a, kind = m.attrs, self._KIND
         self.family = d.FAMILY_NAMES.get(m.hdr["family"], str(m.hdr["family"]))
-        self.handle = m.attrs.get(f"NFTA_{kind}_HANDLE")
-        self.comment = comment_of(m.attrs.get(f"NFTA_{kind}_USERDATA"))
+        self.handle = a.get(f"NFTA_{kind}_HANDLE")
+        self.comment = comment_of(a.get(f"NFTA_{kind}_USERDATA"))
+        for slot, name in self._FIELDS.items():
+            setattr(self, slot, a.get(name))
 
 
 class _Table(_Dumped):
     __slots__ = ("name",)
-
-    def __init__(self, m: Msg):
-        super().__init__(m, "TABLE")
-        self.name = m.attrs.get("NFTA_TABLE_NAME")
+    _KIND = "TABLE"
+    _FIELDS = {"name": "NFTA_TABLE_NAME"}
 
 
 class _Chain(_Dumped):
     __slots__ = ("table", "name", "hook")
-
-    def __init__(self, m: Msg):
-        super().__init__(m, "CHAIN")
-        a = m.attrs
-        self.table, self.name = a.get("NFTA_CHAIN_TABLE"), a.get("NFTA_CHAIN_NAME")
-        self.hook = a.get("NFTA_CHAIN_HOOK")
+    _KIND = "CHAIN"
+    _FIELDS = {"table": "NFTA_CHAIN_TABLE", "name": "NFTA_CHAIN_NAME", "hook": "NFTA_CHAIN_HOOK"}
 
 
 class Rule(_Dumped):
     """A dumped rule: where it is, its handle, comment and expressions (AttrLists)."""
 
     __slots__ = ("table", "chain", "exprs")
+    _KIND = "RULE"
+    _FIELDS = {"table": "NFTA_RULE_TABLE", "chain": "NFTA_RULE_CHAIN"}
 
     def __init__(self, m: Msg):
-        super().__init__(m, "RULE")
-        a = m.attrs
-        self.table, self.chain = a.get("NFTA_RULE_TABLE"), a.get("NFTA_RULE_CHAIN")
-        ex = a.get("NFTA_RULE_EXPRESSIONS")
+        super().__init__(m)
+        ex = m.attrs.get("NFTA_RULE_EXPRESSIONS")
         self.exprs = None if isinstance(ex, bytes) else [e for _, e in ex or ()]
 
     def __repr__(self) -> str:

@@ -8,7 +8,19 @@ from .rtnl_defs import (IFF_ALLMULTI, IFF_PROMISC, IFF_UP, OPERSTATES)
 
 
 class _Rec:
+    """A record read from one message by its tables: `_HDR` maps a slot to its header field,
+    `_ATTRS` a slot to its attribute (None when absent); a subclass's __init__ adds the rest."""
     __slots__ = ()
+    _HDR: dict = {}
+    _ATTRS: dict = {}
+
+    def __init__(self, msg):
+        h, a = msg.hdr, msg.attrs
+        self.msg = msg
+        for slot, field in self._HDR.items():
+            setattr(self, slot, h[field])
+        for slot, name in self._ATTRS.items():
+            setattr(self, slot, a.get(name))
 
     def __repr__(self) -> str:
         body = ", ".join(f"{s}={getattr(self, s)!r}" for s in self.__slots__ if s != "msg")
@@ -21,38 +33,24 @@ class Link(_Rec):
     __slots__ = ("index", "name", "kind", "mtu", "mac", "flags", "master", "operstate", "link",
                  "netnsid", "alias", "txqlen", "info", "slave_kind", "slave_info", "promiscuity",
                  "msg")
+    _HDR = {"index": "index", "flags": "flags"}
+    _BY_ATTR = {"IFLA_IFNAME": "name", "IFLA_MTU": "mtu", "IFLA_ADDRESS": "mac",
+                "IFLA_MASTER": "master", "IFLA_LINK": "link", "IFLA_LINK_NETNSID": "netnsid",
+                "IFLA_IFALIAS": "alias", "IFLA_TXQLEN": "txqlen", "IFLA_PROMISCUITY": "promiscuity"}
 
     def __init__(self, msg):
-        a = msg.attrs
-        self.msg = msg
-        self.index = msg.hdr["index"]
-        self.flags = msg.hdr["flags"]
+        super().__init__(msg)
         self.name = self.kind = self.mac = self.alias = self.slave_kind = None
         self.mtu = self.master = self.txqlen = self.promiscuity = 0
         self.operstate = "unknown"
         self.link = self.netnsid = None
         self.info = self.slave_info = None
-        for k, v in a:
-            if k == "IFLA_IFNAME":
-                self.name = v
-            elif k == "IFLA_MTU":
-                self.mtu = v
-            elif k == "IFLA_ADDRESS":
-                self.mac = v
-            elif k == "IFLA_MASTER":
-                self.master = v
+        for k, v in msg.attrs:
+            slot = self._BY_ATTR.get(k)
+            if slot is not None:
+                setattr(self, slot, v)
             elif k == "IFLA_OPERSTATE":
                 self.operstate = OPERSTATES[v] if v < len(OPERSTATES) else str(v)
-            elif k == "IFLA_LINK":
-                self.link = v
-            elif k == "IFLA_LINK_NETNSID":
-                self.netnsid = v
-            elif k == "IFLA_IFALIAS":
-                self.alias = v
-            elif k == "IFLA_TXQLEN":
-                self.txqlen = v
-            elif k == "IFLA_PROMISCUITY":
-                self.promiscuity = v
             elif k == "IFLA_LINKINFO" and not isinstance(v, bytes):
                 self.kind = v.get("IFLA_INFO_KIND")
                 self.info = v.get("IFLA_INFO_DATA")
@@ -77,20 +75,16 @@ class Addr(_Rec):
 
     __slots__ = ("index", "family", "prefixlen", "flags", "scope", "ip", "peer", "broadcast",
                  "label", "msg")
+    _HDR = {"index": "index", "family": "family", "prefixlen": "prefixlen", "scope": "scope"}
+    _ATTRS = {"broadcast": "IFA_BROADCAST", "label": "IFA_LABEL"}
 
     def __init__(self, msg):
+        super().__init__(msg)
         h, a = msg.hdr, msg.attrs
-        self.msg = msg
-        self.index = h["index"]
-        self.family = h["family"]
-        self.prefixlen = h["prefixlen"]
-        self.scope = h["scope"]
         self.flags = a.get("IFA_FLAGS", h["flags"])
         addr, local = a.get("IFA_ADDRESS"), a.get("IFA_LOCAL")
         self.ip = local if local is not None else addr
         self.peer = addr if local is not None and addr != local else None
-        self.broadcast = a.get("IFA_BROADCAST")
-        self.label = a.get("IFA_LABEL")
 
     @property
     def interface(self):
@@ -102,25 +96,21 @@ class Route(_Rec):
 
     __slots__ = ("family", "dst", "src", "gw", "oif", "iif", "table", "scope", "proto", "type",
                  "priority", "prefsrc", "flags", "tos", "mtu", "advmss", "nexthops", "msg")
+    _HDR = {"family": "family", "scope": "scope", "proto": "protocol", "type": "type",
+            "flags": "flags", "tos": "tos"}
+    _ATTRS = {"gw": "RTA_GATEWAY", "oif": "RTA_OIF", "iif": "RTA_IIF", "prefsrc": "RTA_PREFSRC"}
 
     def __init__(self, msg):
+        super().__init__(msg)
         h, a = msg.hdr, msg.attrs
-        self.msg = msg
-        self.family = h["family"]
         self.table = a.get("RTA_TABLE", h["table"])
-        self.scope, self.proto, self.type = h["scope"], h["protocol"], h["type"]
-        self.flags, self.tos = h["flags"], h["tos"]
         d = a.get("RTA_DST")
         if d is None:
             d = "0.0.0.0" if self.family == 2 else "::"
         self.dst = _addr.ip_network(f"{d}/{h['dst_len']}", strict=False)
         s = a.get("RTA_SRC")
         self.src = _addr.ip_network(f"{s}/{h['src_len']}", strict=False) if s is not None else None
-        self.gw = a.get("RTA_GATEWAY")
-        self.oif = a.get("RTA_OIF")
-        self.iif = a.get("RTA_IIF")
         self.priority = a.get("RTA_PRIORITY", 0)
-        self.prefsrc = a.get("RTA_PREFSRC")
         m = a.get("RTA_METRICS")
         self.mtu = m.get("RTAX_MTU", 0) if m else 0
         self.advmss = m.get("RTAX_ADVMSS", 0) if m else 0
@@ -156,48 +146,25 @@ class Rule(_Rec):
 
     __slots__ = ("family", "priority", "src", "dst", "table", "iif", "oif", "action", "flags",
                  "fwmark", "msg")
+    _HDR = {"family": "family", "action": "action", "flags": "flags"}
+    _ATTRS = {"iif": "FRA_IIFNAME", "oif": "FRA_OIFNAME", "fwmark": "FRA_FWMARK"}
 
     def __init__(self, msg):
+        super().__init__(msg)
         h, a = msg.hdr, msg.attrs
-        self.msg = msg
-        self.family = h["family"]
-        self.action, self.flags = h["action"], h["flags"]
         self.table = a.get("FRA_TABLE", h["table"])
         self.priority = a.get("FRA_PRIORITY", 0)
         s, d = a.get("FRA_SRC"), a.get("FRA_DST")
         self.src = _addr.ip_network(f"{s}/{h['src_len']}", strict=False) if s is not None else None
         self.dst = _addr.ip_network(f"{d}/{h['dst_len']}", strict=False) if d is not None else None
-        self.iif = a.get("FRA_IIFNAME")
-        self.oif = a.get("FRA_OIFNAME")
-        self.fwmark = a.get("FRA_FWMARK")
-
-
-class Neigh(_Rec):
-    """A neighbour (ARP/NDP/FDB) entry."""
-
-    __slots__ = ("family", "index", "dst", "lladdr", "state", "flags", "msg")
-
-    def __init__(self, msg):
-        h, a = msg.hdr, msg.attrs
-        self.msg = msg
-        self.family, self.index = h["family"], h["ifindex"]
-        self.state, self.flags = h["state"], h["flags"]
-        self.dst = a.get("NDA_DST")
-        self.lladdr = a.get("NDA_LLADDR")
 
 
 class Tc(_Rec):
     """A qdisc, class or filter; `options` are the decoded TCA_OPTIONS attributes."""
 
     __slots__ = ("index", "handle", "parent", "info", "kind", "options", "msg")
-
-    def __init__(self, msg):
-        h, a = msg.hdr, msg.attrs
-        self.msg = msg
-        self.index, self.handle, self.parent, self.info = (h["ifindex"], h["handle"], h["parent"],
-                                                           h["info"])
-        self.kind = a.get("TCA_KIND")
-        self.options = a.get("TCA_OPTIONS")
+    _HDR = {"index": "ifindex", "handle": "handle", "parent": "parent", "info": "info"}
+    _ATTRS = {"kind": "TCA_KIND", "options": "TCA_OPTIONS"}
 
     @property
     def prio(self) -> int:

@@ -23,11 +23,11 @@ from ..std import setns as _std
 from .rtnl_defs import MESSAGES, NETLINK_ROUTE
 from .rtnl_ip import IpOps
 from .rtnl_link import LinkOps, _fd
-from .socket import NetlinkSocket
+from .socket import Closing, NetlinkSocket
 from ..std import oslite as os
 
 
-class Rtnl(LinkOps, IpOps):
+class Rtnl(Closing, LinkOps, IpOps):
     """An rtnetlink socket; `netns` (NetNS, path or None) is where it is created and stays bound."""
 
     __slots__ = ("_nl", "ns_fd", "_own_fd")
@@ -55,9 +55,3 @@ class Rtnl(LinkOps, IpOps):
     def close(self) -> None:
         self._nl.close()
         self._close_fd()
-
-    def __enter__(self) -> Rtnl:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -7,15 +7,14 @@ import time
 from .. import addr as _addr
 from ..std.setns import Entered
 from . import garp
-from .codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
-from .records import Addr, Neigh, Route, Rule
+from .codec import NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, present
+from .records import Addr, Route, Rule
 from .rtnl_defs import (AF_INET, AF_INET6, FIB_RULE_INVERT, FR_ACT_TO_TBL, IFA_F_DADFAILED,
-                        IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_TENTATIVE, NUD_PERMANENT,
-                        RT_SCOPE_HOST, RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE,
-                        RT_TABLE_MAIN, RTM_DELADDR, RTM_DELNEIGH, RTM_DELROUTE, RTM_DELRULE,
-                        RTM_GETADDR, RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWADDR,
-                        RTM_NEWNEIGH, RTM_NEWROUTE, RTM_NEWRULE, RTN_TYPES, RTNH_F_ONLINK,
-                        RTPROT_BOOT)
+                        IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_TENTATIVE, RT_SCOPE_HOST,
+                        RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
+                        RTM_DELADDR, RTM_DELROUTE, RTM_DELRULE, RTM_GETADDR, RTM_GETROUTE,
+                        RTM_GETRULE, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWRULE, RTN_TYPES,
+                        RTNH_F_ONLINK, RTPROT_BOOT)
 from .socket import NetlinkError
 
 
@@ -206,14 +205,8 @@ class IpOps:
                 n = _net(x)
                 hdr[k + "_len"] = n.prefixlen
                 a.append(("FRA_SRC" if k == "src" else "FRA_DST", n.network_address))
-        if fwmark is not None:
-            a.append(("FRA_FWMARK", fwmark))
-        if iif is not None:
-            a.append(("FRA_IIFNAME", iif))
-        if oif is not None:
-            a.append(("FRA_OIFNAME", oif))
-        if table is not None and table >= 256:
-            a.append(("FRA_TABLE", table))
+        a += present(("FRA_FWMARK", fwmark), ("FRA_IIFNAME", iif), ("FRA_OIFNAME", oif),
+                     ("FRA_TABLE", table if table is not None and table >= 256 else None))
         return hdr, a
 
     def rule_add(self, *, priority: int | None = None, src=None, dst=None, table: int | None = None,
@@ -234,26 +227,6 @@ class IpOps:
         for fam in ((AF_INET, AF_INET6) if family == 0 else (family,)):
             out += [Rule(m) for m in self._nl.dump(RTM_GETRULE, {"family": fam})]
         return out
-
-    # ---- neighbours
-    def neigh_list(self, ref=None, *, family: int = 0) -> list[Neigh]:
-        want = None if ref is None else self.index(ref)
-        msgs = self._nl.dump(RTM_GETNEIGH, {"family": family},
-                             [("NDA_IFINDEX", want)] if want else [])
-        return [Neigh(m) for m in msgs if want is None or m.hdr["ifindex"] == want]
-
-    def neigh_add(self, ref, dst, lladdr: str, *, state: int = NUD_PERMANENT,
-                  replace: bool = False) -> None:
-        ip = _ip(dst)
-        self._nl.request(RTM_NEWNEIGH, {"family": AF_INET if ip.version == 4 else AF_INET6,
-                                        "ifindex": self.index(ref), "state": state},
-                         [("NDA_DST", ip), ("NDA_LLADDR", lladdr)],
-                         flags=NLM_F_CREATE | (NLM_F_REPLACE if replace else NLM_F_EXCL))
-
-    def neigh_del(self, ref, dst) -> None:
-        ip = _ip(dst)
-        self._nl.request(RTM_DELNEIGH, {"family": AF_INET if ip.version == 4 else AF_INET6,
-                                        "ifindex": self.index(ref)}, [("NDA_DST", ip)])
 
     # ---- gratuitous ARP / unsolicited neighbour advertisement
     def send_garp(self, ref, address, *, count: int = 1) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 
-from .codec import NLM_F_CREATE, NLM_F_EXCL
+from .codec import NLM_F_CREATE, NLM_F_EXCL, present
 from .records import Link
 from .rtnl_defs import (AF_BRIDGE, BRIDGE_FLAGS_SELF, BRIDGE_VLAN_INFO_PVID,
                         BRIDGE_VLAN_INFO_UNTAGGED, IFF_ALLMULTI, IFF_PROMISC, IFF_UP, IPVLAN_FLAGS,
@@ -25,19 +25,15 @@ def _fd(ns) -> int:
 # ---- per-kind IFLA_INFO_DATA encoders: keyword options -> attribute list
 def _bridge_data(vlan_filtering=None, vlan_default_pvid=None, stp_state=None, ageing_time=None,
                  mcast_snooping=None):
-    return [(n, v) for n, v in (("IFLA_BR_AGEING_TIME", ageing_time), ("IFLA_BR_STP_STATE", stp_state),
-                                ("IFLA_BR_VLAN_FILTERING", vlan_filtering),
-                                ("IFLA_BR_VLAN_DEFAULT_PVID", vlan_default_pvid),
-                                ("IFLA_BR_MCAST_SNOOPING", mcast_snooping)) if v is not None]
+    return present(("IFLA_BR_AGEING_TIME", ageing_time), ("IFLA_BR_STP_STATE", stp_state),
+                   ("IFLA_BR_VLAN_FILTERING", vlan_filtering),
+                   ("IFLA_BR_VLAN_DEFAULT_PVID", vlan_default_pvid),
+                   ("IFLA_BR_MCAST_SNOOPING", mcast_snooping))
 
 
 def _macvlan_data(mode="bridge", flags=None, bcqueuelen=None):
-    out = [("IFLA_MACVLAN_MODE", MACVLAN_MODES[mode] if isinstance(mode, str) else mode)]
-    if flags is not None:
-        out.append(("IFLA_MACVLAN_FLAGS", flags))
-    if bcqueuelen is not None:
-        out.append(("IFLA_MACVLAN_BC_QUEUE_LEN", bcqueuelen))
-    return out
+    return present(("IFLA_MACVLAN_MODE", MACVLAN_MODES[mode] if isinstance(mode, str) else mode),
+                   ("IFLA_MACVLAN_FLAGS", flags), ("IFLA_MACVLAN_BC_QUEUE_LEN", bcqueuelen))
 
 
 def _ipvlan_data(mode="l2", flags="bridge"):
@@ -63,12 +59,9 @@ def _vxlan_data(vni=0, link=None, local=None, group=None, ttl=None, learning=Non
         if v is not None:
             v = _ip(v)
             out.append((name4 if v.version == 4 else name6, v))
-    if ttl is not None:
-        out.append(("IFLA_VXLAN_TTL", ttl))
-    if learning is not None:
-        out.append(("IFLA_VXLAN_LEARNING", int(learning)))
-    if port is not None:
-        out.append(("IFLA_VXLAN_PORT", port))
+    out += present(("IFLA_VXLAN_TTL", ttl),
+                   ("IFLA_VXLAN_LEARNING", None if learning is None else int(learning)),
+                   ("IFLA_VXLAN_PORT", port))
     return out
 
 
@@ -78,20 +71,11 @@ KIND_DATA = {"bridge": _bridge_data, "macvlan": _macvlan_data, "macvtap": _macvl
 
 
 def _link_common(name=None, *, link=0, mtu=0, mac=None, txqlen=None, netns=None) -> list:
-    a = []
-    if link:
-        a.append(("IFLA_LINK", link))
-    if mtu:
-        a.append(("IFLA_MTU", mtu))
-    if mac:
-        a.append(("IFLA_ADDRESS", mac))
-    if txqlen is not None:
-        a.append(("IFLA_TXQLEN", txqlen))
-    if netns is not None:
-        a.append(("IFLA_NET_NS_FD", _fd(netns)))
-    if name:
-        a.append(("IFLA_IFNAME", name))
-    return a
+    """0 and '' (link, mtu, mac, name) mean "not given", as None does."""
+    return present(("IFLA_LINK", link or None), ("IFLA_MTU", mtu or None),
+                   ("IFLA_ADDRESS", mac or None), ("IFLA_TXQLEN", txqlen),
+                   ("IFLA_NET_NS_FD", None if netns is None else _fd(netns)),
+                   ("IFLA_IFNAME", name or None))
 
 
 class LinkOps:
@@ -168,21 +152,14 @@ class LinkOps:
                 flags |= bit if on else 0
         if change:
             hdr["flags"], hdr["change"] = flags, change
-        a = []
-        if mtu is not None:
-            a.append(("IFLA_MTU", mtu))
-        if mac is not None:
-            a.append(("IFLA_ADDRESS", mac))
-        if txqlen is not None:
-            a.append(("IFLA_TXQLEN", txqlen))
-        if alias is not None:
-            a.append(("IFLA_IFALIAS", NoNul(alias)))
-        if name is not None:
-            a.append(("IFLA_IFNAME", name))
-        if master is not None or nomaster:
-            a.append(("IFLA_MASTER", 0 if nomaster else self.index(master)))
-        if netns is not None:
-            a.append(("IFLA_NET_NS_FD", _fd(netns)))
+        if nomaster:
+            master = 0
+        elif master is not None:
+            master = self.index(master)
+        a = present(("IFLA_MTU", mtu), ("IFLA_ADDRESS", mac), ("IFLA_TXQLEN", txqlen),
+                    ("IFLA_IFALIAS", None if alias is None else NoNul(alias)),
+                    ("IFLA_IFNAME", name), ("IFLA_MASTER", master),
+                    ("IFLA_NET_NS_FD", None if netns is None else _fd(netns)))
         self._nl.request(RTM_NEWLINK, hdr, a)
 
     def link_up(self, ref) -> None:
@@ -231,28 +208,8 @@ class LinkOps:
     def bridge_add(self, name: str, *, mtu: int = 0, mac: str | None = None, **opts) -> Link:
         return self.link_add(name, "bridge", mtu=mtu, mac=mac, **opts)
 
-    def macvlan_add(self, name: str, parent, *, mode="bridge", kind: str = "macvlan", **kw) -> Link:
-        """macvlan or macvtap (kind=) in any mode (private|vepa|bridge|passthru|source)."""
-        return self.link_add(name, kind, parent=parent, mode=mode, **kw)
-
-    def ipvlan_add(self, name: str, parent, *, mode="l2", flags="bridge", kind: str = "ipvlan",
-                   **kw) -> Link:
-        return self.link_add(name, kind, parent=parent, mode=mode, flags=flags, **kw)
-
-    def vlan_add(self, name: str, parent, vlan_id: int, *, protocol=None, **kw) -> Link:
-        return self.link_add(name, "vlan", parent=parent, vlan_id=vlan_id, protocol=protocol, **kw)
-
     def vrf_add(self, name: str, table: int, **kw) -> Link:
         return self.link_add(name, "vrf", table=table, **kw)
-
-    def vxlan_add(self, name: str, vni: int, *, dev=None, **kw) -> Link:
-        """vxlan; `dev` is the underlay link, `local`/`group` v4 or v6, `port` the UDP port."""
-        if dev is not None:
-            kw["link"] = self.index(dev)
-        return self.link_add(name, "vxlan", vni=vni, **kw)
-
-    def dummy_add(self, name: str, **kw) -> Link:
-        return self.link_add(name, "dummy", **kw)
 
     def ifb_add(self, name: str, **kw) -> Link:
         return self.link_add(name, "ifb", **kw)
@@ -269,10 +226,6 @@ class LinkOps:
         if opts:
             self._nl.request(RTM_SETLINK, {"family": AF_BRIDGE, "index": self.index(ref)},
                              [("IFLA_PROTINFO", opts)])
-
-    def bridge_port_get(self, ref):
-        """The IFLA_BRPORT_* attributes of a bridge port (from its bridge_slave link info)."""
-        return self.link_get(ref).slave_info
 
     def bridge_vlan_add(self, ref, vid: int, *, pvid: bool = False, untagged: bool = False,
                         self_: bool = False) -> None:

@@ -14,14 +14,26 @@ from .codec import NLA_F_NESTED, NLATTR, AttrList, NetlinkDecodeError, align, pa
 
 
 
-class Num:
-    """A fixed-size integer in struct format `fmt` (native order unless it starts with '!')."""
+class _Codec:
+    """A leaf codec: pack(value) -> bytes, unpack(memoryview) -> value; shown by its name."""
 
-    __slots__ = ("name", "_s")
+    __slots__ = ("name",)
     nested = False
 
-    def __init__(self, name: str, fmt: str):
+    def __init__(self, name: str):
         self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Num(_Codec):
+    """A fixed-size integer in struct format `fmt` (native order unless it starts with '!')."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, name: str, fmt: str):
+        super().__init__(name)
         self._s = _S(fmt if fmt[0] in "=!<>" else "=" + fmt)
 
     def pack(self, v) -> bytes:
@@ -29,9 +41,6 @@ class Num:
 
     def unpack(self, mv):
         return self._s.unpack(mv)[0]
-
-    def __repr__(self) -> str:
-        return self.name
 
 
 class NoNul(str):
@@ -41,11 +50,10 @@ class NoNul(str):
     __slots__ = ()
 
 
-class _Str:
+class _Str(_Codec):
     """NUL-terminated string; a value with embedded or extra NULs fails (and stays bytes)."""
 
     __slots__ = ()
-    nested = False
 
     def pack(self, v) -> bytes:
         return v.encode("utf-8", "surrogateescape") + (b"" if type(v) is NoNul else b"\0")
@@ -59,13 +67,9 @@ class _Str:
             raise ValueError("string with embedded NUL")
         return b[:-1].decode("utf-8", "surrogateescape")
 
-    def __repr__(self) -> str:
-        return "STR"
 
-
-class _Bytes:
+class _Bytes(_Codec):
     __slots__ = ()
-    nested = False
 
     def pack(self, v) -> bytes:
         return bytes(v)
@@ -73,13 +77,9 @@ class _Bytes:
     def unpack(self, mv) -> bytes:
         return bytes(mv)
 
-    def __repr__(self) -> str:
-        return "BYTES"
 
-
-class _Flag:
+class _Flag(_Codec):
     __slots__ = ()
-    nested = False
 
     def pack(self, v) -> bytes:
         return b""
@@ -87,15 +87,11 @@ class _Flag:
     def unpack(self, mv) -> bool:
         return True
 
-    def __repr__(self) -> str:
-        return "FLAG"
 
-
-class _Mac:
+class _Mac(_Codec):
     """Link-layer address as lower-case 'aa:bb:..' (any length: tunnels use 4 or 16 bytes)."""
 
     __slots__ = ()
-    nested = False
 
     def pack(self, v) -> bytes:
         return bytes.fromhex(v.replace(":", "").replace("-", ""))
@@ -103,15 +99,11 @@ class _Mac:
     def unpack(self, mv) -> str:
         return bytes(mv).hex(":")
 
-    def __repr__(self) -> str:
-        return "MAC"
 
-
-class _IP:
+class _IP(_Codec):
     """4 or 16 bytes <-> cni.addr.IPv4Address/IPv6Address (strings are accepted on pack)."""
 
     __slots__ = ()
-    nested = False
 
     def pack(self, v) -> bytes:
         if isinstance(v, str):
@@ -126,14 +118,11 @@ class _IP:
             return _addr.IPv6Address(bytes(mv))
         raise ValueError(f"address of {n} bytes")
 
-    def __repr__(self) -> str:
-        return "IP"
-
 
 U8, U16, U32, U64 = Num("U8", "B"), Num("U16", "H"), Num("U32", "I"), Num("U64", "Q")
 S8, S32 = Num("S8", "b"), Num("S32", "i")
 BE16, BE32, BE64 = Num("BE16", "!H"), Num("BE32", "!I"), Num("BE64", "!Q")
-STR, BYTES, FLAG, MAC, IP = _Str(), _Bytes(), _Flag(), _Mac(), _IP()
+STR, BYTES, FLAG, MAC, IP = _Str("STR"), _Bytes("BYTES"), _Flag("FLAG"), _Mac("MAC"), _IP("IP")
 
 
 class Struct:
@@ -234,15 +223,25 @@ class Attrs:
         return f"Attrs({self.name})"
 
 
-class Nested:
-    """A nested attribute list; `table` is an Attrs or a zero-argument callable returning one."""
+class _Nest:
+    """A codec whose value holds attributes: decode(buf, s, e, hdr), pack(v, hdr, nest_flag);
+    `flag` says whether its attribute is sent with NLA_F_NESTED."""
 
-    __slots__ = ("_t", "flag")
+    __slots__ = ("flag",)
     nested = True
 
-    def __init__(self, table, *, flag: bool = True):
-        self._t = table
+    def __init__(self, flag: bool):
         self.flag = flag
+
+
+class Nested(_Nest):
+    """A nested attribute list; `table` is an Attrs or a zero-argument callable returning one."""
+
+    __slots__ = ("_t",)
+
+    def __init__(self, table, *, flag: bool = True):
+        super().__init__(flag)
+        self._t = table
 
     @property
     def table(self) -> Attrs:
@@ -258,15 +257,14 @@ class Nested:
         return self.table.pack(v, hdr, nest_flag)
 
 
-class Array:
+class Array(_Nest):
     """Nested attributes numbered 1..n, all with the same codec; the value is a list."""
 
-    __slots__ = ("codec", "flag")
-    nested = True
+    __slots__ = ("codec",)
 
     def __init__(self, codec, *, flag: bool = True):
+        super().__init__(flag)
         self.codec = codec
-        self.flag = flag
 
     def decode(self, buf, s: int, e: int, hdr=None) -> list:
         c = self.codec
@@ -291,27 +289,24 @@ class Array:
         return b"".join(parts)
 
 
-class HdrAttrs:
+class HdrAttrs(_Nest):
     """A fixed struct followed by attributes (VETH_INFO_PEER); the value is (hdr dict, attrs)."""
 
-    __slots__ = ("struct", "_t", "flag")
-    nested = True
+    __slots__ = ("struct", "_attrs")
 
     def __init__(self, struct: Struct, table, *, flag: bool = True):
+        super().__init__(flag)
         self.struct = struct
-        self._t = table
-        self.flag = flag
+        self._attrs = Nested(table)
 
     def decode(self, buf, s: int, e: int, hdr=None):
         p, h = self.struct.decode(buf, s, e)
-        t = self._t if isinstance(self._t, Attrs) else self._t()
-        return h, t.decode(buf, align(p), e, h)
+        return h, self._attrs.decode(buf, align(p), e, h)
 
     def pack(self, v, hdr=None, nest_flag: int = NLA_F_NESTED) -> bytes:
         h, attrs = v
-        t = self._t if isinstance(self._t, Attrs) else self._t()
         body = self.struct.pack(h)
-        return body + b"\0" * (align(len(body)) - len(body)) + t.pack(attrs, h, nest_flag)
+        return body + b"\0" * (align(len(body)) - len(body)) + self._attrs.pack(attrs, h, nest_flag)
 
 
 class Switch:

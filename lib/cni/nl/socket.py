@@ -31,7 +31,19 @@ class LinkNotFoundError(NetlinkError):
     """No such link (ENODEV) when looking one up by name or index."""
 
 
-class NetlinkSocket:
+class Closing:
+    """A context manager that calls `close()` on leaving (sockets and the handles over them)."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class NetlinkSocket(Closing):
     """A netlink socket bound to the network namespace it was created in."""
 
     __slots__ = ("_sock", "_seq", "pid", "schemas", "_buf")
@@ -64,12 +76,6 @@ class NetlinkSocket:
 
     def fileno(self) -> int:
         return self._sock.fileno()
-
-    def __enter__(self) -> NetlinkSocket:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def request(self, mtype: int, hdr: dict, attrs=(), *, flags: int = 0) -> list[Msg]:
         """Send one request with NLM_F_ACK; return any replies that preceded the ACK."""

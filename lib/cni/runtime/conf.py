@@ -145,6 +145,16 @@ def plugin_from_dict(obj, source: str = "") -> PluginConf:
     return PluginConf(obj, source)
 
 
+def _single_version(obj: dict) -> str:
+    """A single-plugin conf's cniVersion ('' when absent or empty), checked."""
+    ver = obj.get("cniVersion") or ""
+    if not isinstance(ver, str):
+        raise InvalidConfigError("invalid network config", "cniVersion must be a string")
+    if ver:
+        _v.parse(ver)
+    return ver
+
+
 def _versions(obj: dict) -> tuple:
     """(cniVersion, [candidates highest first]) from cniVersion and cniVersions."""
     ver = obj.get("cniVersion", "")
@@ -208,11 +218,7 @@ def list_from_conf(data: bytes, source: str = "") -> NetworkConfigList:
     if not isinstance(name, str):
         raise InvalidConfigError("invalid network config", f"{source}: missing or bad \"name\"")
     check_name(name)
-    ver = obj.get("cniVersion") or ""
-    if not isinstance(ver, str):
-        raise InvalidConfigError("invalid network config", "cniVersion must be a string")
-    if ver:
-        _v.parse(ver)
+    ver = _single_version(obj)
     wrapped = jsonx.dumps({"name": name, "cniVersion": ver, "plugins": [obj]}, go=True).encode()
     return NetworkConfigList(name, ver, [plugin], bytes_=wrapped, source=source,
                              raw={"name": name, "cniVersion": ver, "plugins": [obj]})
@@ -227,11 +233,7 @@ def conf_from_bytes(data: bytes, source: str = "") -> NetworkConfig:
         raise InvalidConfigError("invalid network config", f"{source}: \"name\" must be a string")
     if name:
         check_name(name)
-    ver = obj.get("cniVersion") or ""
-    if not isinstance(ver, str):
-        raise InvalidConfigError("invalid network config", "cniVersion must be a string")
-    if ver:
-        _v.parse(ver)
+    ver = _single_version(obj)
     return NetworkConfig(name, ver, plugin, bytes_=bytes(data), source=source)
 
 

@@ -106,6 +106,13 @@ class CNIConfig:
               cancel: Cancel | None = None) -> bytes:
         return self._run(path, stdin, self._env(command, rt), cancel)
 
+    def _exec_result(self, path: str, command: str, net, version: str, plugin: PluginConf,
+                     prev_result: dict | None, rt: RuntimeConf, cancel: Cancel | None) -> Result:
+        """Run a command that answers with a result (ADD, UPDATE) and parse that result."""
+        out = self._exec(path, command, self.request(net, version, plugin, prev_result=prev_result,
+                                                     rt=rt), rt, cancel)
+        return invoke.parse_result(out, version)
+
     @staticmethod
     def request(net: NetworkConfigList | NetworkConfig | str, version: str, plugin: PluginConf,
                 *, prev_result: dict | None = None, rt: RuntimeConf | None = None,
@@ -247,10 +254,8 @@ class CNIConfig:
         prev, result = None, None
         for p in net.plugins:
             try:
-                path = self.find(p.type)
-                out = self._exec(path, "ADD", self.request(net, version, p, prev_result=prev,
-                                                           rt=rt), rt, cancel)
-                result = invoke.parse_result(out, version)
+                result = self._exec_result(self.find(p.type), "ADD", net, version, p, prev, rt,
+                                           cancel)
             except CNIError as exc:
                 raise plugin_error(exc, p, "add") from None
             prev = results.as_prev(result, version)
@@ -362,10 +367,8 @@ class CNIConfig:
                     cancel: Cancel | None = None) -> Result:
         """ADD of one plugin configuration; its result is cached with `conf.bytes`."""
         check_attachment(conf.name, rt)
-        path = self.find(conf.type)
-        out = self._exec(path, "ADD", self.request(conf, conf.cni_version, conf.plugin, rt=rt),
-                         rt, cancel)
-        result = invoke.parse_result(out, conf.cni_version)
+        result = self._exec_result(self.find(conf.type), "ADD", conf, conf.cni_version,
+                                   conf.plugin, None, rt, cancel)
         self._cache_add(conf.name, conf.bytes, rt, result)
         return result
 

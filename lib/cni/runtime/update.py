@@ -11,7 +11,6 @@ The cache file is rewritten (atomically) only when every plugin succeeded.
 """
 from __future__ import annotations
 
-from cni import invoke
 from cni import version as _v
 from cni.convert import from_json
 from cni.errors import (CNIError, IncompatibleVersionError, InvalidConfigError, InvalidEnvError,
@@ -82,9 +81,7 @@ def run(cfg, net: NetworkConfigList, rt: RuntimeConf, new_capability_args: dict 
         try:
             path = cfg.find(p.type)
             try:
-                out = cfg._exec(path, "UPDATE", cfg.request(net, version, p, prev_result=prev,
-                                                            rt=new_rt), new_rt, cancel)
-                result = invoke.parse_result(out, version)
+                result = cfg._exec_result(path, "UPDATE", net, version, p, prev, new_rt, cancel)
             except CancelledError:
                 raise
             except CNIError as exc:
@@ -95,9 +92,7 @@ def run(cfg, net: NetworkConfigList, rt: RuntimeConf, new_capability_args: dict 
                 else:
                     cfg._exec(path, "DEL", cfg.request(net.name, version, old.plugins[i],
                                                        prev_result=cached, rt=old_rt), old_rt, cancel)
-                    out = cfg._exec(path, "ADD", cfg.request(net, version, p, prev_result=prev,
-                                                             rt=new_rt), new_rt, cancel)
-                    result = invoke.parse_result(out, version)
+                    result = cfg._exec_result(path, "ADD", net, version, p, prev, new_rt, cancel)
         except CNIError as exc:
             raise plugin_error(exc, p, "update") from None
         prev = results.as_prev(result, version)

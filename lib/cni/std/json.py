@@ -297,22 +297,17 @@ def _quote(s: str) -> str:
 _GO_ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
            "\f": "\\f", "<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
            "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_GO_TABLE: dict = {}    # str.translate table for Go's escaping, built on first use
 
 
 def _quote_go(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        e = _GO_ESC.get(ch)
-        if e is not None:
-            out.append(e)
-        elif ch < " ":
-            out.append("\\u%04x" % ord(ch))
-        elif "\ud800" <= ch <= "\udfff":  # lone surrogate: Go writes U+FFFD
-            out.append("\ufffd")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    """A string as Go's encoding/json writes it: _GO_ESC, other control characters as
+    \\u00XX, and a lone surrogate (an undecodable byte) as U+FFFD."""
+    if not _GO_TABLE:
+        _GO_TABLE.update(dict.fromkeys(range(0xD800, 0xE000), "\ufffd"))
+        _GO_TABLE.update((c, "\\u%04x" % c) for c in range(0x20))
+        _GO_TABLE.update((ord(ch), e) for ch, e in _GO_ESC.items())
+    return '"' + s.translate(_GO_TABLE) + '"'
 
 
 def quote(s: str, *, go: bool = False) -> str:
