@@ -41,7 +41,8 @@ def test_sockets_close_until_a_commit_then_are_held_bounded(fresh, make_netns):
         assert not nft._held and not _fd_open(fd), "closed before any commit"
         b = nft.Batch()
         b.add_table("ip", "cnitrel")
-        b.delete_table("ip", "cnitrel")
+        b.add_chain("ip", "cnitrel", "c")
+        b.delete_chain("ip", "cnitrel", "c")
         with nft.NftSocket() as w:
             fd = w.fileno()
             b.commit(w)
@@ -53,4 +54,4 @@ def test_sockets_close_until_a_commit_then_are_held_bounded(fresh, make_netns):
             r.close()
         assert len(nft._held) == nft.HOLD
         assert [s.fileno() for s in nft._held] == fds[-nft.HOLD:]
-    assert ns.run("nft", "list", "tables").stdout.strip() == ""
+    assert "chain" not in ns.run("nft", "list", "table", "ip", "cnitrel").stdout
