@@ -263,17 +263,11 @@ def module_files(module: str, entry_file: str) -> dict:
 
 
 def minify(src: bytes) -> bytes:
-    """The same module with its docstrings and comments left out (ast round trip), for the
-    fallback bundle only: it runs, nobody reads it there (the repository has the original)."""
+    """The same module with its docstrings, comments and annotations left out (ast round trip, as
+    for the bytecode), for the fallback bundle only: it runs, nobody reads it there (the
+    repository has the original)."""
     import ast
-    tree = ast.parse(src)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
-                and body and isinstance(body[0], ast.Expr) \
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return (ast.unparse(tree) + "\n").encode()
+    return (ast.unparse(_strip(ast.parse(src), b"__doc__" in src)) + "\n").encode()
 
 
 def source_bundle(files: dict) -> bytes:
