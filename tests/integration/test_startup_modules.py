@@ -70,11 +70,12 @@ def _cases(tmp_path, cont):
         "portmap": ("portmap", "eth0", {"type": "portmap", "prevResult": prev,
                                         "capabilities": {"portMappings": True}}),
         "bandwidth": ("bandwidth", "eth0", {"type": "bandwidth", "prevResult": prev}),
+        "firewall": ("firewall", "eth0", {"type": "firewall", "prevResult": prev}),
     }
 
 
 @pytest.mark.parametrize("case", ["loopback", "bridge", "ptp", "host-local", "static", "tuning",
-                                  "tuning-sysctl", "portmap", "bandwidth"])
+                                  "tuning-sysctl", "portmap", "bandwidth", "firewall"])
 def test_plugin_verbs_load_none_of_the_expensive_modules(case, tmp_path, host_ns, cont_ns):
     cont_ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "cnitsmp", "netns",
                host_ns.name)

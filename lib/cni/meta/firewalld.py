@@ -1,9 +1,8 @@
 """firewalld over D-Bus (org.fedoraproject.FirewallD1): zone sources for container addresses."""
 from __future__ import annotations
 
-import os
-
 from cni.errors import CNIError
+from cni.std import oslite as os
 
 NAME = "org.fedoraproject.FirewallD1"
 PATH = "/org/fedoraproject/FirewallD1"
