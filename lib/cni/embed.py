@@ -11,6 +11,8 @@ CNI_NO_INPROCESS=1 turns it off.
 """
 from __future__ import annotations
 
+from cni import skel
+from cni.convert import convert
 from cni.errors import CNIError, InternalError
 from cni.std import oslite as os
 
@@ -78,8 +80,6 @@ def run(module: str, stdin: bytes, environ):
     else None.
     """
     import io  # lazy: only an in-process delegation needs it
-    from cni import skel
-    from cni.convert import convert
     plugin = __import__(module).PLUGIN
     try:
         result, ver = skel.execute(plugin, environ, io.BytesIO(stdin))

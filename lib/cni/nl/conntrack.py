@@ -5,6 +5,7 @@ netlink.ConntrackDeleteFilters does: dump the table, then delete each match by i
 """
 from __future__ import annotations
 
+from ..addr import ip_address
 from .rtnl_defs import AF_INET, AF_INET6, NETLINK_NETFILTER
 from .schema import BE16, BE32, BE64, BYTES, IP, U8, Attrs, Nested, Struct
 from .socket import Closing, NetlinkError, NetlinkSocket
@@ -84,8 +85,7 @@ class Conntrack(Closing):
     def delete(self, *, proto: int, dport: int, dst=None, family: int | None = None) -> int:
         """Delete entries with this protocol and original dst port (and dst ip); returns the count."""
         if dst is not None and isinstance(dst, str):
-            from .. import addr as ipaddress
-            dst = ipaddress.ip_address(dst)
+            dst = ip_address(dst)
         fams = (family,) if family else ((AF_INET if dst.version == 4 else AF_INET6,) if dst
                                          else (AF_INET, AF_INET6))
         n = 0
