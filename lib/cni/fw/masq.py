@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cni.errors import InternalError
 from cni.fw import backend as be
-from cni.fw import nft_native, nft_text, rules
+from cni.fw import rules
 from cni.fw.backend import IPTABLES, NFTABLES
 
 TABLE = "cni_plugins_masquerade"
@@ -128,6 +128,7 @@ def _ipt_gc(network: str, valid_ids: set, v6: bool) -> None:
 # --- nftables ------------------------------------------------------------------------------
 
 def _nft_find(prefix: str) -> list:
+    from cni.fw import nft_text  # lazy: the nftables backend only
     rs = nft_text.list_table("inet", TABLE, CHAIN)
     if rs is None:
         return []
@@ -135,6 +136,7 @@ def _nft_find(prefix: str) -> list:
 
 
 def nft_setup_lines(network: str, container_id: str, ifname: str, ips: list, stale: list) -> list:
+    from cni.fw import nft_text  # lazy: the nftables backend only
     comment = rules.nft_comment
     t = f"inet {TABLE}"
     lines = [
@@ -156,6 +158,7 @@ def nft_setup_lines(network: str, container_id: str, ifname: str, ips: list, sta
 
 
 def _nft_setup(network: str, container_id: str, ifname: str, ips: list) -> None:
+    from cni.fw import nft_native, nft_text  # lazy: the nftables backend only
     prefix = hash_for_instance(network, ifname, container_id)
     if be.nft_native():
         text = rules.nft_comment_text(nft_comment(network, ifname, container_id),
@@ -167,6 +170,7 @@ def _nft_setup(network: str, container_id: str, ifname: str, ips: list) -> None:
 
 
 def _nft_teardown(network: str, container_id: str, ifname: str) -> None:
+    from cni.fw import nft_native, nft_text  # lazy: the nftables backend only
     prefix = hash_for_instance(network, ifname, container_id)
     if be.nft_native():
         _native(nft_native.teardown, prefix)
@@ -228,6 +232,7 @@ def check(network: str, container_id: str, ifname: str, ips, backend: str | None
     if not ips:
         return
     if be.select(backend, "ipMasqBackend") == NFTABLES:
+        from cni.fw import nft_native  # lazy: the nftables backend only
         want = rules.nft_comment_text(nft_comment(network, ifname, container_id))
         if be.nft_native():
             count = _native(nft_native.count, want)
@@ -248,6 +253,7 @@ def gc(network: str, valid_attachments, backend: str | None = None) -> None:
     """
     pairs = [_attachment(a) for a in valid_attachments]
     if (be.nft_native() or be.have_nft()) and be.nft_table_may_exist("inet", TABLE):
+        from cni.fw import nft_native, nft_text  # lazy: the nftables backend only
         valid = set()
         for cid, ifn in pairs:
             try:
