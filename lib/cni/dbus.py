@@ -278,7 +278,7 @@ def _sockaddr(address: str):
 def _unescape(s: str) -> str:
     if "%" not in s:
         return s
-    from urllib.parse import unquote
+    from urllib.parse import unquote  # lazy: only an escaped bus address needs it
     return unquote(s)
 
 

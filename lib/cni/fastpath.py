@@ -12,6 +12,7 @@ what is wrong as it always does.
 """
 from __future__ import annotations
 
+import io
 import posix
 import sys
 
@@ -168,7 +169,6 @@ def run(plugin: str, versions: tuple) -> bool:
     except (CNIError, ValueError, TypeError, AttributeError, RecursionError):
         out = None
     if out is None:
-        import io
         sys.stdin = io.TextIOWrapper(io.BytesIO(raw))
         return False
     try:

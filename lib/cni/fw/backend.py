@@ -120,7 +120,7 @@ def check_run(argv: list, input: bytes = b"", what: str = "") -> bytes:
 
 def sha512_hex(s: str) -> str:
     try:
-        from _sha512 import sha512  # 3.11: cheaper than hashlib
+        from _sha512 import sha512  # lazy: by version; 3.11, cheaper than hashlib
     except ImportError:
         try:
             from _sha2 import sha512  # 3.12+

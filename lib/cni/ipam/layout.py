@@ -30,7 +30,7 @@ _SAFE_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 def sha256_hex(data: bytes) -> str:
     try:
-        from _sha256 import sha256  # 3.9 - 3.11
+        from _sha256 import sha256  # lazy: by version; 3.9 - 3.11
     except ImportError:
         try:
             from _sha2 import sha256  # 3.12+

@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 import stat
 import time
+from fcntl import LOCK_EX, flock
 
 from cni.errors import InvalidConfigError, InvalidEnvError, IOFailureError, os_details
 from cni.ipam.layout import (DEFAULT_DATA_DIR, LAST_PREFIX, LOCK, OWNER_DIR, STAMP_NS, TMP,
@@ -81,7 +82,6 @@ class Store:
             if exc.errno == errno.EROFS and os.path.isdir(self.dir):
                 return self  # no lock file on a read-only store: nothing can change it anyway
             raise IOFailureError("cannot open the IPAM store", os_details(exc)) from None
-        from fcntl import LOCK_EX, flock
         try:
             flock(fd, LOCK_EX)
             self.unlink(TMP)
