@@ -172,3 +172,22 @@ def restore_argv(line: str) -> list:
     if buf:
         out.append("".join(buf))
     return out
+
+
+# ---- start-up: a zipapp run as its sh preamble runs it, under -X importtime ----------------
+
+def launch_importtime(exe: str) -> list:
+    """argv that runs `exe` exactly as its sh preamble does, plus -X importtime."""
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    try:
+        from common import launch_argv
+    finally:
+        del sys.path[0]
+    return launch_argv(exe, "-X", "importtime")
+
+
+def imported_modules(stderr: bytes) -> set:
+    """The module names in -X importtime's report."""
+    return {ln.rsplit("|", 1)[1].strip() for ln in stderr.decode().splitlines()
+            if ln.startswith("import time:") and "|" in ln and "imported package" not in ln}

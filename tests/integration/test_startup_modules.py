@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
-from helpers import BIN, ROOT
+from helpers import BIN, imported_modules, launch_importtime
 
 NEVER = {"os", "posixpath", "_collections_abc", "ipaddress", "re", "json", "_json", "subprocess",
          "typing", "functools", "collections", "enum", "dataclasses", "logging", "argparse", "ctypes",
@@ -29,22 +28,11 @@ def _built(built_bins):
     return built_bins
 
 
-def _argv(exe: str) -> list:
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    try:
-        from common import launch_argv
-    finally:
-        del sys.path[0]
-    return launch_argv(exe, "-X", "importtime")
-
-
 def _run(host, exe: str, verb: str, conf: dict, env: dict):
     e = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": verb, **env}
-    r = subprocess.run(["ip", "netns", "exec", host.name, *_argv(exe)],
+    r = subprocess.run(["ip", "netns", "exec", host.name, *launch_importtime(exe)],
                        input=json.dumps(conf).encode(), capture_output=True, env=e)
-    mods = {ln.rsplit("|", 1)[1].strip() for ln in r.stderr.decode().splitlines()
-            if ln.startswith("import time:") and "|" in ln and "imported package" not in ln}
-    return r, mods
+    return r, imported_modules(r.stderr)
 
 
 def _prev(cont) -> dict:

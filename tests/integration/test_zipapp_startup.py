@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from helpers import BIN, ROOT, run_plugin
+from helpers import BIN, ROOT, imported_modules, launch_importtime, run_plugin
 
 PREV = {"cniVersion": "1.0.0", "interfaces": [{"name": "eth0", "sandbox": "/run/netns/x"}],
         "ips": [{"address": "10.1.0.5/16", "gateway": "10.1.0.1", "interface": 0}]}
@@ -25,25 +25,12 @@ def _built(built_bins):
     return built_bins
 
 
-def _launch(exe):
-    """argv that runs `exe` exactly as its sh preamble does, plus -X importtime."""
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    try:
-        from common import launch_argv
-    finally:
-        del sys.path[0]
-    return launch_argv(exe, "-X", "importtime")
-
-
 def _imports(exe, command, conf, **env):
     e = {"PATH": os.environ["PATH"], "CNI_COMMAND": command, "CNI_CONTAINERID": "c1",
          "CNI_NETNS": "/run/netns/x", "CNI_IFNAME": "eth0", "CNI_PATH": BIN, **env}
-    r = subprocess.run(_launch(exe), input=json.dumps(conf).encode(), capture_output=True, env=e)
-    mods = set()
-    for ln in r.stderr.decode().splitlines():
-        if ln.startswith("import time:") and "|" in ln:
-            mods.add(ln.rsplit("|", 1)[1].strip())
-    return r, mods
+    r = subprocess.run(launch_importtime(exe), input=json.dumps(conf).encode(), capture_output=True,
+                       env=e)
+    return r, imported_modules(r.stderr)
 
 
 def test_version_fast_path_imports_nothing(tmp_path):
@@ -60,8 +47,7 @@ def test_version_fast_path_imports_nothing(tmp_path):
     e = {"PATH": os.environ["PATH"], "CNI_COMMAND": "VERSION"}
     r = subprocess.run(["/usr/bin/python3", "-X", "importtime", "-I", exe], input=b'{"cniVersion":"0.3.1"}',
                        capture_output=True, env=e)
-    mods = {ln.rsplit("|", 1)[1].strip() for ln in r.stderr.decode().splitlines()
-            if ln.startswith("import time:") and "|" in ln}
+    mods = imported_modules(r.stderr)
     assert r.returncode == 0 and json.loads(r.stdout)["cniVersion"] == "0.3.1"
     assert mods, "importtime output missing"
     ours = {m for m in mods if m.split(".")[0] in ("cni", "sample", "_json", "json")}
@@ -166,7 +152,7 @@ sys.addaudithook(probe)
 def test_gc_off_while_modules_load_then_frozen_and_on():
     """The launcher turns the cyclic GC off for the imports; the boot freezes what they made
     and turns it back on before the verb runs (cni.convert is imported by the verb)."""
-    argv = _launch(os.path.join(BIN, "sample"))
+    argv = launch_importtime(os.path.join(BIN, "sample"))
     i = argv.index("-c") + 1
     argv[i] = GC_PROBE + argv[i]
     e = {"PATH": os.environ["PATH"], "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1",
