@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import _socket
 
-from cni import addr as _addr
 from cni.errors import DecodingError
 
 
@@ -65,8 +64,19 @@ class _Text:
         return self if obj is None else getattr(obj, self.slot) or ""
 
 
+def _interface(text: str):
+    from cni import addr  # lazy: a result passed through (fastpath) never parses an address
+    return addr.ip_interface(text)
+
+
+def _address(text: str):
+    from cni import addr  # lazy: as _interface
+    return addr.ip_address(text)
+
+
 def _network(text: str):
-    return _addr.ip_network(text, strict=False)
+    from cni import addr  # lazy: as _interface
+    return addr.ip_network(text, strict=False)
 
 
 class Interface:
@@ -103,8 +113,8 @@ class IPConfig:
     `interfaces` (None when not given).
     """
     __slots__ = ("_address", "_gateway", "interface")
-    address = _Parsed("_address", _addr.ip_interface)                # an IPv4/IPv6Interface
-    gateway = _Parsed("_gateway", _addr.ip_address, optional=True)   # an address or None
+    address = _Parsed("_address", _interface)                # an IPv4/IPv6Interface
+    gateway = _Parsed("_gateway", _address, optional=True)   # an address or None
     address_str = _Text("_address")                                   # as given: '10.1.0.2/24'
     gateway_str = _Text("_gateway")
 
@@ -136,7 +146,7 @@ class Route:
     """
     __slots__ = ("_dst", "_gw", "mtu", "advmss", "priority", "table", "scope")
     dst = _Parsed("_dst", _network)                                  # an IPv4/IPv6Network
-    gw = _Parsed("_gw", _addr.ip_address, optional=True)             # an address or None
+    gw = _Parsed("_gw", _address, optional=True)             # an address or None
     dst_str = _Text("_dst")
     gw_str = _Text("_gw")
 
