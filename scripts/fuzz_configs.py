@@ -15,6 +15,7 @@ import argparse
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -235,9 +236,14 @@ def reset(name):
             subprocess.run(["ip", "-n", CONT] + cmd[1:], capture_output=True)
 
 
-def teardown():
+DEFAULT_STORE = "/var/lib/cni/networks/cnitfznet"   # where host-local goes when a case drops dataDir
+
+
+def teardown(had_store: bool):
     for ns in (HOST, CONT):
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    if not had_store:
+        shutil.rmtree(DEFAULT_STORE, ignore_errors=True)
 
 
 def main():
@@ -250,6 +256,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="cnitfz")
     base = bases(tmp)
     names = [p for p in (a.plugins.split(",") if a.plugins else base) if p]
+    had_store = os.path.exists(DEFAULT_STORE)
     setup()
     cases = execs = 0
     bad: list = []
@@ -316,7 +323,7 @@ def main():
                         bad.append({"plugin": name, "cmd": cmd, "field": var.decode(),
                                     "value": repr(val), "why": why})
     finally:
-        teardown()
+        teardown(had_store)
     by: dict = {}
     for b in bad:
         by[b["plugin"]] = by.get(b["plugin"], 0) + 1
