@@ -191,3 +191,15 @@ def imported_modules(stderr: bytes) -> set:
     """The module names in -X importtime's report."""
     return {ln.rsplit("|", 1)[1].strip() for ln in stderr.decode().splitlines()
             if ln.startswith("import time:") and "|" in ln and "imported package" not in ln}
+
+
+def eventually(cond, timeout: float = 5.0) -> bool:
+    """Poll cond() until it is true or `timeout` seconds pass (for the kernel's asynchronous
+    work, e.g. a deleted netns taking its veth ends with it); return its last value."""
+    import time
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() >= deadline:
+            return cond()
+        time.sleep(0.02)
+    return True
