@@ -19,7 +19,7 @@ from cni.ip import in_netns_for_del, open_netns
 from cni.links import info
 from cni.nl.rtnl import Rtnl
 from cni.nl.rtnl_defs import AF_INET6, RT_SCOPE_UNIVERSE
-from cni.nl.socket import LinkNotFoundError, NetlinkError
+from cni.nl.socket import NetlinkError
 from cni.rollback import on_error
 from cni.types import Result
 
@@ -83,10 +83,7 @@ def _ensure_vrf(c, conf: Config, undo):
 
 def _del_if_empty(c, index: int) -> None:
     if not c.link_list(master=index):
-        try:
-            c.link_del(index)
-        except LinkNotFoundError:
-            pass
+        c.link_del(index, missing_ok=True)
 
 
 def _global_v6(c, index: int) -> list:

@@ -7,7 +7,7 @@ from cni import sysctl
 from cni.errors import CNIError, InvalidConfigError, InvalidEnvError
 from cni.netns import NetNS
 from cni.nl.rtnl import Rtnl
-from cni.nl.socket import LinkNotFoundError, NetlinkError
+from cni.nl.socket import NetlinkError
 from cni.std import oslite as os
 
 
@@ -107,21 +107,23 @@ def del_link_collect_addrs(ns, ifname: str, collect: bool = True) -> list:
         link = h.link_lookup(ifname)
         if link is None:
             return []
-        addrs = [a.interface for a in h.addr_list(link.index) if a.scope == 0] if collect else []
-        try:
-            h.link_del(link.index)
-        except LinkNotFoundError:
-            pass
+        addrs = global_addrs(h, link.index) if collect else []
+        h.link_del(link.index, missing_ok=True)
     return addrs
+
+
+def global_addrs(h, index: int) -> list:
+    """The global (scope universe) addresses of link `index` (ip_interface list)."""
+    return [a.interface for a in h.addr_list(index) if a.scope == 0]
 
 
 def container_addrs(netns: str, ifname: str) -> list:
     """Global addresses (ip_interface list) of `ifname` in CNI_NETNS; [] when the netns or the
     link is gone. For a DEL that has no prevResult (0.3.x runtimes send none)."""
-    def global_addrs(h) -> list:
+    def addrs(h) -> list:
         link = h.link_lookup(ifname)
-        return [a.interface for a in h.addr_list(link.index) if a.scope == 0] if link else []
-    return in_netns_for_del(netns, global_addrs, [])
+        return global_addrs(h, link.index) if link else []
+    return in_netns_for_del(netns, addrs, [])
 
 
 def check_mac(mac) -> str:

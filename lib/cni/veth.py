@@ -5,9 +5,8 @@ do not carry the firewall layer into their zipapps.
 """
 from __future__ import annotations
 
-from cni.ip import open_netns_for_del
+from cni.ip import global_addrs, open_netns_for_del
 from cni.nl.rtnl import Rtnl
-from cni.nl.socket import LinkNotFoundError
 
 
 def delete_veth_and_masq(args, conf) -> None:
@@ -27,14 +26,10 @@ def delete_veth_and_masq(args, conf) -> None:
         return
     with ns, Rtnl(ns) as h:
         link = h.link_lookup(args.ifname)
-        addrs = [a.interface for a in h.addr_list(link.index) if a.scope == 0] \
-            if link is not None and conf.ip_masq else []
+        addrs = global_addrs(h, link.index) if link is not None and conf.ip_masq else []
         _teardown_masq(args, conf, addrs)
         if link is not None:
-            try:
-                h.link_del(link.index)
-            except LinkNotFoundError:
-                pass
+            h.link_del(link.index, missing_ok=True)
 
 
 def _teardown_masq(args, conf, addrs: list) -> None:

@@ -88,6 +88,8 @@ def test_missing_link_errors(rtnl):
     assert ei.value.errno == errno.ENODEV
     with pytest.raises(LinkNotFoundError):
         rtnl.link_del("nope0")
+    rtnl.link_del("nope0", missing_ok=True)                       # a DEL's "already gone"
+    rtnl.link_del(4242, missing_ok=True)
     assert rtnl.link_lookup(4242) is None
     with pytest.raises(NetlinkError) as ei:                        # kernel error + ext-ack
         rtnl.addr_add(4242, "10.0.0.1/24")

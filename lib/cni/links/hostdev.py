@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cni.std import json as jsonx
 from cni.errors import CNIError, InvalidConfigError
+from cni.ip import global_addrs
 from cni.nl.socket import NetlinkError
 from cni.std import oslite as os
 
@@ -175,7 +176,7 @@ def drop_state(container_id: str, ifname: str) -> None:
 
 def host_addrs(h, index: int) -> list:
     """The link's global addresses as 'ip/prefix' strings."""
-    return [str(a.interface) for a in h.addr_list(index) if a.scope == 0]
+    return [str(a) for a in global_addrs(h, index)]
 
 
 def restore_on_host(h, index: int, state: dict) -> None:

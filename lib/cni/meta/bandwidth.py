@@ -5,7 +5,6 @@ from __future__ import annotations
 from cni.errors import CNIError, InvalidConfigError
 from cni.fw.backend import hash_with_prefix
 from cni.nl.rtnl_defs import TC_H_INGRESS
-from cni.nl.socket import LinkNotFoundError
 from cni.nl.tc import handle, tbf_params
 from cni.rollback import on_error
 
@@ -81,10 +80,7 @@ def setup_egress(h, veth, ifb: str, rate_bits: int, burst_bits: int):
 
 
 def teardown(h, ifb: str) -> None:
-    try:
-        h.link_del(ifb)
-    except LinkNotFoundError:
-        pass
+    h.link_del(ifb, missing_ok=True)
 
 
 def check_tbf(h, ref, rate_bits: int, burst_bits: int, where: str) -> None:

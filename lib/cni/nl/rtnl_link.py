@@ -124,15 +124,16 @@ class LinkOps:
             return ref.index
         return self.link_get(ref).index
 
-    def link_del(self, ref) -> None:
-        """Delete a link; LinkNotFoundError if it does not exist."""
+    def link_del(self, ref, *, missing_ok: bool = False) -> None:
+        """Delete a link; LinkNotFoundError if it does not exist, unless `missing_ok`."""
         hdr, attrs = self._ref(ref)
         try:
             self._nl.request(RTM_DELLINK, hdr, attrs)
         except NetlinkError as e:
-            if e.errno == errno.ENODEV:
+            if e.errno != errno.ENODEV:
+                raise
+            if not missing_ok:
                 raise LinkNotFoundError(errno.ENODEV, e.extack or f"link {ref!r} not found") from None
-            raise
 
     def _ref(self, ref) -> tuple[dict, list]:
         if isinstance(ref, Link):
