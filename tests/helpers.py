@@ -176,15 +176,21 @@ def restore_argv(line: str) -> list:
 
 # ---- start-up: a zipapp run as its sh preamble runs it, under -X importtime ----------------
 
-def launch_importtime(exe: str) -> list:
-    """argv that runs `exe` exactly as its sh preamble does, plus -X importtime."""
+def import_from(folder: str, module: str):
+    """Import `module` from ROOT/`folder` (bench/, zipapp/: not packages) without leaving the
+    folder on sys.path."""
+    import importlib
     import sys
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    sys.path.insert(0, os.path.join(ROOT, folder))
     try:
-        from common import launch_argv
+        return importlib.import_module(module)
     finally:
         del sys.path[0]
-    return launch_argv(exe, "-X", "importtime")
+
+
+def launch_importtime(exe: str) -> list:
+    """argv that runs `exe` exactly as its sh preamble does, plus -X importtime."""
+    return import_from("bench", "common").launch_argv(exe, "-X", "importtime")
 
 
 def imported_modules(stderr: bytes) -> set:
@@ -203,3 +209,12 @@ def eventually(cond, timeout: float = 5.0) -> bool:
             return cond()
         time.sleep(0.02)
     return True
+
+
+def ptp_conf(tmp_path, **kw) -> dict:
+    """A ptp network on host-local (10.98.0.0/24, default route), `kw` on top."""
+    c = {"cniVersion": "1.0.0", "name": "cnit-ptp", "type": "ptp",
+         "ipam": {"type": "host-local", "subnet": "10.98.0.0/24", "dataDir": str(tmp_path / "ipam"),
+                  "routes": [{"dst": "0.0.0.0/0"}]}}
+    c.update(kw)
+    return c

@@ -98,3 +98,24 @@ def connect(ns, proto, host, port, *, expect_ok=True):
     if expect_ok:
         assert r.returncode == 0, f"{proto} {host}:{port} from {ns.name}: {r.stderr}"
     return r.stdout.strip() if r.returncode == 0 else None
+
+
+def net_conf(tmp_path, nets: dict, net: str) -> dict:
+    """bridge_conf for `nets[net]` = (network name, bridge, subnet)."""
+    name, br, subnet = nets[net]
+    return bridge_conf(tmp_path, name=name, bridge=br, subnet=subnet)
+
+
+def two_bridges(tmp_path, host, make_netns, nets: dict):
+    """a1, a2 on bridge A and b1 on bridge B of `nets` (a fixture body: yields {cname: (netns,
+    net, ADD result)}, then DELs every container it added, even when a later ADD failed)."""
+    made = {}
+    try:
+        for cname, net in (("a1", "A"), ("a2", "A"), ("b1", "B")):
+            ns = make_netns(cname)
+            made[cname] = (ns, net, ok(run("bridge", "ADD", net_conf(tmp_path, nets, net), host, ns,
+                                           cname)))
+        yield made
+    finally:
+        for cname, (ns, net, _) in made.items():
+            run("bridge", "DEL", net_conf(tmp_path, nets, net), host, ns, cname)

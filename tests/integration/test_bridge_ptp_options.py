@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from helpers import run_plugin
+from helpers import ptp_conf as pconf
 from test_bridge import PATH, add, conf, delete, ipam_files, nat_rules, ping, with_prev
 
 pytestmark = [pytest.mark.root]
@@ -200,14 +201,6 @@ def test_bridge_missing_tool_add_error_del_ok(host_ns, cont_ns, tmp_path, no_too
 
 
 # --- ptp -------------------------------------------------------------------------------------
-
-def pconf(tmp_path, **kw):
-    c = {"cniVersion": "1.0.0", "name": "cnit-ptp", "type": "ptp",
-         "ipam": {"type": "host-local", "subnet": "10.98.0.0/24", "dataDir": str(tmp_path / "ipam"),
-                  "routes": [{"dst": "0.0.0.0/0"}]}}
-    c.update(kw)
-    return c
-
 
 def prun(cmd, host, cont, c, cid="p1", netns=None, **kw):
     return run_plugin("ptp", cmd, c, container_id=cid, in_netns=host.name, path=PATH,

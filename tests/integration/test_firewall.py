@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from chain_helpers import bridge_conf, chained, container_ip, ok, run
+from chain_helpers import chained, container_ip, net_conf, ok, run, two_bridges
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit"))
 from test_meta_dbus import fake_firewalld, private_bus  # noqa: E402,F401  (fixtures)
@@ -18,8 +18,7 @@ NETS = {"A": ("fwa", "cni-fwa0", "10.92.1.0/24"), "B": ("fwb", "cni-fwb0", "10.9
 
 
 def _bconf(tmp_path, net):
-    name, br, subnet = NETS[net]
-    return bridge_conf(tmp_path, name=name, bridge=br, subnet=subnet)
+    return net_conf(tmp_path, NETS, net)
 
 
 def ping(src, dst_ip, tries: int = 3) -> bool:
@@ -39,13 +38,7 @@ def topo(tmp_path, host_ns, make_netns, built_bins):
     """a1, a2 on bridge A; b1 on bridge B; the host forwards nothing unless a rule accepts it."""
     host_ns.run("iptables", "-P", "FORWARD", "DROP")
     host_ns.run("sysctl", "-w", "net.bridge.bridge-nf-call-iptables=1", check=False)
-    made = {}
-    for cname, net in (("a1", "A"), ("a2", "A"), ("b1", "B")):
-        ns = make_netns(cname)
-        made[cname] = (ns, net, ok(run("bridge", "ADD", _bconf(tmp_path, net), host_ns, ns, cname)))
-    yield made
-    for cname, (ns, net, _) in made.items():
-        run("bridge", "DEL", _bconf(tmp_path, net), host_ns, ns, cname)
+    yield from two_bridges(tmp_path, host_ns, make_netns, NETS)
 
 
 def fw(topo, host, cname, command, **extra):

@@ -31,7 +31,7 @@ from test_embedded import chroot, ex  # noqa: F401  (fixtures: python3-minimal n
 from test_embedded import ok as ok_emb
 from test_firewall import blocked, ping
 from helpers import nft_f_batches
-from chain_helpers import Server, bridge_conf, chained, connect, container_ip, ok, run
+from chain_helpers import Server, chained, connect, container_ip, net_conf, ok, run, two_bridges
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIB = os.path.join(ROOT, "lib")
@@ -41,21 +41,14 @@ TABLE = "cni_firewall"
 
 
 def _bconf(tmp_path, net):
-    name, br, subnet = NETS[net]
-    return bridge_conf(tmp_path, name=name, bridge=br, subnet=subnet)
+    return net_conf(tmp_path, NETS, net)
 
 
 @pytest.fixture
 def topo(tmp_path, host_ns, make_netns, built_bins):
     """a1, a2 on bridge A; b1 on bridge B; bridged traffic passes the forward hook."""
     host_ns.run("sysctl", "-w", "net.bridge.bridge-nf-call-iptables=1", check=False)
-    made = {}
-    for cname, net in (("a1", "A"), ("a2", "A"), ("b1", "B")):
-        ns = make_netns(cname)
-        made[cname] = (ns, net, ok(run("bridge", "ADD", _bconf(tmp_path, net), host_ns, ns, cname)))
-    yield made
-    for cname, (ns, net, _) in made.items():
-        run("bridge", "DEL", _bconf(tmp_path, net), host_ns, ns, cname)
+    yield from two_bridges(tmp_path, host_ns, make_netns, NETS)
 
 
 def fw(topo, host, cname, command, backend="nftables", **extra):

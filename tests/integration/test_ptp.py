@@ -6,6 +6,7 @@ import os
 import pytest
 
 from helpers import BIN, GO_BIN, run_plugin
+from helpers import ptp_conf as conf
 
 pytestmark = [pytest.mark.root]
 PATH = f"{BIN}:{GO_BIN}"
@@ -14,14 +15,6 @@ PATH = f"{BIN}:{GO_BIN}"
 @pytest.fixture(autouse=True)
 def _bins(built_bins):
     return built_bins
-
-
-def conf(tmp_path, **kw):
-    c = {"cniVersion": "1.0.0", "name": "cnit-ptp", "type": "ptp",
-         "ipam": {"type": "host-local", "subnet": "10.98.0.0/24", "dataDir": str(tmp_path / "ipam"),
-                  "routes": [{"dst": "0.0.0.0/0"}]}}
-    c.update(kw)
-    return c
 
 
 def run(cmd, host, cont, c, cid="p1", netns=None):

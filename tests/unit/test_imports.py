@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from helpers import import_from
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIB = os.path.join(ROOT, "lib")
 PLUGINS = os.path.join(ROOT, "plugins")
@@ -131,12 +133,7 @@ def _imported_names(path: str, modname: str, is_pkg: bool) -> set:
 
 
 def _closure(plugin: str) -> dict:
-    sys.path.insert(0, os.path.join(ROOT, "zipapp"))
-    try:
-        import build
-    finally:
-        del sys.path[0]
-    return build.cni_modules(plugin, os.path.join(PLUGINS, plugin + ".py"))
+    return import_from("zipapp", "build").cni_modules(plugin, os.path.join(PLUGINS, plugin + ".py"))
 
 
 @pytest.mark.parametrize("plugin", [p for p in plugins() if p not in NOT_PLUGIN_PATHS])
