@@ -83,6 +83,8 @@ def add(args: skel.Args, conf: Config):
                          ingress_policy=conf.ingress_policy, bridge=bridge)
         return prev
     with on_error() as undo:
+        # registered first: add() writes per family and can fail after the first; delete()
+        # removes whatever part of it exists
         undo(firewall.delete, ips, admin_chain=conf.admin_chain)
         firewall.add(ips, admin_chain=conf.admin_chain, ingress_policy=conf.ingress_policy,
                      bridge=bridge)
