@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from cni.std import nsenter
 from cni.std import setns as netns
 from cni.netns import NetNS
 from cni.nl.rtnl import Rtnl
@@ -67,8 +68,8 @@ def test_helper_in_the_wrong_netns_is_refused(make_netns, no_setns, monkeypatch)
 def test_hung_helper_is_killed_at_its_deadline(make_netns, no_setns, monkeypatch):
     ns_a = make_netns("nsha")
     marker = "cnit-hung-" + uuid.uuid4().hex[:8]
-    monkeypatch.setattr(netns, "HELPER", f"import time  # {marker}\ntime.sleep(60)\n")
-    monkeypatch.setattr(netns, "HELPER_TIMEOUT", 0.5)
+    monkeypatch.setattr(nsenter, "HELPER", f"import time  # {marker}\ntime.sleep(60)\n")
+    monkeypatch.setattr(nsenter, "HELPER_TIMEOUT", 0.5)
     before = _fds()
     t0 = time.monotonic()
     with NetNS.open(ns_a.path) as ns:
@@ -86,8 +87,8 @@ def test_helper_that_sends_then_hangs_is_killed(make_netns, no_setns, monkeypatc
     for past the deadline (it is killed)."""
     ns_a = make_netns("nsha")
     marker = "cnit-linger-" + uuid.uuid4().hex[:8]
-    monkeypatch.setattr(netns, "HELPER", netns.HELPER + f"import time  # {marker}\ntime.sleep(60)\n")
-    monkeypatch.setattr(netns, "HELPER_TIMEOUT", 0.5)
+    monkeypatch.setattr(nsenter, "HELPER", nsenter.HELPER + f"import time  # {marker}\ntime.sleep(60)\n")
+    monkeypatch.setattr(nsenter, "HELPER_TIMEOUT", 0.5)
     t0 = time.monotonic()
     with NetNS.open(ns_a.path) as ns:
         with pytest.raises(OSError) as ei:
@@ -98,7 +99,7 @@ def test_helper_that_sends_then_hangs_is_killed(make_netns, no_setns, monkeypatc
 
 def test_helper_that_dies_fails_fast(make_netns, no_setns, monkeypatch):
     ns_a = make_netns("nsha")
-    monkeypatch.setattr(netns, "HELPER", "import sys\nsys.exit(3)\n")
+    monkeypatch.setattr(nsenter, "HELPER", "import sys\nsys.exit(3)\n")
     t0 = time.monotonic()
     with NetNS.open(ns_a.path) as ns:
         with pytest.raises(OSError) as ei:

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from cni.std import nsenter
 from cni.std import setns as std
 
 AF_NETLINK, SOCK_RAW = 16, 3
@@ -84,7 +85,7 @@ def test_libc_setns_agrees_with_os_setns(scratch):
 def test_helper_and_setns_open_in_the_same_namespace(scratch):
     assert std.can_setns()
     via_setns = std.socket_in(scratch, AF_NETLINK, SOCK_RAW, 0)
-    via_helper_fd, proof = std.open_via_nsenter(scratch, [f"s:{AF_NETLINK}:{SOCK_RAW}:0",
+    via_helper_fd, proof = nsenter.open_via_nsenter(scratch, [f"s:{AF_NETLINK}:{SOCK_RAW}:0",
                                                           "f:0:0:/proc/self/ns/net"])
     try:
         assert _ino(proof) == _ino(scratch) == _where_libc_setns_goes(scratch)

@@ -8,8 +8,9 @@ measurable part of a plugin's ~15 ms start-up budget (`json` pulls in `re`, ~5 m
 - `cni.std.json`     loads/dumps over the C scanner `_json` with a pure-Python fallback;
                      one encoder with a Go mode (encoding/json.Marshal's bytes, for the cache)
 - `cni.std.process`  run/spawn/which: posix_spawn + poll instead of `subprocess`
-- `cni.std.setns`    setns(2) through os.setns (3.12+) or the bare `_ctypes`, and the
-                     nsenter helper process for interpreters that have neither
+- `cni.std.setns`    setns(2) through os.setns (3.12+) or the bare `_ctypes`
+- `cni.std.nsenter`  the helper process under nsenter, for interpreters that have neither
+                     (loaded only there: it carries `process`)
 - `cni.std.oslite`   `os` over `posix` (imported `as os`): importing `os` costs ~0.9 ms of
                      every exec; names it lacks come from the real `os` on first use
 
