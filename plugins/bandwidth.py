@@ -16,7 +16,7 @@ from cni.meta import bandwidth as bw
 from cni.meta import require_prev
 from cni.nl.rtnl import Rtnl
 from cni.nl.rtnl_tc import TcRtnl
-from cni.nl.rtnl_defs import TC_H_INGRESS
+from cni.nl.tc_defs import TC_H_INGRESS
 from cni.rollback import on_error
 from cni.types import Interface, Result
 from cni.version import starting_from

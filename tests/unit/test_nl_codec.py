@@ -19,7 +19,8 @@ from cni.nl import codec, tc
 from cni.nl.codec import AttrList, Msg, NetlinkDecodeError, decode, encode
 from cni.nl.records import Addr, Link, Route, Rule, Tc
 from cni.nl.rtnl_tc import TcRtnl as Rtnl  # the full handle (tc included)
-from cni.nl.rtnl_defs import (AF_BRIDGE, IFLA, MESSAGES, RTM_GETLINK, RTM_NEWLINK, TC_H_INGRESS)
+from cni.nl.rtnl_defs import AF_BRIDGE, IFLA, RTM_GETLINK, RTM_NEWLINK
+from cni.nl.tc_defs import MESSAGES, TC_H_INGRESS   # rtnl_defs' messages and tc's
 from cni.nl.schema import (BE16, BYTES, FLAG, IP, MAC, STR, U8, U16, U32, U64, Array, Attrs,
                            HdrAttrs, Nested, Num, Struct, Switch)
 from cni.nl.socket import LinkNotFoundError, NetlinkError, NetlinkSocket

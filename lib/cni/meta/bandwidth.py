@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cni.errors import CNIError, InvalidConfigError
 from cni.fw.backend import hash_with_prefix
-from cni.nl.rtnl_defs import TC_H_INGRESS
+from cni.nl.tc_defs import TC_H_INGRESS
 from cni.nl.tc import handle, tbf_params
 from cni.rollback import on_error
 

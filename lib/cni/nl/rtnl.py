@@ -31,6 +31,7 @@ class Rtnl(Closing, LinkOps, IpOps):
     """An rtnetlink socket; `netns` (NetNS, path or None) is where it is created and stays bound."""
 
     __slots__ = ("_nl", "ns_fd", "_own_fd")
+    MESSAGES = MESSAGES     # what its socket decodes (TcRtnl adds tc's)
 
     def __init__(self, netns=None):
         # ns_fd: the namespace's fd (-1: ours); a path is opened here (the pinned fd duplicated,
@@ -39,10 +40,10 @@ class Rtnl(Closing, LinkOps, IpOps):
         self.ns_fd = -1 if netns is None else _std.open_pinned(netns) if self._own_fd else _fd(netns)
         try:
             if netns is None:
-                self._nl = NetlinkSocket(NETLINK_ROUTE, MESSAGES)
+                self._nl = NetlinkSocket(NETLINK_ROUTE, self.MESSAGES)
             else:
                 sock = _std.socket_in(self.ns_fd, _socket.AF_NETLINK, _socket.SOCK_RAW, NETLINK_ROUTE)
-                self._nl = NetlinkSocket(NETLINK_ROUTE, MESSAGES, sock=sock)
+                self._nl = NetlinkSocket(NETLINK_ROUTE, self.MESSAGES, sock=sock)
         except BaseException:
             self._close_fd()
             raise

@@ -1,14 +1,12 @@
-"""rtnetlink uapi constants and attribute tables (links, addresses, routes, rules, neighbours, tc).
+"""rtnetlink uapi constants and attribute tables (links, addresses, routes, rules, neighbours).
 
-Numbers and names follow linux/{rtnetlink,if_link,if_addr,neighbour,fib_rules,pkt_sched,pkt_cls,
-tc_act/tc_mirred,if_bridge}.h verbatim.
+Numbers and names follow linux/{rtnetlink,if_link,if_addr,neighbour,fib_rules,if_bridge}.h
+verbatim; traffic control's are in tc_defs.
 """
 from __future__ import annotations
 
-from struct import Struct as _S
-
-from .schema import (BE16, BE32, BYTES, FLAG, IP, MAC, S32, STR, U8, U16, U32, U64, Array, Attrs,
-                     HdrAttrs, Nested, Struct, Switch)
+from .schema import (BE16, BE32, BYTES, FLAG, IP, MAC, S32, STR, U8, U16, U32, U64, Attrs, HdrAttrs,
+                     Nested, Struct, Switch)
 
 NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
 AF_UNSPEC, AF_INET, AF_BRIDGE, AF_INET6, AF_PACKET = 0, 2, 7, 10, 17
@@ -57,12 +55,6 @@ FIB_RULE_INVERT = 0x2
 NUD_INCOMPLETE, NUD_REACHABLE, NUD_STALE, NUD_DELAY, NUD_PROBE = 0x01, 0x02, 0x04, 0x08, 0x10
 NUD_FAILED, NUD_NOARP, NUD_PERMANENT = 0x20, 0x40, 0x80
 
-TC_H_ROOT, TC_H_INGRESS, TC_H_CLSACT = 0xFFFFFFFF, 0xFFFFFFF1, 0xFFFFFFF1
-TC_H_MIN_INGRESS, TC_H_MIN_EGRESS = 0xFFF2, 0xFFF3
-TC_U32_TERMINAL = 1
-TC_ACT_OK, TC_ACT_PIPE, TC_ACT_STOLEN = 0, 3, 4
-TCA_EGRESS_REDIR, TCA_EGRESS_MIRROR, TCA_INGRESS_REDIR, TCA_INGRESS_MIRROR = 1, 2, 3, 4
-
 # ---- headers
 IFINFOMSG = Struct("ifinfomsg", "=BxHiII", ("family", "type", "index", "flags", "change"))
 IFADDRMSG = Struct("ifaddrmsg", "=BBBBI", ("family", "prefixlen", "flags", "scope", "index"))
@@ -71,7 +63,6 @@ RTMSG = Struct("rtmsg", "=BBBBBBBBI", ("family", "dst_len", "src_len", "tos", "t
 FIBRULEHDR = Struct("fib_rule_hdr", "=BBBBBBBBI", ("family", "dst_len", "src_len", "tos", "table",
                                                    "res1", "res2", "action", "flags"))
 NDMSG = Struct("ndmsg", "=BxxxiHBB", ("family", "ifindex", "state", "flags", "type"))
-TCMSG = Struct("tcmsg", "=BxxxiIII", ("family", "ifindex", "handle", "parent", "info"))
 RTGENMSG = Struct("rtgenmsg", "=Bxxx", ("family",))
 
 # ---- links
@@ -244,99 +235,13 @@ NDA = Attrs("NDA", {
 NETNSA = Attrs("NETNSA", {1: ("NETNSA_NSID", S32), 2: ("NETNSA_PID", U32), 3: ("NETNSA_FD", U32),
                           4: ("NETNSA_TARGET_NSID", S32), 5: ("NETNSA_CURRENT_NSID", S32)})
 
-# ---- traffic control
-_RATESPEC = "BBHhHI"
-TC_TBF_QOPT = Struct("tc_tbf_qopt", "=" + _RATESPEC * 2 + "III", (
-    "rate_cell_log", "rate_linklayer", "rate_overhead", "rate_cell_align", "rate_mpu", "rate",
-    "peak_cell_log", "peak_linklayer", "peak_overhead", "peak_cell_align", "peak_mpu", "peakrate",
-    "limit", "buffer", "mtu"))
-TC_HTB_OPT = Struct("tc_htb_opt", "=" + _RATESPEC * 2 + "IIIII", (
-    "rate_cell_log", "rate_linklayer", "rate_overhead", "rate_cell_align", "rate_mpu", "rate",
-    "ceil_cell_log", "ceil_linklayer", "ceil_overhead", "ceil_cell_align", "ceil_mpu", "ceil",
-    "buffer", "cbuffer", "quantum", "level", "prio"))
-TC_HTB_GLOB = Struct("tc_htb_glob", "=IIIII", ("version", "rate2quantum", "defcls", "debug",
-                                               "direct_pkts"))
-TC_MIRRED = Struct("tc_mirred", "=IIiiiiI", ("index", "capab", "action", "refcnt", "bindcnt",
-                                             "eaction", "ifindex"))
-TBF = Attrs("TCA_TBF", {
-    1: ("TCA_TBF_PARMS", TC_TBF_QOPT), 2: ("TCA_TBF_RTAB", BYTES), 3: ("TCA_TBF_PTAB", BYTES),
-    4: ("TCA_TBF_RATE64", U64), 5: ("TCA_TBF_PRATE64", U64), 6: ("TCA_TBF_BURST", U32),
-    7: ("TCA_TBF_PBURST", U32), 8: ("TCA_TBF_PAD", BYTES)})
-HTB = Attrs("TCA_HTB", {
-    1: ("TCA_HTB_PARMS", TC_HTB_OPT), 2: ("TCA_HTB_INIT", TC_HTB_GLOB), 3: ("TCA_HTB_CTAB", BYTES),
-    4: ("TCA_HTB_RTAB", BYTES), 5: ("TCA_HTB_DIRECT_QLEN", U32), 6: ("TCA_HTB_RATE64", U64),
-    7: ("TCA_HTB_CEIL64", U64), 8: ("TCA_HTB_PAD", BYTES), 9: ("TCA_HTB_OFFLOAD", FLAG)})
-MIRRED = Attrs("TCA_MIRRED", {1: ("TCA_MIRRED_TM", BYTES), 2: ("TCA_MIRRED_PARMS", TC_MIRRED),
-                              3: ("TCA_MIRRED_PAD", BYTES), 4: ("TCA_MIRRED_BLOCKID", U32)})
-ACT = Attrs("TCA_ACT", {
-    1: ("TCA_ACT_KIND", STR), 2: ("TCA_ACT_OPTIONS", Switch("TCA_ACT_KIND", {"mirred": Nested(MIRRED)})),
-    3: ("TCA_ACT_INDEX", U32), 4: ("TCA_ACT_STATS", BYTES), 5: ("TCA_ACT_PAD", BYTES),
-    6: ("TCA_ACT_COOKIE", BYTES), 7: ("TCA_ACT_FLAGS", BYTES), 8: ("TCA_ACT_HW_STATS", BYTES),
-    9: ("TCA_ACT_USED_HW_STATS", BYTES), 10: ("TCA_ACT_IN_HW_COUNT", U32)})
-ACTIONS = Array(Nested(ACT))
-
-
-class _U32Sel:
-    """struct tc_u32_sel + keys[]; value: dict with 'keys' = [(mask, val, off, offmask), ...]."""
-
-    __slots__ = ()
-    nested = False
-    _H, _K = _S("=BBBx"), _S("!II")
-    _M, _T = _S("=Hhh"), _S("=ii")
-
-    def pack(self, v) -> bytes:
-        keys = v.get("keys", ())
-        out = [self._H.pack(v.get("flags", 0), v.get("offshift", 0), len(keys)),
-               BE16.pack(v.get("offmask", 0)),
-               self._M.pack(v.get("off", 0), v.get("offoff", 0), v.get("hoff", 0)),
-               BE32.pack(v.get("hmask", 0))]
-        for mask, val, off, offmask in keys:
-            out.append(self._K.pack(mask, val) + self._T.pack(off, offmask))
-        return b"".join(out)
-
-    def unpack(self, mv) -> dict:
-        mv = bytes(mv)
-        flags, offshift, nkeys = self._H.unpack_from(mv, 0)
-        off, offoff, hoff = self._M.unpack_from(mv, 6)
-        if len(mv) != 16 + 16 * nkeys:
-            raise ValueError("tc_u32_sel length")
-        keys = [self._K.unpack_from(mv, p) + self._T.unpack_from(mv, p + 8)
-                for p in range(16, 16 + 16 * nkeys, 16)]
-        return {"flags": flags, "offshift": offshift, "nkeys": nkeys,
-                "offmask": BE16.unpack(mv[4:6]), "off": off, "offoff": offoff, "hoff": hoff,
-                "hmask": BE32.unpack(mv[12:16]), "keys": keys}
-
-    def __repr__(self) -> str:
-        return "U32SEL"
-
-
-U32SEL = _U32Sel()
-U32_FILTER = Attrs("TCA_U32", {
-    1: ("TCA_U32_CLASSID", U32), 2: ("TCA_U32_HASH", U32), 3: ("TCA_U32_LINK", U32),
-    4: ("TCA_U32_DIVISOR", U32), 5: ("TCA_U32_SEL", U32SEL), 6: ("TCA_U32_POLICE", BYTES),
-    7: ("TCA_U32_ACT", ACTIONS), 8: ("TCA_U32_INDEV", STR), 9: ("TCA_U32_PCNT", BYTES),
-    10: ("TCA_U32_MARK", BYTES), 11: ("TCA_U32_FLAGS", U32), 12: ("TCA_U32_PAD", BYTES)})
-MATCHALL = Attrs("TCA_MATCHALL", {
-    1: ("TCA_MATCHALL_CLASSID", U32), 2: ("TCA_MATCHALL_ACT", ACTIONS), 3: ("TCA_MATCHALL_FLAGS", U32),
-    4: ("TCA_MATCHALL_PCNT", BYTES), 5: ("TCA_MATCHALL_PAD", BYTES)})
-EMPTY = Attrs("TCA_EMPTY", {})
-TCA_OPTIONS = {"tbf": Nested(TBF), "htb": Nested(HTB), "u32": Nested(U32_FILTER),
-               "matchall": Nested(MATCHALL), "ingress": Nested(EMPTY), "clsact": Nested(EMPTY)}
-TCA = Attrs("TCA", {
-    1: ("TCA_KIND", STR), 2: ("TCA_OPTIONS", Switch("TCA_KIND", TCA_OPTIONS)), 3: ("TCA_STATS", BYTES),
-    4: ("TCA_XSTATS", BYTES), 5: ("TCA_RATE", BYTES), 6: ("TCA_FCNT", U32), 7: ("TCA_STATS2", BYTES),
-    8: ("TCA_STAB", BYTES), 9: ("TCA_PAD", BYTES), 10: ("TCA_DUMP_INVISIBLE", FLAG),
-    11: ("TCA_CHAIN", U32), 12: ("TCA_HW_OFFLOAD", U8), 13: ("TCA_INGRESS_BLOCK", U32),
-    14: ("TCA_EGRESS_BLOCK", U32), 15: ("TCA_DUMP_FLAGS", BYTES), 16: ("TCA_EXT_WARN_MSG", STR)})
-
+# message type -> (header, attributes); tc's messages are added by tc_defs (bandwidth only)
 MESSAGES = {}
 for _types, _schema in (((RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK), (IFINFOMSG, IFLA)),
                         ((RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR), (IFADDRMSG, IFA)),
                         ((RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE), (RTMSG, RTA)),
                         ((RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH), (NDMSG, NDA)),
                         ((RTM_NEWRULE, RTM_DELRULE, RTM_GETRULE), (FIBRULEHDR, FRA)),
-                        ((RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC, RTM_NEWTCLASS, RTM_DELTCLASS,
-                          RTM_GETTCLASS, RTM_NEWTFILTER, RTM_DELTFILTER, RTM_GETTFILTER), (TCMSG, TCA)),
                         ((RTM_NEWNSID, RTM_DELNSID, RTM_GETNSID), (RTGENMSG, NETNSA))):
     for _t in _types:
         MESSAGES[_t] = _schema

@@ -5,6 +5,7 @@ stays links and layer 3, and their zipapps leave tc out.
 """
 from __future__ import annotations
 
+from . import tc_defs
 from .rtnl import Rtnl
 from .tc import TcOps
 
@@ -13,3 +14,4 @@ class TcRtnl(Rtnl, TcOps):
     """Rtnl plus TcOps; same socket, same namespace binding."""
 
     __slots__ = ()
+    MESSAGES = tc_defs.MESSAGES

@@ -6,9 +6,9 @@ from __future__ import annotations
 from .codec import NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE
 from .records import Tc
 from .rtnl_defs import (ETH_P_ALL, RTM_DELQDISC, RTM_DELTFILTER, RTM_GETQDISC,
-                        RTM_GETTCLASS, RTM_GETTFILTER, RTM_NEWQDISC, RTM_NEWTCLASS, RTM_NEWTFILTER,
-                        TC_ACT_STOLEN, TC_H_CLSACT, TC_H_INGRESS, TC_H_ROOT, TC_U32_TERMINAL,
-                        TCA_EGRESS_REDIR)
+                        RTM_GETTCLASS, RTM_GETTFILTER, RTM_NEWQDISC, RTM_NEWTCLASS, RTM_NEWTFILTER)
+from .tc_defs import (TC_ACT_STOLEN, TC_H_CLSACT, TC_H_INGRESS, TC_H_ROOT, TC_U32_TERMINAL,
+                      TCA_EGRESS_REDIR)
 
 TIME_UNITS_PER_SEC = 1000000
 HANDLE_1 = 0x10000            # handle(1): '1:'
