@@ -389,4 +389,7 @@ def main(plugin: Plugin) -> None:
             sys.stderr.flush()
     except (OSError, ValueError):
         pass
+    nft = sys.modules.get("cni.nl.nftables")     # loaded only if this exec used nf_tables
+    if nft is not None:
+        nft.release_held_detached()
     os._exit(code)

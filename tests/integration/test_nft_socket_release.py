@@ -55,3 +55,59 @@ def test_sockets_close_until_a_commit_then_are_held_bounded(fresh, make_netns):
         assert len(nft._held) == nft.HOLD
         assert [s.fileno() for s in nft._held] == fds[-nft.HOLD:]
     assert "chain" not in ns.run("nft", "list", "table", "ip", "cnitrel").stdout
+
+
+def _commit_a_delete(ns):
+    b = nft.Batch()
+    b.add_table("ip", "cnitrel")
+    b.add_chain("ip", "cnitrel", "c")
+    b.delete_chain("ip", "cnitrel", "c")
+    with nft.NftSocket() as w:
+        fd = w.fileno()
+        b.commit(w)
+    return fd
+
+
+def test_release_held_detached_hands_the_sockets_to_a_child(fresh, make_netns, monkeypatch):
+    """At exit (skel.main), the held sockets go to a forked child that closes every other
+    descriptor and exits; the process itself is left with none of them."""
+    ns = make_netns("nftrel")
+    forked = []
+    real_fork = os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+    monkeypatch.setattr(nft.posix, "fork", fork)
+    with NetNS.open(ns.path) as h, h.enter():
+        fd = _commit_a_delete(ns)
+        assert _fd_open(fd) and len(nft._held) == 1
+        r, w = os.pipe()                 # the child must not keep this (or stdout) open
+        try:
+            nft.release_held_detached()
+            assert not nft._held and not _fd_open(fd)
+            assert len(forked) == 1
+            os.close(w)
+            w = -1
+            assert os.read(r, 1) == b""  # EOF: no process holds the write end any more
+            _, status = os.waitpid(forked[0], 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+        finally:
+            os.close(r)
+            if w >= 0:
+                os.close(w)
+    assert "chain" not in ns.run("nft", "list", "table", "ip", "cnitrel").stdout
+
+
+def test_release_held_detached_without_held_sockets_or_fork(fresh, make_netns, monkeypatch):
+    def no_fork():
+        raise OSError(11, "fork refused")
+    monkeypatch.setattr(nft.posix, "fork", no_fork)
+    nft.release_held_detached()                    # nothing held: no fork tried
+    ns = make_netns("nftrel")
+    with NetNS.open(ns.path) as h, h.enter():
+        fd = _commit_a_delete(ns)
+        nft.release_held_detached()                # fork fails: the exit releases them
+        assert len(nft._held) == 1 and _fd_open(fd)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _socket
 import errno
+import posix
 
 from . import nft_defs as d
 from .codec import (NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR, NLMSGHDR,
@@ -120,6 +121,37 @@ class Batch:
 _held: list = []     # sockets released at exit (NftSocket.close)
 _wrote = False       # this process has committed a batch
 HOLD = 8
+
+
+def release_held_detached() -> None:
+    """Just before the process exits: give the held sockets to a child that releases them.
+
+    The kernel's wait (see NftSocket.close) then happens in the child, and the caller gets
+    our exit status without it: the batches were committed and acknowledged before this.
+    The child first closes every other descriptor it inherited (stdout's EOF, a store's lock
+    must not wait for it), then exits; nobody waits for it. If fork fails, our own exit
+    releases them, as it would have.
+    """
+    if not _held:
+        return
+    try:
+        pid = posix.fork()
+    except OSError:
+        return
+    if pid == 0:                         # the child: only the held sockets stay open
+        try:
+            keep = {s.fileno() for s in _held}
+            for name in posix.listdir("/proc/self/fd"):
+                fd = int(name)
+                if fd not in keep:
+                    try:
+                        posix.close(fd)
+                    except OSError:
+                        pass
+        finally:
+            posix._exit(0)
+    while _held:                         # the child holds them: these closes do not wait
+        _held.pop().close()
 
 
 class NftSocket(NetlinkSocket):
