@@ -15,6 +15,7 @@ Bytecode for another interpreter version is ignored and the module is compiled
 from its source, which the archive also carries. Anything unexpected leaves
 zipimport in charge.
 """
+import posix
 import sys
 
 from _frozen_importlib import ModuleSpec
@@ -141,12 +142,13 @@ def _fast(path: str, data: bytes, base: int, size: int, index: dict, module: str
     """The launcher's way in: our finder first, the archive last on sys.path (zipimport,
     for anything our finder skips, without making every stdlib import look in the zip).
     The index is used only if the file is still `size` bytes long (else: a repacked archive,
-    and the directory is parsed). `noop` = (plugin, versions) tries cni.fastpath first."""
+    and the directory is parsed). `noop` = (plugin, versions, verbs): for those CNI_COMMANDs,
+    cni.fastpath tries a no-op answer first (other verbs do not load it)."""
     sys.meta_path.insert(0, ArchiveFinder(path, data, index, base, size))
     sys.path.append(path)
-    if noop is not None:
+    if noop is not None and posix.environ.get(b"CNI_COMMAND") in noop[2]:
         from cni.fastpath import run
-        if run(*noop):
+        if run(noop[0], noop[1]):
             return
     entry = getattr(__import__(module, fromlist=[func]), func)
     import gc  # the launcher turned it off for the imports: what they made lives to the end

@@ -241,12 +241,15 @@ def plugin_info(module: str):
         del sys.path[:2]
 
 
-def noop_plugins() -> list:
-    """Plugins with no-op answers in cni.fastpath (their archives carry it)."""
+def noop_verbs() -> dict:
+    """Plugin -> the verbs with no-op answers in cni.fastpath (their archives carry it)."""
     sys.path.insert(0, LIB)
     try:
-        from cni.fastpath import PLUGINS
-        return PLUGINS
+        from cni.fastpath import NOOP
+        verbs: dict = {}
+        for plugin, verb in sorted(NOOP):
+            verbs.setdefault(plugin, []).append(verb.encode())
+        return {p: tuple(v) for p, v in verbs.items()}
     finally:
         del sys.path[0]
 
@@ -300,9 +303,9 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
             embedded[name] = (emod, embed.content_hash(efiles))
             files.update(efiles)
     noop = None
-    if is_plugin and binname in noop_plugins():
+    if is_plugin and binname in noop_verbs():
         files.update(module_files("cni.fastpath", os.path.join(LIB, "cni", "fastpath.py")))
-        noop = (binname, tuple(versions))
+        noop = (binname, tuple(versions), noop_verbs()[binname])
     if embedded:
         files[embed.TABLE_MODULE + ".py"] = embed.table_source(embedded)
     vjson = "[" + ",".join('"%s"' % v for v in versions) + "]"
