@@ -32,6 +32,18 @@ def _fd_open(fd: int) -> bool:
         return False
 
 
+def _commit_a_delete() -> int:
+    """A batch that deletes (a chain), committed on a socket of its own; returns that fd."""
+    b = nft.Batch()
+    b.add_table("ip", "cnitrel")
+    b.add_chain("ip", "cnitrel", "c")
+    b.delete_chain("ip", "cnitrel", "c")
+    with nft.NftSocket() as w:
+        fd = w.fileno()
+        b.commit(w)
+    return fd
+
+
 def test_sockets_close_until_a_commit_then_are_held_bounded(fresh, make_netns):
     ns = make_netns("nftrel")
     with NetNS.open(ns.path) as h, h.enter():
@@ -39,13 +51,7 @@ def test_sockets_close_until_a_commit_then_are_held_bounded(fresh, make_netns):
         fd = s.fileno()
         s.close()
         assert not nft._held and not _fd_open(fd), "closed before any commit"
-        b = nft.Batch()
-        b.add_table("ip", "cnitrel")
-        b.add_chain("ip", "cnitrel", "c")
-        b.delete_chain("ip", "cnitrel", "c")
-        with nft.NftSocket() as w:
-            fd = w.fileno()
-            b.commit(w)
+        fd = _commit_a_delete()
         assert nft._wrote and _fd_open(fd) and len(nft._held) == 1
         fds = []
         for _ in range(nft.HOLD + 3):
@@ -55,17 +61,6 @@ def test_sockets_close_until_a_commit_then_are_held_bounded(fresh, make_netns):
         assert len(nft._held) == nft.HOLD
         assert [s.fileno() for s in nft._held] == fds[-nft.HOLD:]
     assert "chain" not in ns.run("nft", "list", "table", "ip", "cnitrel").stdout
-
-
-def _commit_a_delete(ns):
-    b = nft.Batch()
-    b.add_table("ip", "cnitrel")
-    b.add_chain("ip", "cnitrel", "c")
-    b.delete_chain("ip", "cnitrel", "c")
-    with nft.NftSocket() as w:
-        fd = w.fileno()
-        b.commit(w)
-    return fd
 
 
 def test_release_held_detached_hands_the_sockets_to_a_child(fresh, make_netns, monkeypatch):
@@ -82,7 +77,7 @@ def test_release_held_detached_hands_the_sockets_to_a_child(fresh, make_netns, m
         return pid
     monkeypatch.setattr(nft.posix, "fork", fork)
     with NetNS.open(ns.path) as h, h.enter():
-        fd = _commit_a_delete(ns)
+        fd = _commit_a_delete()
         assert _fd_open(fd) and len(nft._held) == 1
         r, w = os.pipe()                 # the child must not keep this (or stdout) open
         try:
@@ -108,6 +103,6 @@ def test_release_held_detached_without_held_sockets_or_fork(fresh, make_netns, m
     nft.release_held_detached()                    # nothing held: no fork tried
     ns = make_netns("nftrel")
     with NetNS.open(ns.path) as h, h.enter():
-        fd = _commit_a_delete(ns)
+        fd = _commit_a_delete()
         nft.release_held_detached()                # fork fails: the exit releases them
         assert len(nft._held) == 1 and _fd_open(fd)
