@@ -9,7 +9,8 @@ capability (runtimeConfig.ips) replaces it again. DEL has nothing to undo.
 from __future__ import annotations
 
 from cni import skel, version
-from cni.config import load_cni_args, lookup
+from cni.cniargs import load_cni_args
+from cni.config import lookup
 from cni.convert import parse_routes
 from cni.errors import CNIError, DecodingError, InvalidConfigError, InvalidEnvError
 from cni.ipam import IpamConf

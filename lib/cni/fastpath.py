@@ -16,7 +16,7 @@ import io
 import posix
 import sys
 
-from cni.config import load_cni_args, parse_cni_args, valid_id
+from cni.cniargs import load_cni_args, parse_cni_args, valid_id
 from cni.convert import from_json, to_json
 from cni.errors import CNIError
 from cni.std import json as jsonx

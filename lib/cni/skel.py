@@ -12,7 +12,8 @@ from cni import __version__
 from cni.std import json as jsonx
 from cni import netns as _netns
 from cni import version as _v
-from cni.config import check_attachment, check_name, load_cni_args, load_object
+from cni.cniargs import load_cni_args
+from cni.config import check_attachment, check_name, load_object
 from cni.errors import (CNIError, DecodingError, IncompatibleVersionError, InternalError,
                         InvalidConfigError, InvalidEnvError, InvalidNetNSError, IOFailureError,
                         os_details)

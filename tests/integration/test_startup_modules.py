@@ -3,7 +3,8 @@
 Each plugin runs as its sh preamble runs it (with -X importtime), in a test host netns against
 a container netns, for ADD, CHECK and DEL; the modules it imported are read from importtime's
 report (our own modules too: the setns fallback, tc's tables, the no-op fast path for the
-other verbs and, where no tool runs, the process layer).
+other verbs, the config parser when the fast path answers and, where no tool runs, the process
+layer).
 `os` (0.9 ms: `_collections_abc`, `posixpath`, the environ mapping) is replaced by
 cni.std.oslite, `_json` (0.25 ms) by cni.std.json's pure parser for documents up to 64 KiB;
 the rest are what the start-up issue names: a plugin that needs them on this path has grown
@@ -84,6 +85,7 @@ def test_plugin_verbs_load_none_of_the_expensive_modules(case, tmp_path, host_ns
     env = {"CNI_CONTAINERID": "cnitsm1", "CNI_NETNS": cont_ns.path, "CNI_IFNAME": ifname,
            "CNI_PATH": BIN}
     seen = {}
+    answered = []
     # bandwidth CHECK wants the shaping it would have set up: only ADD and DEL are no-ops
     for verb in ("ADD", "DEL") if plugin == "bandwidth" else ("ADD", "CHECK", "DEL"):
         r, mods = _run(host_ns, exe, verb, conf, env)
@@ -94,7 +96,12 @@ def test_plugin_verbs_load_none_of_the_expensive_modules(case, tmp_path, host_ns
         never = NEVER - ({"cni.nl.tc_defs"} if plugin == "bandwidth" else set())
         if (plugin, verb) not in NOOP:       # the boot loads the fast path only for its verbs
             never = never | {"cni.fastpath"}
+        elif plugin.replace("-", "_") not in mods:   # the fast path answered: no config parser
+            never = never | {"cni.config", "cni.skel"}
+            answered.append(verb)
         bad = mods & (never | ({"cni.std.process"} if case in NO_TOOLS else set()))
         if bad:
             seen[verb] = sorted(bad)
     assert not seen, f"{case} loaded {seen}"
+    if case in ("tuning", "portmap", "bandwidth"):
+        assert answered, f"{case}: the fast path answered no verb"

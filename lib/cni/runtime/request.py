@@ -4,7 +4,8 @@ the checks made before ADD, the environment and the stdin (spec section 3,
 from __future__ import annotations
 
 from cni.std import json as jsonx
-from cni.config import check_name, valid_id, valid_ifname
+from cni.cniargs import valid_id
+from cni.config import check_name, valid_ifname
 from cni.errors import InvalidEnvError, UnknownContainerError
 from cni.runtime.conf import PluginConf
 
