@@ -8,7 +8,10 @@ medians are printed with both ratios. Chained plugins get a prevResult; the case
 "no-op" ask for nothing (no mappings, no limits, no changes). Then `-X importtime`'s top
 10 for the three slowest verbs relative to the bare interpreter.
 
-usage: bench_startup.py [--bin DIR] [--only PLUGIN ...]   (BENCH_N rounds, default 30)
+With --before DIR (an earlier build of ours), that build runs in the same rounds too, and two
+more columns give its median and ours relative to it: before and after, paired.
+
+usage: bench_startup.py [--bin DIR] [--before DIR] [--only PLUGIN ...]   (BENCH_N rounds, default 30)
 """
 from __future__ import annotations
 
@@ -27,6 +30,10 @@ from common import BIN, GO_BIN, exec_once, launch_argv  # noqa: E402
 
 PY = "/usr/bin/python3"
 SUBNET = "10.197"
+# each side's own subnet (its store), bridge suffix, ifname and container-id letter: all sides
+# share the two netns
+SIDES = {"ours": ("10.197", "", "eth1", "o"), "go": ("10.198", "g", "eth2", "g"),
+         "before": ("10.196", "b", "eth3", "b")}
 
 
 def sh(*argv):
@@ -68,19 +75,20 @@ def scenarios(d: str, cont: str) -> list:
 
 
 class Runner:
-    def __init__(self, ours: str, cont: str, d: str):
-        self.ours, self.cont, self.d = ours, cont, d
+    def __init__(self, bins: dict, cont: str, d: str):
+        self.bins, self.cont, self.d = bins, cont, d
         self.n = 0
 
     def stdin(self, side: str, label: str, conf: dict) -> str:
-        name = ("o" if side == "ours" else "g") + label.split()[0].replace("+", "-")
+        subnet, suffix, _, letter = SIDES[side]
+        name = letter + label.split()[0].replace("+", "-")
         c = dict(conf, cniVersion="1.0.0", name=name)
-        if side == "go" and "ipam" in c:      # own store and subnet: both sides share the netns
-            c["ipam"] = json.loads(json.dumps(c["ipam"]).replace(f"{SUBNET}.", "10.198."))
+        if side != "ours" and "ipam" in c:    # own store and subnet: all sides share the netns
+            c["ipam"] = json.loads(json.dumps(c["ipam"]).replace(f"{SUBNET}.", f"{subnet}."))
             if "dataDir" in c["ipam"]:
-                c["ipam"]["dataDir"] += "-go"
-        if side == "go" and c.get("bridge"):
-            c["bridge"] = c["bridge"] + "g"
+                c["ipam"]["dataDir"] += "-" + side
+        if side != "ours" and c.get("bridge"):
+            c["bridge"] = c["bridge"] + suffix
         p = os.path.join(self.d, f"{side}-{label.replace(' ', '_')}.json")
         with open(p, "w") as f:
             json.dump(c, f)
@@ -89,7 +97,7 @@ class Runner:
     def env(self, side: str, verb: str, cid: str, ifname: str) -> dict:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": verb,
                 "CNI_CONTAINERID": cid, "CNI_NETNS": f"/run/netns/{self.cont}",
-                "CNI_IFNAME": ifname, "CNI_PATH": self.ours if side == "ours" else GO_BIN}
+                "CNI_IFNAME": ifname, "CNI_PATH": self.bins[side]}
 
 
 def ratio(a: float, b: float) -> str:
@@ -111,11 +119,16 @@ def importtime_top(exe: str, env: dict, stdin: str, k: int = 10) -> list:
 
 def main() -> int:
     argv = sys.argv[1:]
-    ours = BIN
+    ours, before = BIN, None
     if "--bin" in argv:
         i = argv.index("--bin")
         ours = os.path.abspath(argv[i + 1])
         del argv[i:i + 2]
+    if "--before" in argv:
+        i = argv.index("--before")
+        before = os.path.abspath(argv[i + 1])
+        del argv[i:i + 2]
+    bins = {"ours": ours, "go": GO_BIN, **({"before": before} if before else {})}
     only = argv[1:] if argv[:1] == ["--only"] else []
     if os.geteuid() != 0 or not os.path.exists(os.path.join(GO_BIN, "bridge")):
         print("== start-up bench skipped (needs root and the Go plugins in /usr/lib/cni)")
@@ -135,30 +148,30 @@ def main() -> int:
     sh("ip", "-n", host, "link", "set", "cnisbv", "up")
     sh("ip", "-n", cont, "route", "add", "default", "via", f"{SUBNET}.0.1")
     n = int(os.environ.get("BENCH_N", "30"))
-    run = Runner(ours, cont, d)
+    run = Runner(bins, cont, d)
     vin = os.path.join(d, "version.json")
     with open(vin, "w") as f:
         f.write('{"cniVersion":"1.0.0"}')
-    results = []     # (label, verb, ours, go, bare)
+    results = []     # (label, verb, ours, go, bare, before)
     slow = []        # (ratio, exe, env, stdin, label verb)
     try:
         with NetNS.open(f"/run/netns/{host}") as hns, hns.enter():
             for label, plugin, conf, verbs in scenarios(d, cont):
                 if only and plugin not in only:
                     continue
-                exe = {"ours": os.path.join(ours, plugin), "go": os.path.join(GO_BIN, plugin)}
+                exe = {s: os.path.join(b, plugin) for s, b in bins.items()}
                 if not os.path.exists(exe["ours"]):
                     continue
-                sides = [s for s in ("ours", "go") if os.path.exists(exe[s])]
+                sides = [s for s in bins if os.path.exists(exe[s])]
                 stdin = {s: run.stdin(s, label, conf) for s in sides}
                 chained = bool(conf.get("prevResult"))
-                ifname = {"ours": "eth0" if chained else "eth1", "go": "eth0" if chained else "eth2"}
+                ifname = {s: "eth0" if chained else SIDES[s][2] for s in sides}
                 times = {(s, v): [] for s in sides + ["bare"] for v in verbs}
                 later = {s: stdin[s] + ".prev" for s in sides}   # CHECK/DEL get the ADD result
                 for i in range(n + 2):
                     for v in verbs:
                         for s in sides:
-                            cid = f"sb{s[0]}{plugin[:4]}{i}"
+                            cid = f"sb{SIDES[s][3]}{plugin[:4]}{i}"
                             src = stdin[s] if v == "ADD" else later[s]
                             dt, rc, out = exec_once([exe[s]], run.env(s, v, cid, ifname[s]), src)
                             if rc:
@@ -177,7 +190,8 @@ def main() -> int:
                             times[("bare", v)].append(dt)
                 for v in verbs:
                     m = {s: statistics.median(times[(s, v)]) for s in sides + ["bare"]}
-                    results.append((label, v, m["ours"], m.get("go", 0.0), m["bare"]))
+                    results.append((label, v, m["ours"], m.get("go", 0.0), m["bare"],
+                                    m.get("before", 0.0)))
                     slow.append((m["ours"] / m["bare"], exe["ours"],
                                  run.env("ours", v, "imp", ifname["ours"]),
                                  stdin["ours"] if v == "ADD" else later["ours"], f"{label} {v}"))
@@ -189,7 +203,7 @@ def main() -> int:
             venv = {"CNI_COMMAND": "VERSION", "PATH": "/usr/bin:/bin"}
             for i in range(n):
                 for p in names:
-                    for s, dirn in (("ours", ours), ("go", GO_BIN)):
+                    for s, dirn in bins.items():
                         e = os.path.join(dirn, p)
                         if os.path.exists(e):
                             vt.setdefault((p, s), []).append(exec_once([e], venv, vin)[0])
@@ -198,16 +212,20 @@ def main() -> int:
             bare_v = statistics.median(vt[("", "bare")])
             print(f"== start-up: median wall time per exec over {n} rounds, paired with a bare "
                   f"`python3 -IS -c pass` and Go 1.1.1 ({ours})")
+            if before:
+                print(f"   before: {before}, in the same rounds")
             print(f"{'plugin':<22}{'verb':<8}{'ours ms':>9}{'bare ms':>9}{'go ms':>9}"
-                  f"{'/bare':>8}{'/go':>8}")
-            for label, v, o, g, b in results:
+                  f"{'/bare':>8}{'/go':>8}" + (f"{'before':>9}{'/before':>9}" if before else ""))
+
+            def row(label, v, o, b, g, pre):
                 print(f"{label:<22}{v:<8}{o * 1e3:9.2f}{b * 1e3:9.2f}{g * 1e3:9.2f}"
-                      f"{ratio(o, b):>8}{ratio(o, g):>8}")
+                      f"{ratio(o, b):>8}{ratio(o, g):>8}"
+                      + (f"{pre * 1e3:9.2f}{ratio(o, pre):>9}" if before else ""))
+            for label, v, o, g, b, pre in results:
+                row(label, v, o, b, g, pre)
             for p in names:
-                o = statistics.median(vt[(p, "ours")])
-                g = statistics.median(vt[(p, "go")]) if (p, "go") in vt else 0.0
-                print(f"{p:<22}{'VERSION':<8}{o * 1e3:9.2f}{bare_v * 1e3:9.2f}{g * 1e3:9.2f}"
-                      f"{ratio(o, bare_v):>8}{ratio(o, g):>8}")
+                med = {s: statistics.median(vt[(p, s)]) if (p, s) in vt else 0.0 for s in bins}
+                row(p, "VERSION", med["ours"], bare_v, med["go"], med.get("before", 0.0))
             slow.sort(key=lambda t: -t[0])
             for r, exe, env, stdin, what in slow[:3]:
                 try:
