@@ -292,9 +292,9 @@ def delete(network: str, container_id: str, backend: str | None = None) -> None:
             for fam in ("ip", "ip6"):
                 if be.nft_table_may_exist(fam, NFT_TABLE):
                     nft_text.apply([nft_text.delete_rule(r) for r in _nft_owned(fam, container_id)])
-    from cni.fw import iptables  # lazy: the iptables backend only
     for v6 in (False, True):
         if be.have_iptables(v6) and be.ipt_table_may_exist("nat", v6):
+            from cni.fw import iptables  # lazy: only where iptables may have left rules
             if not iptables.drop_chains_nft("nat", _ipt_chains(network, container_id),
                                             (DNAT_CHAIN, OLD_SNAT_CHAIN), v6=v6):
                 iptables.apply("nat", lambda b: _ipt_delete(b, network, container_id), v6=v6)
