@@ -5,7 +5,8 @@ ours vs the Go reference, paired and interleaved.
 
 The bench process itself enters a bench "host" netns (so plugins are exec'd directly, without
 `ip netns exec` diluting the ratio); each side has its own container netns, network name,
-bridge and subnet. Per-plugin medians are printed too.
+bridge and subnet. Per-plugin medians are printed too. BENCH_BEFORE=DIR (an earlier build of
+ours) runs as a third side in the same cycles: its medians and ours relative to it follow.
 """
 from __future__ import annotations
 
@@ -107,27 +108,32 @@ def main() -> int:
     from cni.netns import NetNS
     tag = uuid.uuid4().hex[:6]
     host, c_ours, c_go = f"cnib-h-{tag}", f"cnib-co-{tag}", f"cnib-cg-{tag}"
+    c_before = f"cnib-cb-{tag}"
+    before_bin = os.environ.get("BENCH_BEFORE")
     d = tempfile.mkdtemp()
-    for ns in (host, c_ours, c_go):
+    for ns in (host, c_ours, c_go) + ((c_before,) if before_bin else ()):
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")
     try:
         ours = Side("ours", BIN, BIN, "chaino", 81, c_ours, os.path.join(d, "ipam-o"))
         go = Side("go", GO_BIN, GO_BIN, "chaing", 82, c_go, os.path.join(d, "ipam-g"))
+        sides = {"ours": ours, "go": go}
+        if before_bin:
+            sides["before"] = Side("before", before_bin, before_bin, "chainb", 83, c_before,
+                                   os.path.join(d, "ipam-b"))
         n = int(os.environ.get("BENCH_N", "20"))
-        cycles = {"ours": [], "go": []}
+        cycles: dict = {k: [] for k in sides}
         with NetNS.open(f"/run/netns/{host}") as hns, hns.enter():
             for _ in range(2):                                    # warm up (and make bridges)
-                ours.cycle()
-                go.cycle()
-            ours.times.clear()
-            go.times.clear()
-            cpu: dict = {"ours": [], "go": []}
+                for side in sides.values():
+                    side.cycle()
+            for side in sides.values():
+                side.times.clear()
+            cpu: dict = {k: [] for k in sides}
             for _ in range(n):
-                cycles["ours"].append(ours.cycle())
-                cpu["ours"].append(ours.cpu)
-                cycles["go"].append(go.cycle())
-                cpu["go"].append(go.cpu)
+                for k, side in sides.items():
+                    cycles[k].append(side.cycle())
+                    cpu[k].append(side.cpu)
             leftovers = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
         mo, mg = statistics.median(cycles["ours"]), statistics.median(cycles["go"])
         print(f"== chain (bridge+host-local+ipMasq, portmap x2, firewall, tuning): ADD+DEL, "
@@ -141,11 +147,20 @@ def main() -> int:
         for key in ours.times:
             print(line("  " + key, statistics.median(ours.times[key]),
                        statistics.median(go.times[key]), "go"))
+        if before_bin:
+            pre = sides["before"]
+            print(f"-- against the earlier build {before_bin}, in the same cycles")
+            print(line("whole chain ADD+DEL", mo, statistics.median(cycles["before"]), "before"))
+            print(line("  same, CPU time", statistics.median(cpu["ours"]),
+                       statistics.median(cpu["before"]), "before"))
+            for key in ours.times:
+                print(line("  " + key, statistics.median(ours.times[key]),
+                           statistics.median(pre.times[key]), "before"))
         per = [ln for ln in leftovers.splitlines() if "bench" in ln]
         if per:
             print(f"!! per-container rules left behind: {per[:3]}")
     finally:
-        for ns in (c_ours, c_go, host):
+        for ns in (c_ours, c_go, c_before, host):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         shutil.rmtree(d, ignore_errors=True)
     return 0
