@@ -390,7 +390,7 @@ def main(plugin: Plugin) -> None:
             sys.stderr.flush()
     except (OSError, ValueError):
         pass
-    nft = sys.modules.get("cni.nl.nftables")     # loaded only if this exec used nf_tables
-    if nft is not None:
-        nft.release_held_detached()
+    nf = sys.modules.get("cni.nl.nfsock")        # loaded only if this exec used netfilter
+    if nf is not None:
+        nf.release_held_detached()
     os._exit(code)

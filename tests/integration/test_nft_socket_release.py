@@ -1,9 +1,9 @@
-"""NftSocket.close after this process committed a batch: held open until exit, bounded.
+"""Netfilter sockets (nf_tables, ctnetlink) after this process committed a batch: held open,
+bounded, and at exit handed to a child that releases them (cni.nl.nfsock).
 
 Releasing any netfilter socket while deleted rules wait for their RCU grace period makes the
 kernel finish that wait first (5-30 ms here): a DEL that deletes rules and then closes its
-sockets would sit in close(). So after a commit, sockets are kept (at most HOLD) and the
-kernel releases them at exit, by when other work (the veth's deletion) has covered the wait.
+sockets would sit in close(), or in its exit.
 """
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ import os
 import pytest
 
 from cni.netns import NetNS
+from cni.nl import conntrack, nfsock
 from cni.nl import nftables as nft
 
 
 @pytest.fixture
 def fresh(monkeypatch):
-    monkeypatch.setattr(nft, "_held", [])
-    monkeypatch.setattr(nft, "_wrote", False)
+    monkeypatch.setattr(nfsock, "_held", [])
+    monkeypatch.setattr(nfsock, "_wrote", False)
     yield
-    for s in nft._held:
+    for s in nfsock._held:
         s.close()
 
 
@@ -50,16 +51,16 @@ def test_sockets_close_until_a_commit_then_are_held_bounded(fresh, make_netns):
         s = nft.NftSocket()
         fd = s.fileno()
         s.close()
-        assert not nft._held and not _fd_open(fd), "closed before any commit"
+        assert not nfsock._held and not _fd_open(fd), "closed before any commit"
         fd = _commit_a_delete()
-        assert nft._wrote and _fd_open(fd) and len(nft._held) == 1
+        assert nfsock._wrote and _fd_open(fd) and len(nfsock._held) == 1
         fds = []
-        for _ in range(nft.HOLD + 3):
+        for _ in range(nfsock.HOLD + 3):
             r = nft.NftSocket()
             fds.append(r.fileno())
             r.close()
-        assert len(nft._held) == nft.HOLD
-        assert [s.fileno() for s in nft._held] == fds[-nft.HOLD:]
+        assert len(nfsock._held) == nfsock.HOLD
+        assert [s.fileno() for s in nfsock._held] == fds[-nfsock.HOLD:]
     assert "chain" not in ns.run("nft", "list", "table", "ip", "cnitrel").stdout
 
 
@@ -75,14 +76,14 @@ def test_release_held_detached_hands_the_sockets_to_a_child(fresh, make_netns, m
         if pid:
             forked.append(pid)
         return pid
-    monkeypatch.setattr(nft.posix, "fork", fork)
+    monkeypatch.setattr(nfsock.posix, "fork", fork)
     with NetNS.open(ns.path) as h, h.enter():
         fd = _commit_a_delete()
-        assert _fd_open(fd) and len(nft._held) == 1
+        assert _fd_open(fd) and len(nfsock._held) == 1
         r, w = os.pipe()                 # the child must not keep this (or stdout) open
         try:
-            nft.release_held_detached()
-            assert not nft._held and not _fd_open(fd)
+            nfsock.release_held_detached()
+            assert not nfsock._held and not _fd_open(fd)
             assert len(forked) == 1
             os.close(w)
             w = -1
@@ -99,10 +100,26 @@ def test_release_held_detached_hands_the_sockets_to_a_child(fresh, make_netns, m
 def test_release_held_detached_without_held_sockets_or_fork(fresh, make_netns, monkeypatch):
     def no_fork():
         raise OSError(11, "fork refused")
-    monkeypatch.setattr(nft.posix, "fork", no_fork)
-    nft.release_held_detached()                    # nothing held: no fork tried
+    monkeypatch.setattr(nfsock.posix, "fork", no_fork)
+    nfsock.release_held_detached()                    # nothing held: no fork tried
     ns = make_netns("nftrel")
     with NetNS.open(ns.path) as h, h.enter():
         fd = _commit_a_delete()
-        nft.release_held_detached()                # fork fails: the exit releases them
-        assert len(nft._held) == 1 and _fd_open(fd)
+        nfsock.release_held_detached()                # fork fails: the exit releases them
+        assert len(nfsock._held) == 1 and _fd_open(fd)
+
+
+def test_conntrack_socket_is_held_after_a_commit_too(fresh, make_netns):
+    """ctnetlink is NETLINK_NETFILTER as well: portmap flushes UDP entries after its rules
+    went, and that socket's release would wait the same."""
+    ns = make_netns("nftrel")
+    with NetNS.open(ns.path) as h, h.enter():
+        with conntrack.Conntrack() as ct:
+            fd = ct._nl.fileno()
+            assert ct.delete_ports(proto=17, dports=[15353]) == 0
+        assert not _fd_open(fd) and not nfsock._held, "closed: nothing committed yet"
+        _commit_a_delete()
+        with conntrack.Conntrack() as ct:
+            fd = ct._nl.fileno()
+            ct.delete_ports(proto=17, dports=[15353])
+        assert _fd_open(fd) and fd in [s.fileno() for s in nfsock._held]

@@ -6,9 +6,10 @@ netlink.ConntrackDeleteFilters does: dump the table, then delete each match by i
 from __future__ import annotations
 
 from ..addr import ip_address
-from .rtnl_defs import AF_INET, AF_INET6, NETLINK_NETFILTER
+from .nfsock import NetfilterSocket
+from .rtnl_defs import AF_INET, AF_INET6
 from .schema import BE16, BE32, BE64, BYTES, IP, U8, Attrs, Nested, Struct
-from .socket import Closing, NetlinkError, NetlinkSocket
+from .socket import Closing, NetlinkError
 
 NFNL_SUBSYS_CTNETLINK = 1
 IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_GET, IPCTNL_MSG_CT_DELETE = 0, 1, 2
@@ -68,7 +69,7 @@ class Conntrack(Closing):
     __slots__ = ("_nl",)
 
     def __init__(self):
-        self._nl = NetlinkSocket(NETLINK_NETFILTER, MESSAGES)
+        self._nl = NetfilterSocket(MESSAGES)   # its release after a commit waits for nothing
 
     def close(self) -> None:
         self._nl.close()

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import _socket
 import errno
-import posix
 
 from . import nft_defs as d
 from .codec import (NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR, NLMSGHDR,
                     AttrList, Msg, decode, encode, parse_error)
 from .nft_expr import (bitwise, cmp, comment_of, counter, ct, fib, immediate, lookup,  # re-exported
                        masq, match_addr, match_nfproto, meta, nat, payload, udata_comment, verdict)
-from .rtnl_defs import NETLINK_NETFILTER
 from .schema import BYTES, Attrs
-from .socket import NetlinkError, NetlinkSocket
+from .nfsock import NetfilterSocket, committed
+from .socket import NetlinkError
 
 FAMILIES = d.FAMILIES
 _SO_SNDBUFFORCE, _SO_RCVBUFFORCE = 32, 33   # asm-generic/socket.h (not in the socket module)
@@ -118,63 +117,14 @@ class Batch:
             own.transact(self, genid=genid)
 
 
-_held: list = []     # sockets released at exit (NftSocket.close)
-_wrote = False       # this process has committed a batch
-HOLD = 8
-
-
-def release_held_detached() -> None:
-    """Just before the process exits: give the held sockets to a child that releases them.
-
-    The kernel's wait (see NftSocket.close) then happens in the child, and the caller gets
-    our exit status without it: the batches were committed and acknowledged before this.
-    The child first closes every other descriptor it inherited (stdout's EOF, a store's lock
-    must not wait for it), then exits; nobody waits for it. If fork fails, our own exit
-    releases them, as it would have.
-    """
-    if not _held:
-        return
-    try:
-        pid = posix.fork()
-    except OSError:
-        return
-    if pid == 0:                         # the child: only the held sockets stay open
-        try:
-            keep = {s.fileno() for s in _held}
-            for name in posix.listdir("/proc/self/fd"):
-                fd = int(name)
-                if fd not in keep:
-                    try:
-                        posix.close(fd)
-                    except OSError:
-                        pass
-        finally:
-            posix._exit(0)
-    while _held:                         # the child holds them: these closes do not wait
-        _held.pop().close()
-
-
-class NftSocket(NetlinkSocket):
-    """A NETLINK_NETFILTER socket speaking nf_tables, bound to the current netns."""
+class NftSocket(NetfilterSocket):
+    """A NETLINK_NETFILTER socket speaking nf_tables, bound to the current netns; its release
+    after a commit waits for no grace period (cni.nl.nfsock)."""
 
     __slots__ = ()
 
     def __init__(self, *, sock=None):
-        super().__init__(NETLINK_NETFILTER, d.MESSAGES, sock=sock)
-
-    def close(self) -> None:
-        """Release the socket; once this process has committed a batch, sockets are held open
-        until it exits instead (at most HOLD: the oldest goes first). Releasing any netfilter
-        socket makes the kernel first finish freeing the rules that batches deleted, which
-        waits for an RCU grace period (5-30 ms here); by exit, the caller's other work (a
-        veth's deletion waits for one too) has usually covered it."""
-        if _wrote and self._sock is not None:
-            _held.append(self._sock)
-            self._sock = None
-            while len(_held) > HOLD:
-                _held.pop(0).close()
-            return
-        super().close()
+        super().__init__(d.MESSAGES, sock=sock)
 
     def transact(self, batch: Batch, *, genid: int | None = None) -> None:
         seq = self._seq = (self._seq + 1) & 0x7FFFFFFF
@@ -182,8 +132,7 @@ class NftSocket(NetlinkSocket):
         self._seq = (seq + n + 1) & 0x7FFFFFFF
         data = batch.encode(seq, genid=genid)
         self._fit_buffers(len(data), n)
-        global _wrote
-        _wrote = True
+        committed()
         self._sock.send(data)
         # The kernel handles a batch inside sendmsg and queues one reply per operation (error 0
         # or the failure), in order; a failure of the batch itself is reported on BEGIN's seq.

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .schema import (BE16, BE32, BYTES, FLAG, IP, MAC, S32, STR, U8, U16, U32, U64, Attrs, HdrAttrs,
                      Nested, Struct, Switch)
 
-NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
+NETLINK_ROUTE = 0
 AF_UNSPEC, AF_INET, AF_BRIDGE, AF_INET6, AF_PACKET = 0, 2, 7, 10, 17
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
