@@ -123,3 +123,24 @@ def test_conntrack_socket_is_held_after_a_commit_too(fresh, make_netns):
             fd = ct._nl.fileno()
             ct.delete_ports(proto=17, dports=[15353])
         assert _fd_open(fd) and fd in [s.fileno() for s in nfsock._held]
+
+
+def test_a_batch_that_only_adds_holds_nothing(fresh, make_netns, monkeypatch):
+    """Adding frees nothing, so there is no grace period to wait for: sockets close as usual
+    and no child is forked at exit."""
+    def no_fork():
+        raise AssertionError("forked after a batch that freed nothing")
+    monkeypatch.setattr(nfsock.posix, "fork", no_fork)
+    ns = make_netns("nftrel")
+    with NetNS.open(ns.path) as h, h.enter():
+        b = nft.Batch()
+        b.add_table("ip", "cnitrel")
+        b.add_chain("ip", "cnitrel", "c")
+        with nft.NftSocket() as w:
+            fd = w.fileno()
+            b.commit(w)
+        assert not nfsock._wrote and not nfsock._held and not _fd_open(fd)
+        nfsock.release_held_detached()
+        fd = _commit_a_delete()
+        assert nfsock._wrote and _fd_open(fd)
+    assert "chain c" not in ns.run("nft", "list", "table", "ip", "cnitrel").stdout

@@ -1,13 +1,14 @@
 """NetfilterSocket: a NETLINK_NETFILTER socket (nf_tables, ctnetlink) whose release is kept
 off the plugin's exit path.
 
-Releasing any netfilter socket after this process committed an nf_tables batch makes the
-kernel first finish freeing what such batches deleted: it flushes nf_tables' deferred
-destroy work, which waits for an RCU grace period (5-30 ms here; iptables-nft's own close
-waits the same). So once a batch is committed (`committed()`), closing one of these sockets
-holds it instead (at most HOLD: the oldest is released first), and just before the process
-exits (skel.main) `release_held_detached()` hands the held ones to a forked child that
-releases them: the wait is the child's, not the runtime's.
+Releasing any netfilter socket after this process committed an nf_tables batch that deleted
+or replaced something makes the kernel first finish freeing it: it flushes nf_tables'
+deferred destroy work, which waits for an RCU grace period (5-30 ms here; iptables-nft's own
+close waits the same). So once such a batch is committed (`committed(True)`), closing one of
+these sockets holds it instead (at most HOLD: the oldest is released first), and just before
+the process exits (skel.main) `release_held_detached()` hands the held ones to a forked child
+that releases them: the wait is the child's, not the runtime's. A batch that only adds frees
+nothing: after it, sockets close as usual and no child is forked (~0.2 ms).
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from .socket import NetlinkSocket
 NETLINK_NETFILTER = 12
 HOLD = 8
 _held: list = []     # the sockets of closed NetfilterSockets, released at exit
-_wrote = False       # this process has committed an nf_tables batch
+_wrote = False       # this process has committed an nf_tables batch that freed something
 
 
-def committed() -> None:
-    """Say that an nf_tables batch went out: from now on, closed sockets are held."""
+def committed(frees: bool) -> None:
+    """Say that an nf_tables batch went out; if it deleted or replaced anything (`frees`),
+    closed sockets are held from now on."""
     global _wrote
-    _wrote = True
+    _wrote = _wrote or frees
 
 
 def release_held_detached() -> None:

@@ -14,8 +14,8 @@ import _socket
 import errno
 
 from . import nft_defs as d
-from .codec import (NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST, NLMSG_ERROR, NLMSGHDR,
-                    AttrList, Msg, decode, encode, parse_error)
+from .codec import (NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST, NLMSG_ERROR,
+                    NLMSGHDR, AttrList, Msg, decode, encode, parse_error)
 from .nft_expr import (bitwise, cmp, comment_of, counter, ct, fib, immediate, lookup,  # re-exported
                        masq, match_addr, match_nfproto, meta, nat, payload, udata_comment, verdict)
 from .schema import BYTES, Attrs
@@ -117,6 +117,11 @@ class Batch:
             own.transact(self, genid=genid)
 
 
+# operations whose commit leaves the kernel something to free after a grace period
+_FREES = frozenset((d.NFT_MSG_DELTABLE, d.NFT_MSG_DELCHAIN, d.NFT_MSG_DELRULE, d.NFT_MSG_DELSET,
+                    d.NFT_MSG_DELSETELEM))
+
+
 class NftSocket(NetfilterSocket):
     """A NETLINK_NETFILTER socket speaking nf_tables, bound to the current netns; its release
     after a commit waits for no grace period (cni.nl.nfsock)."""
@@ -132,7 +137,7 @@ class NftSocket(NetfilterSocket):
         self._seq = (seq + n + 1) & 0x7FFFFFFF
         data = batch.encode(seq, genid=genid)
         self._fit_buffers(len(data), n)
-        committed()
+        committed(any(msg in _FREES or flags & NLM_F_REPLACE for msg, flags, _, _ in batch.ops))
         self._sock.send(data)
         # The kernel handles a batch inside sendmsg and queues one reply per operation (error 0
         # or the failure), in order; a failure of the batch itself is reported on BEGIN's seq.
