@@ -16,9 +16,9 @@ def delete_veth_and_masq(args, conf) -> None:
     is fine).
 
     Rules first: the kernel frees deleted nf_tables rules after an RCU grace period, and the
-    first netfilter socket closed before that waits for it (5-30 ms here). Deleting a veth
-    waits for a grace period too: in this order the two overlap (cni.nl.nftables holds the
-    socket until exit) instead of following one another.
+    first netfilter socket released before that waits for it (5-30 ms here). Deleting a veth
+    waits for a grace period too: in this order the two overlap (cni.nl.nfsock holds the
+    socket, then a child releases it at exit) instead of following one another.
     """
     ns = open_netns_for_del(args.netns)
     if ns is None:
