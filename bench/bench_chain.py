@@ -24,7 +24,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
-from common import BIN, GO_BIN, line  # noqa: E402
+from common import BIN, GO_BIN, line, rotated  # noqa: E402
 
 CHAIN = ("bridge", "portmap", "firewall", "tuning")
 PROBES = os.environ.get("BENCH_PROBES", "1") == "1"   # a VERSION exec before every verb
@@ -130,10 +130,10 @@ def main() -> int:
             for side in sides.values():
                 side.times.clear()
             cpu: dict = {k: [] for k in sides}
-            for _ in range(n):
-                for k, side in sides.items():
-                    cycles[k].append(side.cycle())
-                    cpu[k].append(side.cpu)
+            for i in range(n):
+                for k in rotated(sides, i):
+                    cycles[k].append(sides[k].cycle())
+                    cpu[k].append(sides[k].cpu)
             leftovers = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
         mo, mg = statistics.median(cycles["ours"]), statistics.median(cycles["go"])
         print(f"== chain (bridge+host-local+ipMasq, portmap x2, firewall, tuning): ADD+DEL, "

@@ -26,7 +26,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
-from common import BIN, GO_BIN, exec_once, launch_argv  # noqa: E402
+from common import BIN, GO_BIN, exec_once, launch_argv, rotated  # noqa: E402
 
 PY = "/usr/bin/python3"
 SUBNET = "10.197"
@@ -170,7 +170,7 @@ def main() -> int:
                 later = {s: stdin[s] + ".prev" for s in sides}   # CHECK/DEL get the ADD result
                 for i in range(n + 2):
                     for v in verbs:
-                        for s in sides:
+                        for s in rotated(sides, i):
                             cid = f"sb{SIDES[s][3]}{plugin[:4]}{i}"
                             src = stdin[s] if v == "ADD" else later[s]
                             dt, rc, out = exec_once([exe[s]], run.env(s, v, cid, ifname[s]), src)

@@ -23,15 +23,26 @@ def exec_once(argv, env=None, stdin_path=None) -> tuple:
     return dt, r.returncode, r.stdout
 
 
+def rotated(items, i: int) -> list:
+    """`items` starting at position i (mod len): round i of a paired bench runs its sides in
+    this order, so each side goes first as often as the others. With a fixed order, the same
+    build's bridge DEL measured 2-3 ms slower in first place than in second (the kernel's
+    deferred work from the previous execs): rotating spreads such order effects evenly."""
+    items = list(items)
+    k = i % len(items) if items else 0
+    return items[k:] + items[:k]
+
+
 def paired(cases: dict, n: int = 40, warmup: int = 3) -> dict:
-    """cases: name -> callable() returning seconds. Interleaved; returns name -> median seconds."""
+    """cases: name -> callable() returning seconds. Interleaved, in rotating order; returns
+    name -> median seconds."""
     times = {k: [] for k in cases}
     for _ in range(warmup):
         for f in cases.values():
             f()
-    for _ in range(n):
-        for k, f in cases.items():
-            times[k].append(f())
+    for i in range(n):
+        for k in rotated(cases, i):
+            times[k].append(cases[k]())
     return {k: statistics.median(v) for k, v in times.items()}
 
 
