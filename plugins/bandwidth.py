@@ -14,6 +14,7 @@ from cni.ip import open_netns
 from cni.log import warn
 from cni.meta import bandwidth as bw
 from cni.meta import require_prev
+from cni.names import ifb_name
 from cni.nl.rtnl import Rtnl
 from cni.nl.rtnl_tc import TcRtnl
 from cni.nl.tc_defs import TC_H_INGRESS
@@ -59,7 +60,7 @@ def add(args: skel.Args, conf: Config):
             bw.add_tbf(host, veth.index, conf.ingress_rate, conf.ingress_burst)
             undo(host.qdisc_del, veth.index, handle=bw.TBF_HANDLE)
         if conf.egress_rate:
-            name = bw.ifb_name(conf.name, args.container_id)
+            name = ifb_name(conf.name, args.container_id)
             undo(bw.teardown, host, name)
             undo(host.qdisc_del, veth.index, parent=TC_H_INGRESS, handle=bw.INGRESS_HANDLE)
             ifb = bw.setup_egress(host, veth, name, conf.egress_rate, conf.egress_burst)
@@ -69,7 +70,7 @@ def add(args: skel.Args, conf: Config):
 
 def delete(args: skel.Args, conf: Config) -> None:
     with TcRtnl() as host:
-        bw.teardown(host, bw.ifb_name(conf.name, args.container_id))
+        bw.teardown(host, ifb_name(conf.name, args.container_id))
 
 
 def check(args: skel.Args, conf: Config) -> None:
@@ -79,7 +80,7 @@ def check(args: skel.Args, conf: Config) -> None:
         if conf.ingress_rate:
             bw.check_tbf(host, veth.index, conf.ingress_rate, conf.ingress_burst, veth.name)
         if conf.egress_rate:
-            name = bw.ifb_name(conf.name, args.container_id)
+            name = ifb_name(conf.name, args.container_id)
             ifb = host.link_lookup(name)
             if ifb is None:
                 raise CNIError("get ifb device", f"{name} not found")
@@ -92,7 +93,7 @@ def update(args: skel.Args, conf: Config):
     qdiscs keep their handles; no teardown); a direction whose rate becomes 0 is unshaped, one
     that gains a rate is set up as ADD does. The result lists the IFB while egress is shaped."""
     prev = require_prev(conf)
-    name = bw.ifb_name(conf.name, args.container_id)
+    name = ifb_name(conf.name, args.container_id)
     listed = any(i.name == name and not i.sandbox for i in prev.interfaces)  # cached result
     if listed and prev.interfaces[-1].name == name:    # where ADD put it: no index shifts
         prev.interfaces.pop()

@@ -67,7 +67,7 @@ def qdiscs(host, dev):
 
 
 def test_bandwidth_shapes_both_directions(attached, host_ns, cont_ns, tmp_path):
-    from cni.meta.bandwidth import ifb_name
+    from cni.names import ifb_name
     rates = {"ingressRate": INGRESS, "ingressBurst": BURST, "egressRate": EGRESS, "egressBurst": BURST}
     conf = bw_conf(attached, **rates)
     out = ok(run("bandwidth", "ADD", conf, host_ns, cont_ns, "ctr1"))
@@ -97,7 +97,7 @@ def test_bandwidth_shapes_both_directions(attached, host_ns, cont_ns, tmp_path):
 
 
 def test_bandwidth_capability_and_validation(attached, host_ns, cont_ns):
-    from cni.meta.bandwidth import ifb_name
+    from cni.names import ifb_name
     # top-level keys win over the capability; the capability counts only without them
     conf = chained(attached, {"type": "bandwidth", "runtimeConfig": {
         "bandwidth": {"egressRate": EGRESS, "egressBurst": BURST}}})

@@ -206,7 +206,7 @@ def _tbf(host, dev) -> dict:
 
 
 def test_update_bandwidth_in_place(tmp_path, host_ns, cont_ns, built_bins):
-    from cni.meta.bandwidth import ifb_name
+    from cni.names import ifb_name
     slow = {"ingressRate": 1_000_000, "ingressBurst": 80_000, "egressRate": 1_000_000,
             "egressBurst": 80_000}
     fast = {"ingressRate": 8_000_000, "ingressBurst": 80_000, "egressRate": 8_000_000,
@@ -494,7 +494,7 @@ def test_update_firewall_admin_chain(tmp_path, host_ns, cont_ns, built_bins):
 
 
 def test_update_bandwidth_directions_on_and_off(tmp_path, host_ns, cont_ns, built_bins):
-    from cni.meta.bandwidth import ifb_name
+    from cni.names import ifb_name
     both = {"ingressRate": 8_000_000, "ingressBurst": 80_000, "egressRate": 8_000_000,
             "egressBurst": 80_000}
     att = Attachment(tmp_path, host_ns, cont_ns, "bw2net", "cnit-bw2",

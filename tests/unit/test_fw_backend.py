@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from cni.errors import CNIError, InvalidConfigError
+from cni import names
 from cni.fw import backend, iptables, masq, nft_text
 
 
@@ -35,10 +36,10 @@ def test_chain_names_match_go():
 
 def test_hash_helpers():
     h = hashlib.sha512(b"netcid").hexdigest()
-    assert backend.sha512_hex("netcid") == h
-    assert backend.hash_with_prefix(16, "", "netcid") == h[:16]
+    assert names.sha512_hex("netcid") == h
+    assert names.hash_with_prefix(16, "", "netcid") == h[:16]
     with pytest.raises(ValueError):
-        backend.hash_with_prefix(4, "CNI-", "x")
+        names.hash_with_prefix(4, "CNI-", "x")
     assert masq.hash_for_instance("mynet", "eth0", "abc123") == (
         hashlib.sha512(b"mynet").hexdigest()[:16] + "-" + hashlib.sha512(b"eth0:abc123").hexdigest()[:16])
 

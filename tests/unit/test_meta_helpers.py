@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from cni import skel
+from cni import names, skel
 from cni.convert import from_json
 from cni.errors import InvalidConfigError
 from cni.meta import container_ips, ifname_ips, valid_attachments
@@ -44,7 +44,7 @@ def test_ifb_name_matches_go_hash():
     # (prefix + sha512(net+cid) hex)[:15], as Go's MustFormatHashWithPrefix(15, "bwp", ...)
     import hashlib
     want = ("bwp" + hashlib.sha512(b"mynetabc123").hexdigest())[:15]
-    assert bw.ifb_name("mynet", "abc123") == want and len(want) == 15
+    assert names.ifb_name("mynet", "abc123") == want and len(want) == 15
 
 
 @pytest.mark.parametrize("rate,burst,msg", [(1000, 0, "burst must also be set"),

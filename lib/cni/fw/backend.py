@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from cni.errors import InternalError, InvalidConfigError
+from cni.names import hash_with_prefix
 from cni.std import oslite as os
 from cni.std import process as proc
 
@@ -117,24 +118,6 @@ def check_run(argv: list, input: bytes = b"", what: str = "") -> bytes:
 
 
 # --- Go-compatible names ----------------------------------------------------------------------
-
-def sha512_hex(s: str) -> str:
-    try:
-        from _sha512 import sha512  # lazy: by version; 3.11, cheaper than hashlib
-    except ImportError:
-        try:
-            from _sha2 import sha512  # 3.12+
-        except ImportError:
-            from hashlib import sha512
-    return sha512(s.encode()).hexdigest()
-
-
-def hash_with_prefix(length: int, prefix: str, to_hash: str) -> str:
-    """Go MustFormatHashWithPrefix: (prefix + sha512 hex)[:length]."""
-    if len(prefix) >= length or length > 128:
-        raise ValueError("invalid length")
-    return (prefix + sha512_hex(to_hash))[:length]
-
 
 def chain_name(network: str, container_id: str, prefix: str = "") -> str:
     """Go FormatChainName / MustFormatChainNameWithPrefix: 'CNI-'+prefix+hash, 28 chars."""

@@ -13,6 +13,7 @@ from cni.errors import InternalError
 from cni.fw import backend as be
 from cni.fw import rules
 from cni.fw.backend import IPTABLES, NFTABLES
+from cni.names import hash_with_prefix
 
 TABLE = "cni_plugins_masquerade"
 CHAIN = "masq_checks"
@@ -26,11 +27,11 @@ class MasqCheckError(InternalError):
 # --- naming ------------------------------------------------------------------------------------
 
 def hash_for_network(network: str) -> str:
-    return be.hash_with_prefix(16, "", network)
+    return hash_with_prefix(16, "", network)
 
 
 def hash_for_instance(network: str, ifname: str, container_id: str) -> str:
-    return hash_for_network(network) + "-" + be.hash_with_prefix(16, "", f"{ifname}:{container_id}")
+    return hash_for_network(network) + "-" + hash_with_prefix(16, "", f"{ifname}:{container_id}")
 
 
 def nft_comment(network: str, ifname: str, container_id: str) -> str:

@@ -3,19 +3,12 @@ mirred redirect from the host veth's ingress qdisc (egress), as Go's plugins/met
 from __future__ import annotations
 
 from cni.errors import CNIError, InvalidConfigError
-from cni.fw.backend import hash_with_prefix
 from cni.nl.tc_defs import TC_H_INGRESS
 from cni.nl.tc import handle, tbf_params
 from cni.rollback import on_error
 
-IFB_PREFIX = "bwp"
-IFB_NAME_LEN = 15
 MAX_BURST_BYTES = 0xFFFFFFFF    # TBF's buffer is a u32 of bytes (Go: burst/8 < MaxUint32)
 MAX_RATE_BITS = (1 << 64) - 1   # Go's uint64; in bytes/s it fits TCA_TBF_RATE64
-
-
-def ifb_name(network: str, container_id: str) -> str:
-    return hash_with_prefix(IFB_NAME_LEN, IFB_PREFIX, network + container_id)
 
 
 def validate_rate_burst(rate: int, burst: int, what: str) -> None:
