@@ -1,7 +1,8 @@
 """Nothing to do, nothing to load: no-op answers of the chained plugins, before the plugin loads.
 
 A chained plugin whose config asks for nothing (tuning without changes, portmap without
-mappings, bandwidth without limits, firewall DEL with no recorded addresses) answers here,
+mappings, bandwidth without limits, firewall DEL with no recorded addresses, bandwidth DEL
+with no IFB to remove) answers here,
 from the zipapp's boot, with prevResult passed through in the config's version, so the
 exec costs little more than the interpreter's start (no skel, no `os`, no plugin module).
 
@@ -12,6 +13,7 @@ what is wrong as it always does.
 """
 from __future__ import annotations
 
+import _socket
 import io
 import posix
 import sys
@@ -19,6 +21,7 @@ import sys
 from cni.cniargs import load_cni_args, parse_cni_args, valid_id
 from cni.convert import from_json, to_json
 from cni.errors import CNIError
+from cni.names import ifb_name
 from cni.std import json as jsonx
 from cni.types import Result
 
@@ -37,6 +40,8 @@ NOOP = {
     ("portmap", "CHECK"): WORK + ("backend", "snat", "markmasqbit", "externalsetmarkchain",
                                   "conditionsv4", "conditionsv6", "masqall"),
     ("bandwidth", "ADD"): WORK + ("ingressrate", "ingressburst", "egressrate", "egressburst",
+                                  "shapedsubnets", "unshapedsubnets"),
+    ("bandwidth", "DEL"): WORK + ("ingressrate", "ingressburst", "egressrate", "egressburst",
                                   "shapedsubnets", "unshapedsubnets"),
     ("firewall", "DEL"): WORK + ("iptablesadminchainname", "firewalldzone", "ingresspolicy"),
 }
@@ -145,6 +150,14 @@ def _decide(plugin: str, versions: tuple, cmd: str, raw: bytes):
             # no prevResult: a 0.3.x DEL reads the addresses from the netns, and nftables rules
             # are found by comment: only a result without addresses is nothing to do
             return "" if result is not None and not result.ips else None
+        if plugin == "bandwidth":
+            # DEL removes the container's IFB (in our netns) whatever the config says now:
+            # with none by that name, there is nothing to do
+            try:
+                _socket.if_nametoindex(ifb_name(name, _env("CNI_CONTAINERID")))
+            except OSError:
+                return ""
+            return None
         return None
     if result is None:
         if plugin != "bandwidth":

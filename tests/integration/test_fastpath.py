@@ -75,6 +75,11 @@ def _cases(ns):
         ("firewall", "DEL", {"cniVersion": "1.0.0", "name": "n", "type": "firewall",
                              "backend": "nope"}, ""),
         ("tuning", "DEL", dict(base, type="tuning"), ""),
+        ("bandwidth", "DEL", dict(base, type="bandwidth"), ""),
+        ("bandwidth", "DEL", {"cniVersion": "0.3.1", "name": "n", "type": "bandwidth"}, ""),
+        ("bandwidth", "DEL", dict(base, type="bandwidth", egressRate=8000, egressBurst=80), ""),
+        ("bandwidth", "DEL", dict(base, type="bandwidth", egressRate=-1), ""),
+        ("bandwidth", "DEL", dict(base, type="bandwidth", runtimeConfig={"bandwidth": {}}), ""),
     ]
     return out
 
@@ -86,7 +91,7 @@ def test_fast_and_slow_paths_agree(cont_ns):
         same = [(r.returncode, re.sub(rb"0x[0-9a-f]+", b"0x", r.stdout)) for r in (fast, slow)]
         assert same[0] == same[1], (plugin, cmd, conf, args, fast, slow)   # (object ids differ)
         tried += 1
-    assert tried >= 34
+    assert tried >= 39
 
 
 def test_own_netns_and_bad_env_are_the_plugins_to_report(cont_ns):
@@ -115,3 +120,19 @@ def test_the_no_op_does_not_load_the_plugin(cont_ns):
             if ln.startswith("import time:") and ln.count("|") == 2}
     assert r.returncode == 0 and "cni.fastpath" in mods, r.stderr[-500:]
     assert not mods & {"tuning", "cni.skel", "cni.nl.rtnl", "os", "cni.netns"}, sorted(mods)
+
+
+def test_bandwidth_del_with_an_ifb_is_the_plugins(make_netns):
+    """The fast path answers a bandwidth DEL only when no IFB of that name exists here; with
+    one, the plugin runs and removes it (the config need not list any rate)."""
+    from cni.names import ifb_name
+    host = make_netns("fpbw")
+    ifb = ifb_name("n", "cnit-fpbw")
+    host.ip("link", "add", ifb, "type", "ifb")
+    conf = {"cniVersion": "1.0.0", "name": "n", "type": "bandwidth"}
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": "DEL",
+           "CNI_CONTAINERID": "cnit-fpbw", "CNI_NETNS": "", "CNI_IFNAME": "eth0", "CNI_PATH": BIN}
+    r = subprocess.run(["ip", "netns", "exec", host.name, os.path.join(BIN, "bandwidth")],
+                       input=json.dumps(conf).encode(), capture_output=True, env=env)
+    assert r.returncode == 0 and r.stdout == b"", (r.stdout, r.stderr)
+    assert host.ip("link", "show", ifb, check=False).returncode != 0, "the IFB is still there"
