@@ -76,8 +76,9 @@ def launcher_code(start: int, end: int) -> str:
     memory, with no zipimport, no directory parsing, no runpy (running a zip file goes
     through runpy: ~9 ms). The cyclic GC is off while the plugin's modules load (they are
     ~400 KB of bytecode whose objects it would scan again and again: 0.7 ms of a loopback
-    ADD, ~2 ms of a bridge one); _fast() freezes them and turns it back on. If the interpreter's bytecode magic differs, the archive goes
-    first on sys.path and zipimport takes _pycni_main, which falls back to the sources.
+    ADD, ~2 ms of a bridge one); _fast() freezes them and turns it back on. If the
+    interpreter's bytecode magic differs, the archive goes first on sys.path and zipimport
+    takes _pycni_main, which falls back to the sources.
     """
     return ("import gc,sys,marshal,_frozen_importlib_external as x\n"
             'gc.disable();a=sys.argv;del a[0];d=open(a[0],"rb").read()\n'
@@ -303,9 +304,10 @@ def build(binname: str, module: str, func: str, entry_file: str, python: str, ou
             embedded[name] = (emod, embed.content_hash(efiles))
             files.update(efiles)
     noop = None
-    if is_plugin and binname in noop_verbs():
+    verbs = noop_verbs().get(binname) if is_plugin else None
+    if verbs:
         files.update(module_files("cni.fastpath", os.path.join(LIB, "cni", "fastpath.py")))
-        noop = (binname, tuple(versions), noop_verbs()[binname])
+        noop = (binname, tuple(versions), verbs)
     if embedded:
         files[embed.TABLE_MODULE + ".py"] = embed.table_source(embedded)
     vjson = "[" + ",".join('"%s"' % v for v in versions) + "]"

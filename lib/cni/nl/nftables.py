@@ -18,8 +18,8 @@ from .codec import (NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_
                     NLMSGHDR, AttrList, Msg, decode, encode, parse_error)
 from .nft_expr import (bitwise, cmp, comment_of, counter, ct, fib, immediate, lookup,  # re-exported
                        masq, match_addr, match_nfproto, meta, nat, payload, udata_comment, verdict)
-from .schema import BYTES, Attrs
 from .nfsock import NetfilterSocket, committed
+from .schema import BYTES, Attrs
 from .socket import NetlinkError
 
 FAMILIES = d.FAMILIES

@@ -46,14 +46,6 @@ def __getattr__(name: str):
     return getattr(_real(), name)
 
 
-def fsencode(s) -> bytes:
-    return s if isinstance(s, bytes) else s.encode("utf-8", "surrogateescape")
-
-
-def fsdecode(b) -> str:
-    return b if isinstance(b, str) else bytes(b).decode("utf-8", "surrogateescape")
-
-
 def _mode(p, follow: bool = True):
     try:
         return (_stat(p) if follow else _lstat(p)).st_mode & _S_IFMT

@@ -12,6 +12,7 @@ import _socket
 import errno
 import fcntl
 import posix as _posix
+
 from . import oslite as os
 
 CLONE_NEWNET = 0x40000000
